@@ -1,0 +1,1 @@
+//! Reading tensors from checkpoint files (placeholder until the reader lands).

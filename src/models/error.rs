@@ -1,0 +1,42 @@
+//! The one error type of the model stack. Every variant that concerns a file names it.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a checkpoint we can read, or it is damaged.
+    #[error("{path}: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("{path}: missing tensor `{name}` (expected shape {expected:?})")]
+    MissingTensor {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+    },
+    #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{path}: cannot tell the architecture: {reason}")]
+    UnknownArchitecture { path: PathBuf, reason: String },
+    #[error("{path}: bad sidecar settings: {reason}")]
+    Sidecar { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+    /// The autograd graph did not reach the input: a model bug, never silently zero.
+    #[error("model `{0}` produced no input gradient (the graph does not reach the input)")]
+    GradientMissing(String),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;
