@@ -1,11 +1,19 @@
 //! Architectures, checkpoint loading and model specs: the only place that knows layers.
 
 pub mod checkpoint;
+pub mod cifar_resnet;
 pub mod classes;
 pub mod classifier;
+pub mod efficientnet_lite;
 pub mod error;
+pub mod layers;
+pub mod load;
 pub mod spec;
+pub mod torchvision_resnet;
+pub mod vit;
+pub mod weights;
 
 pub use classifier::{Classifier, Network, Objective};
 pub use error::{ModelError, Result};
+pub use load::{Architecture, LoadOptions, Sidecar, detect_architecture, load_classifier};
 pub use spec::{ModelSpec, Normalization, Provenance};

@@ -1,0 +1,150 @@
+//! CIFAR ResNet (He et al. 2016, §4.2) with the parameter-free option-A shortcut, any depth
+//! 6n+2, in the layout of akamaster/pytorch_resnet_cifar10 (`conv1`, `bn1`,
+//! `layer{1,2,3}.{i}.conv{1,2}`, `bn{1,2}`, `linear`).
+
+use candle_core::{Module, Result as CResult, Tensor};
+
+use super::classifier::Network;
+use super::error::Result;
+use super::layers::{ConvBn, Padding, global_avg_pool, strided};
+use super::weights::Weights;
+
+const BN_EPS: f64 = 1e-5;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CifarResNetConfig {
+    /// Blocks per stage, n; depth = 6n + 2.
+    pub blocks_per_stage: usize,
+    /// Channel widths of the three stages (16, 32, 64 in the paper).
+    pub widths: [usize; 3],
+    pub in_channels: usize,
+    pub num_classes: usize,
+}
+
+impl CifarResNetConfig {
+    pub fn depth(&self) -> usize {
+        6 * self.blocks_per_stage + 2
+    }
+
+    /// Reads n, the widths and the class count from tensor names and shapes.
+    pub fn infer(w: &Weights) -> Result<Self> {
+        let stem = w.require_shape("conv1.weight", 4)?;
+        let in_channels = stem[1];
+        let mut widths = [0; 3];
+        for (s, width) in widths.iter_mut().enumerate() {
+            *width = w.require_shape(&format!("layer{}.0.conv1.weight", s + 1), 4)?[0];
+        }
+        let blocks_per_stage = w.count_indexed("layer1");
+        let num_classes = w.require_shape("linear.weight", 2)?[0];
+        Ok(Self {
+            blocks_per_stage,
+            widths,
+            in_channels,
+            num_classes,
+        })
+    }
+}
+
+/// conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU.
+struct BasicBlock {
+    conv1: ConvBn,
+    conv2: ConvBn,
+    /// Option A: subsample by 2 and zero-pad `pad` channels on each side.
+    shortcut_pad: Option<usize>,
+}
+
+impl BasicBlock {
+    fn new(
+        w: &Weights,
+        name: &str,
+        in_c: usize,
+        out_c: usize,
+        stride: usize,
+        fold: bool,
+    ) -> Result<Self> {
+        let conv_bn = |i: usize, cin: usize, stride: usize| -> Result<ConvBn> {
+            let conv = w.conv(
+                &format!("{name}.conv{i}"),
+                [out_c, cin, 3, 3],
+                stride,
+                Padding::Symmetric(1),
+                1,
+                false,
+            )?;
+            let bn = w.batch_norm(&format!("{name}.bn{i}"), out_c, BN_EPS)?;
+            Ok(ConvBn::new(conv, bn, fold)?)
+        };
+        let shortcut_pad = (stride != 1 || in_c != out_c).then_some(out_c / 4);
+        Ok(Self {
+            conv1: conv_bn(1, in_c, stride)?,
+            conv2: conv_bn(2, out_c, 1)?,
+            shortcut_pad,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        let y = self.conv2.forward(&self.conv1.forward(x)?.relu()?)?;
+        let shortcut = match self.shortcut_pad {
+            None => x.clone(),
+            Some(pad) => {
+                // x[:, :, ::2, ::2], then F.pad over channels (pad, pad).
+                let (_, _, h, w) = x.dims4()?;
+                let sub = strided(&strided(x, 2, 0, 2, h.div_ceil(2))?, 3, 0, 2, w.div_ceil(2))?;
+                sub.pad_with_zeros(1, pad, pad)?
+            }
+        };
+        (y + shortcut)?.relu()
+    }
+}
+
+pub struct CifarResNet {
+    stem: ConvBn,
+    blocks: Vec<BasicBlock>,
+    linear: super::layers::Linear,
+}
+
+impl CifarResNet {
+    pub fn new(w: &Weights, cfg: &CifarResNetConfig, fold: bool) -> Result<Self> {
+        let stem_conv = w.conv(
+            "conv1",
+            [cfg.widths[0], cfg.in_channels, 3, 3],
+            1,
+            Padding::Symmetric(1),
+            1,
+            false,
+        )?;
+        let stem = ConvBn::new(stem_conv, w.batch_norm("bn1", cfg.widths[0], BN_EPS)?, fold)?;
+        let mut blocks = Vec::new();
+        let mut in_c = cfg.widths[0];
+        for (s, &out_c) in cfg.widths.iter().enumerate() {
+            for i in 0..cfg.blocks_per_stage {
+                let stride = if s > 0 && i == 0 { 2 } else { 1 };
+                blocks.push(BasicBlock::new(
+                    w,
+                    &format!("layer{}.{i}", s + 1),
+                    in_c,
+                    out_c,
+                    stride,
+                    fold,
+                )?);
+                in_c = out_c;
+            }
+        }
+        let linear = w.linear("linear", cfg.num_classes, in_c, true)?;
+        Ok(Self {
+            stem,
+            blocks,
+            linear,
+        })
+    }
+}
+
+impl Network for CifarResNet {
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        let mut x = self.stem.forward(x)?.relu()?;
+        for block in &self.blocks {
+            x = block.forward(&x)?;
+        }
+        self.linear.forward(&global_avg_pool(&x)?)
+    }
+}

@@ -1,0 +1,28 @@
+//! Shared test helpers: paths into ../shared (read in place, never copied).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+pub fn shared(rel: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")).join(rel)
+}
+
+pub fn max_abs(t: &candle_core::Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+pub fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shape mismatch");
+    max_abs(
+        &(a.to_dtype(candle_core::DType::F32).unwrap()
+            - b.to_dtype(candle_core::DType::F32).unwrap())
+        .unwrap(),
+    )
+}
