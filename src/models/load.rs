@@ -242,6 +242,14 @@ fn build(arch: Architecture, w: &Weights, sidecar: &Sidecar, fold: bool) -> Resu
 /// Loads a classifier from any checkpoint file blindspot reads.
 pub fn load_classifier(path: &Path, opts: &LoadOptions) -> Result<Classifier> {
     let ckpt = read_checkpoint(path)?;
+    let sha256 = sha256_file(path)?;
+    classifier_from_checkpoint(ckpt, sha256, opts)
+}
+
+/// Builds a classifier from tensors already in memory (a read file, or `zoo` weights).
+pub fn classifier_from_checkpoint(ckpt: Checkpoint, weights_sha256: String, opts: &LoadOptions) -> Result<Classifier> {
+    let path = ckpt.path.clone();
+    let path = path.as_path();
     let sidecar = Sidecar::find(&ckpt)?;
     let (sidecar, sidecar_origin) = sidecar.unwrap_or_default();
     let (arch, arch_origin) = match (opts.architecture, sidecar.architecture) {
@@ -319,7 +327,7 @@ pub fn load_classifier(path: &Path, opts: &LoadOptions) -> Result<Classifier> {
             class_names: names_origin,
         },
         weights_path: path.display().to_string(),
-        weights_sha256: sha256_file(path)?,
+        weights_sha256,
     };
     Classifier::new(spec, built.network, opts.device.clone(), opts.dtype)
 }

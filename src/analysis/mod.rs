@@ -1,0 +1,3 @@
+//! Analyses over a classifier: no UI, no file formats.
+
+pub mod accuracy;

@@ -1,0 +1,66 @@
+//! Subcommands. Each file is one command; `ModelArgs` is how every command picks a model.
+
+mod accuracy;
+mod bench;
+mod classify;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use blindspot::models::{Architecture, Classifier, LoadOptions, load_classifier};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "blindspot", version, about = "Find where vision models are blind")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the top-5 classes of each image.
+    Classify(classify::ClassifyArgs),
+    /// Top-1 / top-5 accuracy over a labelled image folder.
+    Accuracy(accuracy::AccuracyArgs),
+    /// Time LST iterations (forward + input gradient + forward) of standard models.
+    Bench(bench::BenchArgs),
+}
+
+/// How a command picks its model.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Checkpoint: safetensors, PyTorch zip `.pth` or legacy `.pth`/`.th`.
+    #[arg(long, short = 'w')]
+    pub weights: PathBuf,
+    /// Architecture, when detection from tensor names is not wanted:
+    /// cifar_resnet, resnet, vit, efficientnet_lite.
+    #[arg(long)]
+    pub arch: Option<Architecture>,
+    /// Compute device: cpu, or cuda (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl ModelArgs {
+    pub fn load(&self) -> Result<Classifier> {
+        let opts = LoadOptions { architecture: self.arch, device: device(&self.device)?, ..LoadOptions::default() };
+        load_classifier(&self.weights, &opts).with_context(|| format!("loading model {}", self.weights.display()))
+    }
+}
+
+pub fn device(name: &str) -> Result<candle_core::Device> {
+    match name {
+        "cpu" => Ok(candle_core::Device::Cpu),
+        "cuda" => candle_core::Device::new_cuda(0).context("opening CUDA device 0 (was blindspot built with --features cuda?)"),
+        other => anyhow::bail!("unknown device `{other}`: expected cpu or cuda"),
+    }
+}
+
+pub fn run() -> Result<()> {
+    match Cli::parse().command {
+        Command::Classify(args) => classify::run(&args),
+        Command::Accuracy(args) => accuracy::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    }
+}
