@@ -1,3 +1,4 @@
 //! Analyses over a classifier: no UI, no file formats.
 
 pub mod accuracy;
+pub mod pgd;

@@ -1,0 +1,3 @@
+//! The embedded default: our own synthetic image set and the demo models trained on it.
+
+pub mod train;
