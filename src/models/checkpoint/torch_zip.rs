@@ -1,0 +1,121 @@
+//! PyTorch's zip serialization (`torch.save` since 1.6): a zip archive holding
+//! `<prefix>/data.pkl` (the pickled object, whose persistent ids are
+//! `('storage', storage_type, key, location, numel)`) and one record `<prefix>/data/<key>` of raw
+//! little-endian bytes per storage. The prefix is whatever directory name torch chose.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::{Read, Seek};
+
+use candle_core::Tensor;
+use zip::result::ZipError;
+use zip::{CompressionMethod, ZipArchive};
+
+use super::pickle;
+use super::torch::{self, StorageRef};
+use super::torch_legacy::gather_budget;
+
+/// Deflate cannot expand data by more than about 1032:1; a record claiming more is corrupt.
+const MAX_DEFLATE_RATIO: u64 = 1100;
+
+/// Reads a zip checkpoint; errors are reasons, the caller adds the path.
+pub(crate) fn read<R: Read + Seek>(
+    reader: R,
+    file_len: u64,
+) -> Result<BTreeMap<String, Tensor>, String> {
+    let mut zip = ZipArchive::new(reader)
+        .map_err(|e| format!("not a readable zip archive (truncated or damaged?): {e}"))?;
+
+    let pkl_names: Vec<String> = zip
+        .file_names()
+        .filter(|n| *n == "data.pkl" || (n.ends_with("/data.pkl") && n.matches('/').count() == 1))
+        .map(str::to_string)
+        .collect();
+    let pkl_name = match pkl_names.as_slice() {
+        [one] => one.clone(),
+        [] => {
+            let torchscript = zip.file_names().any(|n| n.ends_with("constants.pkl"));
+            return Err(if torchscript {
+                "a TorchScript archive without data.pkl; save `model.state_dict()` instead".into()
+            } else {
+                "a zip archive without a data.pkl record: not a PyTorch checkpoint".into()
+            });
+        }
+        many => {
+            return Err(format!(
+                "a zip archive with several data.pkl records ({}): ambiguous",
+                many.join(", ")
+            ));
+        }
+    };
+    let prefix = pkl_name.strip_suffix("data.pkl").unwrap_or("").to_string();
+
+    // Torch writes `byteorder` since 2.1; older files are little-endian.
+    if zip.file_names().any(|n| n == format!("{prefix}byteorder")) {
+        let order = read_record(&mut zip, &format!("{prefix}byteorder"), file_len, None)?;
+        if order.trim_ascii() != b"little" {
+            return Err(format!(
+                "byte order `{}` is not supported (only little-endian)",
+                String::from_utf8_lossy(&order)
+            ));
+        }
+    }
+
+    let pkl = read_record(&mut zip, &pkl_name, file_len, None)?;
+    let p =
+        pickle::parse(&pkl, 0, &torch::global_policy).map_err(|e| format!("{pkl_name}: {e}"))?;
+    let state = torch::find_state_dict(&p)?;
+    let mut load = |r: &StorageRef| -> Result<Cow<'static, [u8]>, String> {
+        let name = format!("{prefix}data/{}", r.key);
+        let bytes = read_record(&mut zip, &name, file_len, Some(r.nbytes()?))?;
+        Ok(Cow::Owned(bytes))
+    };
+    torch::build_tensors(state, &mut load, gather_budget(file_len))
+}
+
+/// Reads one record. Its sizes come from the archive's directory, which may be corrupt, so they
+/// are checked against the file before use, and the bytes are read as they come rather than
+/// allocated up front. `expected` is the exact size a storage record must have.
+fn read_record<R: Read + Seek>(
+    zip: &mut ZipArchive<R>,
+    name: &str,
+    file_len: u64,
+    expected: Option<u64>,
+) -> Result<Vec<u8>, String> {
+    let mut f = zip.by_name(name).map_err(|e| match e {
+        ZipError::FileNotFound => format!("record `{name}` is missing from the zip archive"),
+        other => format!("cannot open record `{name}` (truncated or damaged?): {other}"),
+    })?;
+    let size = f.size();
+    let bound = match f.compression() {
+        CompressionMethod::Stored => file_len,
+        _ => f.compressed_size().saturating_mul(MAX_DEFLATE_RATIO),
+    };
+    if size > bound {
+        return Err(format!(
+            "record `{name}` claims {size} bytes, more than the file can hold (damaged?)"
+        ));
+    }
+    if let Some(want) = expected
+        && size != want
+    {
+        return Err(format!(
+            "storage record `{name}` holds {size} bytes, but the checkpoint says {want} \
+             (file damaged?)"
+        ));
+    }
+    let mut out = Vec::new();
+    // One byte of slack so the reader reaches its end, which is where zip checks the CRC, and so
+    // a record longer than its header says shows up as a size mismatch.
+    (&mut f)
+        .take(size.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| format!("cannot read record `{name}` (truncated or damaged?): {e}"))?;
+    if out.len() as u64 != size {
+        return Err(format!(
+            "record `{name}` has {} bytes where its header says {size} (file truncated?)",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
