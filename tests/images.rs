@@ -2,10 +2,19 @@
 //! conversion, atomic saving and dataset listing.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use blindspot::images::{ImageError, load_rgb, save_png_atomic};
+use blindspot::images::{
+    ImageError, Preprocess, load_rgb, preprocess, resize_bilinear, save_png_atomic,
+};
 use image::{GrayAlphaImage, GrayImage, ImageBuffer, Luma, LumaA, Rgb, RgbImage, Rgba, RgbaImage};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
+
+fn data(rel: &str) -> PathBuf {
+    Path::new(DATA).join(rel)
+}
 
 /// A deterministic image with every byte value in every channel somewhere.
 fn pattern(w: u32, h: u32) -> RgbImage {
@@ -210,6 +219,256 @@ fn absurd_dimensions_are_refused() {
 }
 
 // ---------------------------------------------------------------- preprocessing
+
+#[test]
+fn for_input_picks_imagenet_convention_from_128() {
+    assert_eq!(
+        Preprocess::for_input(224, 224),
+        Preprocess::ResizeShorterCenterCrop {
+            resize: 256,
+            height: 224,
+            width: 224
+        }
+    );
+    assert_eq!(
+        Preprocess::for_input(32, 32),
+        Preprocess::Resize {
+            height: 32,
+            width: 32
+        }
+    );
+    assert_eq!(
+        Preprocess::for_input(64, 64),
+        Preprocess::Resize {
+            height: 64,
+            width: 64
+        }
+    );
+    // round(128 / 0.875) = round(146.29) = 146.
+    assert_eq!(
+        Preprocess::for_input(128, 160),
+        Preprocess::ResizeShorterCenterCrop {
+            resize: 146,
+            height: 128,
+            width: 160
+        }
+    );
+}
+
+#[test]
+fn resize_to_same_size_is_identity() {
+    let img = pattern(33, 17);
+    let p = Preprocess::Resize {
+        height: 17,
+        width: 33,
+    };
+    assert_eq!(preprocess(&img, &p), img);
+    // Resize(shorter side = 17) then a full-size crop is the identity as well.
+    let p = Preprocess::ResizeShorterCenterCrop {
+        resize: 17,
+        height: 17,
+        width: 33,
+    };
+    assert_eq!(preprocess(&img, &p), img);
+}
+
+#[test]
+fn resize_gives_requested_size_and_keeps_constant_images() {
+    let img = RgbImage::from_pixel(50, 37, Rgb([12, 130, 255]));
+    for (w, h) in [(32, 32), (100, 7), (1, 1), (50, 80)] {
+        let out = preprocess(
+            &img,
+            &Preprocess::Resize {
+                height: h,
+                width: w,
+            },
+        );
+        assert_eq!(out.dimensions(), (w, h));
+        assert!(out.pixels().all(|p| *p == Rgb([12, 130, 255])), "{w}x{h}");
+    }
+}
+
+#[test]
+fn downscale_by_two_averages_pixel_pairs() {
+    // Halving with Pillow's bilinear filter weights the two covered pixels 3/8 each and their
+    // outer neighbours 1/8 each; on a horizontal ramp that is the mean of the inner pair.
+    let img = RgbImage::from_fn(16, 2, |x, _| Rgb([(x * 10) as u8, 0, 0]));
+    let out = resize_bilinear(&img, 8, 2);
+    for x in 1..7 {
+        // Inner pair 20x, 20x+10 -> mean 20x + 5.
+        assert_eq!(out.get_pixel(x, 0)[0], (x * 20 + 5) as u8, "x = {x}");
+    }
+}
+
+#[test]
+fn center_crop_pads_with_black_when_crop_exceeds_image() {
+    let img = RgbImage::from_pixel(10, 20, Rgb([200, 100, 50]));
+    // Shorter side 10 stays 10, so the 14x14 crop needs 2 columns of padding each side.
+    let out = preprocess(
+        &img,
+        &Preprocess::ResizeShorterCenterCrop {
+            resize: 10,
+            height: 14,
+            width: 14,
+        },
+    );
+    assert_eq!(out.dimensions(), (14, 14));
+    for (x, _, p) in out.enumerate_pixels() {
+        let inside = (2..12).contains(&x);
+        let expected = if inside {
+            Rgb([200, 100, 50])
+        } else {
+            Rgb([0, 0, 0])
+        };
+        assert_eq!(*p, expected, "x = {x}");
+    }
+}
+
+/// A 45x70 image with pseudo-random content, given by a formula that is easy to repeat in
+/// Python, so that rounding differences cannot hide in flat regions.
+fn hashed_pattern() -> RgbImage {
+    RgbImage::from_fn(45, 70, |x, y| {
+        let v = |c: u32| {
+            ((x * x * 31 + y * 17 + x * y * 7 + c * 101).wrapping_mul(2_654_435_761) >> 24) as u8
+        };
+        Rgb([v(0), v(1), v(2)])
+    })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// SHA-256 of `Image.frombytes("RGB", (45, 70), hashed_pattern).resize(size, BILINEAR).tobytes()`
+/// computed with Pillow 13.0.0. Sizes cover both pass orders (see `resample.rs`), upscaling,
+/// single-axis resizes and 1x1; for each two-axis case the other pass order gives a different
+/// hash, so this pins the order too.
+#[test]
+fn resize_is_bit_exact_with_pillow() {
+    let img = hashed_pattern();
+    assert_eq!(&sha256_hex(img.as_raw())[..16], "c6f6a50976c9b242");
+    let cases = [
+        (
+            (30, 20),
+            "c0b95fe1a5de06363b2f616a434ccf1da84164c445ed1eeacf8e068e2ddd0a9c",
+        ),
+        (
+            (20, 60),
+            "e17bf9d2ad185d1a651714f49460a566827c64792131b15a46bee2af4c165b5a",
+        ),
+        (
+            (90, 35),
+            "b69e0dac2b4e1259b1ca137c56136a84e638962e8fabcd3bd16c9f952a1ed001",
+        ),
+        (
+            (45, 20),
+            "8193da42bacb838e826bf8e5d519d3bc1567c4473c9515fa72c8d4a2a067af99",
+        ),
+        (
+            (13, 70),
+            "90169de1263e9ffab682fd281272276eb5914776ea54a9b53fce5c70a4a97c0f",
+        ),
+        (
+            (100, 150),
+            "42797abb40f098ed790f3a4ae0f8870f406ceaa1df58643941b48bb3e8490f56",
+        ),
+        (
+            (7, 3),
+            "eb7ea987f5831463575d235854a8e4f1a5aef80e983ca06e0d4c942fac71a626",
+        ),
+        (
+            (1, 1),
+            "a2ebd0f6d8a10ecae38a72d6747797d88cad00384b4b3e35f2a4172ed0860640",
+        ),
+    ];
+    for ((w, h), expected) in cases {
+        let out = resize_bilinear(&img, w, h);
+        assert_eq!(sha256_hex(out.as_raw()), expected, "{w}x{h}");
+    }
+    // torchvision Resize(32) gives 32x49 (int(32 * 70 / 45)); CenterCrop(24) then starts at row
+    // round(12.5) = 12 (Python rounds half to even) and column 4.
+    let out = preprocess(
+        &img,
+        &Preprocess::ResizeShorterCenterCrop {
+            resize: 32,
+            height: 24,
+            width: 24,
+        },
+    );
+    assert_eq!(
+        sha256_hex(out.as_raw()),
+        "b828c23b17c8d668ac4e01070c0a8e84557d45d98e65e1498c84f4f902eaae51"
+    );
+}
+
+/// Pixels of `imagenet_sample_224.safetensors` were made by Pillow (convert RGB) + torchvision
+/// `Resize(256)` + `CenterCrop(224)`; we run our pipeline on the same JPEGs and compare.
+///
+/// The resize and crop are bit-exact (checked offline: fed Pillow's own decoded pixels, all 187
+/// outputs match byte for byte). What remains is JPEG decoding: zune-jpeg (used by the `image`
+/// crate) and Pillow's libjpeg-turbo differ on about 5 % of full-resolution samples, mostly by one
+/// level. After resizing that is a mean of about 0.06 levels and a handful of pixels off by more
+/// than 2; the bounds leave room for decoder updates but would catch any resampling error.
+#[test]
+fn imagenet_preprocessing_matches_torchvision() {
+    let start = Instant::now();
+    let bytes = fs::read(data("imagenet_sample_224.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let reference = st.tensor("images").unwrap();
+    assert_eq!(reference.shape(), &[187, 224, 224, 3]);
+    let reference = reference.data();
+
+    let tsv = fs::read_to_string(data("imagenet_sample/labels.tsv")).unwrap();
+    let files: Vec<&str> = tsv
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(files.len(), 187);
+
+    let p = Preprocess::for_input(224, 224);
+    let per_image = 224 * 224 * 3;
+    let (mut sum_abs, mut over2, mut max_diff, mut exact_images) = (0u64, 0u64, 0u8, 0usize);
+    let mut worst: Vec<(f64, &str)> = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let path = data("imagenet_sample/images").join(file);
+        let img = preprocess(&load_rgb(&path).unwrap(), &p);
+        assert_eq!(img.dimensions(), (224, 224));
+        let ours = img.as_raw();
+        let theirs = &reference[i * per_image..(i + 1) * per_image];
+        let mut img_sum = 0u64;
+        for (&a, &b) in ours.iter().zip(theirs) {
+            let d = a.abs_diff(b);
+            img_sum += u64::from(d);
+            over2 += u64::from(d > 2);
+            max_diff = max_diff.max(d);
+        }
+        sum_abs += img_sum;
+        exact_images += usize::from(img_sum == 0);
+        worst.push((img_sum as f64 / per_image as f64, file));
+    }
+    let n = (files.len() * per_image) as f64;
+    let mean_abs = sum_abs as f64 / n;
+    let frac_over2 = over2 as f64 / n;
+    worst.sort_by(|a, b| b.0.total_cmp(&a.0));
+    println!(
+        "imagenet parity over {} images: mean |diff| = {mean_abs:.4} levels ({:.6} of 1), \
+         fraction > 2/255 = {frac_over2:.6}, max |diff| = {max_diff}, bit-exact images = {exact_images}, \
+         took {:.2?}",
+        files.len(),
+        mean_abs / 255.0,
+        start.elapsed()
+    );
+    println!("worst images (mean |diff| in levels): {:?}", &worst[..5]);
+    assert!(mean_abs < 0.15, "mean |diff| {mean_abs} levels");
+    assert!(frac_over2 < 1e-4, "fraction of |diff| > 2: {frac_over2}");
+    assert!(max_diff <= 12, "max |diff| {max_diff}");
+}
 
 // ---------------------------------------------------------------- tensors
 

@@ -10,12 +10,14 @@
 //! rounds differently from Pillow.
 
 mod load;
+mod resample;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 pub use load::{MAX_IMAGE_SIDE, load_rgb, save_png_atomic};
+pub use resample::{preprocess, resize_bilinear};
 
 /// How an image file is brought to the model's input size.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
