@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use blindspot::images::{
-    ImageError, Preprocess, load_rgb, preprocess, resize_bilinear, save_png_atomic,
+    ImageError, Preprocess, from_tensor, load_for_model, load_rgb, preprocess, resize_bilinear,
+    save_png_atomic, to_tensor,
 };
+use candle_core::{DType, Device, Tensor};
 use image::{GrayAlphaImage, GrayImage, ImageBuffer, Luma, LumaA, Rgb, RgbImage, Rgba, RgbaImage};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
@@ -471,6 +473,48 @@ fn imagenet_preprocessing_matches_torchvision() {
 }
 
 // ---------------------------------------------------------------- tensors
+
+#[test]
+fn tensor_round_trip_is_exact() {
+    let img = pattern(32, 24);
+    let t = to_tensor(&img, &Device::Cpu).unwrap();
+    assert_eq!(t.dims(), &[3, 24, 32]);
+    assert_eq!(t.dtype(), DType::F32);
+    let v = t.to_vec3::<f32>().unwrap();
+    assert_eq!(v[1][2][5], f32::from(img.get_pixel(5, 2)[1]) / 255.0);
+    assert_eq!(from_tensor(&t).unwrap(), img);
+    assert_eq!(from_tensor(&t.unsqueeze(0).unwrap()).unwrap(), img);
+}
+
+#[test]
+fn from_tensor_rounds_and_clamps() {
+    let values: Vec<f32> = vec![-0.5, 0.0, 0.4 / 255.0, 0.6 / 255.0, 1.0, 2.0];
+    let t = Tensor::from_vec(values, (3, 1, 2), &Device::Cpu).unwrap();
+    let img = from_tensor(&t).unwrap();
+    assert_eq!(*img.get_pixel(0, 0), Rgb([0, 0, 255]));
+    assert_eq!(*img.get_pixel(1, 0), Rgb([0, 1, 255]));
+}
+
+#[test]
+fn from_tensor_rejects_wrong_shapes() {
+    for shape in [vec![4, 2, 2], vec![2, 3, 2, 2], vec![3, 4]] {
+        let t = Tensor::zeros(shape.clone(), DType::F32, &Device::Cpu).unwrap();
+        let err = from_tensor(&t).unwrap_err();
+        assert!(err.to_string().contains("[3, H, W]"), "{shape:?}: {err}");
+    }
+}
+
+#[test]
+fn load_for_model_gives_chw_in_unit_range() {
+    let path = data("cifar10_test_png/cat/0000.png");
+    let p = Preprocess::for_input(32, 32);
+    let t = load_for_model(&path, &p, &Device::Cpu).unwrap();
+    assert_eq!(t.dims(), &[3, 32, 32]);
+    assert_eq!(from_tensor(&t).unwrap(), load_rgb(&path).unwrap());
+
+    let err = load_for_model(Path::new("/nonexistent/x.png"), &p, &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/x.png"), "{err}");
+}
 
 // ---------------------------------------------------------------- saving
 

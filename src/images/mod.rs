@@ -11,6 +11,7 @@
 
 mod load;
 mod resample;
+mod tensor;
 
 use std::path::PathBuf;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use load::{MAX_IMAGE_SIDE, load_rgb, save_png_atomic};
 pub use resample::{preprocess, resize_bilinear};
+pub use tensor::{from_tensor, load_for_model, to_tensor};
 
 /// How an image file is brought to the model's input size.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
