@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use blindspot::images::{
-    ImageError, Preprocess, from_tensor, load_for_model, load_rgb, preprocess, resize_bilinear,
-    save_png_atomic, to_tensor,
+    ImageError, Preprocess, from_tensor, list_dataset, load_for_model, load_rgb, preprocess,
+    resize_bilinear, save_png_atomic, to_tensor,
 };
 use candle_core::{DType, Device, Tensor};
 use image::{GrayAlphaImage, GrayImage, ImageBuffer, Luma, LumaA, Rgb, RgbImage, Rgba, RgbaImage};
@@ -141,6 +141,28 @@ fn format_is_detected_by_content_not_extension() {
     let webp = dir.path().join("lossless.webp");
     img.save(&webp).unwrap();
     assert_eq!(load_rgb(&webp).unwrap(), img);
+}
+
+#[test]
+fn cifar_pngs_decode_bit_exact() {
+    // The PNGs are the same pixels as the safetensors reference.
+    let bytes = fs::read(data("cifar10_test_exact1017.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let images = st.tensor("images").unwrap();
+    assert_eq!(images.shape(), &[1017, 32, 32, 3]);
+    let ds = list_dataset(&data("cifar10_test_png")).unwrap();
+    for item in &ds.images {
+        let stem = item.path.file_stem().unwrap().to_str().unwrap();
+        let index: usize = stem.parse().unwrap();
+        let img = load_rgb(&item.path).unwrap();
+        let reference = &images.data()[index * 3072..(index + 1) * 3072];
+        assert_eq!(
+            img.as_raw().as_slice(),
+            reference,
+            "{}",
+            item.path.display()
+        );
+    }
 }
 
 // ---------------------------------------------------------------- load errors
@@ -568,3 +590,188 @@ fn save_png_atomic_error_names_path() {
 }
 
 // ---------------------------------------------------------------- datasets
+
+#[test]
+fn cifar_image_folder_lists_1017_images_in_10_classes() {
+    let ds = list_dataset(&data("cifar10_test_png")).unwrap();
+    let classes = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ];
+    assert_eq!(ds.images.len(), 1017);
+    assert_eq!(
+        ds.class_names.as_deref(),
+        Some(&classes.map(String::from)[..])
+    );
+    // Labels agree with the official labels of the same test indices.
+    let bytes = fs::read(data("cifar10_test_exact1017.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let labels = st.tensor("labels").unwrap();
+    let mut counts = [0usize; 10];
+    for item in &ds.images {
+        let index: usize = item
+            .path
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(item.label, usize::from(labels.data()[index]));
+        assert_eq!(item.class_name.as_deref(), Some(classes[item.label]));
+        counts[item.label] += 1;
+    }
+    assert!(counts.iter().all(|&c| c > 0));
+    // Within a class, files are sorted by name.
+    let first: Vec<_> = ds.images.iter().take(3).map(|i| i.path.clone()).collect();
+    assert!(first.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn imagenet_sample_lists_187_images_with_tsv_labels() {
+    let ds = list_dataset(&data("imagenet_sample")).unwrap();
+    assert_eq!(ds.images.len(), 187);
+    assert_eq!(ds.class_names, None);
+    let tsv = fs::read_to_string(data("imagenet_sample/labels.tsv")).unwrap();
+    for (item, row) in ds.images.iter().zip(tsv.lines().skip(1)) {
+        let f: Vec<&str> = row.split('\t').collect();
+        assert_eq!(item.path, data("imagenet_sample/images").join(f[0]));
+        assert_eq!(item.label, f[1].parse::<usize>().unwrap());
+        assert_eq!(item.class_name.as_deref(), Some(f[3]));
+        assert!(item.path.is_file());
+    }
+    // The safetensors labels are the same, in the same order.
+    let bytes = fs::read(data("imagenet_sample_224.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let labels: Vec<i64> = st
+        .tensor("labels")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let ours: Vec<i64> = ds.images.iter().map(|i| i.label as i64).collect();
+    assert_eq!(ours, labels);
+}
+
+fn touch_png(path: &Path) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    pattern(2, 2)
+        .save_with_format(path, image::ImageFormat::Png)
+        .unwrap();
+}
+
+#[test]
+fn image_folder_skips_hidden_and_non_images_and_sorts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    touch_png(&root.join("b_dog/2.PNG"));
+    touch_png(&root.join("b_dog/1.jpeg"));
+    touch_png(&root.join("b_dog/.hidden.png"));
+    touch_png(&root.join("b_dog/nested/0.webp"));
+    fs::write(root.join("b_dog/readme.txt"), "x").unwrap();
+    touch_png(&root.join("a_cat/z.jpg"));
+    touch_png(&root.join(".ipynb_checkpoints/x.png"));
+    touch_png(&root.join("stray.png"));
+    let ds = list_dataset(root).unwrap();
+    assert_eq!(
+        ds.class_names,
+        Some(vec!["a_cat".to_string(), "b_dog".to_string()])
+    );
+    let listed: Vec<(String, usize)> = ds
+        .images
+        .iter()
+        .map(|i| {
+            let rel = i.path.strip_prefix(root).unwrap();
+            (rel.to_string_lossy().into_owned(), i.label)
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("a_cat/z.jpg".to_string(), 0),
+            ("b_dog/1.jpeg".to_string(), 1),
+            ("b_dog/2.PNG".to_string(), 1),
+            ("b_dog/nested/0.webp".to_string(), 1),
+        ]
+    );
+}
+
+#[test]
+fn image_folder_with_empty_class_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    touch_png(&dir.path().join("a/1.png"));
+    fs::create_dir(dir.path().join("b")).unwrap();
+    fs::write(dir.path().join("b/notes.txt"), "x").unwrap();
+    let err = list_dataset(dir.path()).unwrap_err();
+    assert_names_path(&err, &dir.path().join("b"));
+}
+
+#[test]
+fn empty_dataset_is_an_error_naming_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = list_dataset(dir.path()).unwrap_err();
+    assert_names_path(&err, dir.path());
+    assert!(err.to_string().contains("empty"), "{err}");
+
+    fs::write(dir.path().join("labels.tsv"), "file\tlabel\n").unwrap();
+    let err = list_dataset(dir.path()).unwrap_err();
+    assert_names_path(&err, dir.path());
+
+    let missing = dir.path().join("missing");
+    let err = list_dataset(&missing).unwrap_err();
+    assert_names_path(&err, &missing);
+}
+
+#[test]
+fn labels_tsv_files_next_to_it_or_in_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    touch_png(&root.join("a.png"));
+    touch_png(&root.join("images/b.png"));
+    fs::write(
+        root.join("labels.tsv"),
+        "source\tlabel\tfile\r\nx\t3\ta.png\r\ny\t0\tb.png\r\n\r\n",
+    )
+    .unwrap();
+    let ds = list_dataset(root).unwrap();
+    assert_eq!(ds.images.len(), 2);
+    assert_eq!(ds.images[0].path, root.join("a.png"));
+    assert_eq!(ds.images[0].label, 3);
+    assert_eq!(ds.images[0].class_name, None);
+    assert_eq!(ds.images[1].path, root.join("images/b.png"));
+    assert_eq!(ds.images[1].label, 0);
+}
+
+#[test]
+fn labels_tsv_errors_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    touch_png(&root.join("a.png"));
+    let tsv = root.join("labels.tsv");
+    let cases = [
+        ("file\tclass\na.png\t1\n", 1, "label"),
+        ("label\na.png\n", 1, "file"),
+        ("file\tlabel\na.png\t1\na.png\tcat\n", 3, "cat"),
+        ("file\tlabel\na.png\t-1\n", 2, "-1"),
+        ("file\tlabel\na.png\n", 2, "fields"),
+        ("file\tlabel\nmissing.png\t1\n", 2, "missing.png"),
+        ("", 1, "empty"),
+    ];
+    for (text, line, needle) in cases {
+        fs::write(&tsv, text).unwrap();
+        let err = list_dataset(root).unwrap_err();
+        let msg = err.to_string();
+        assert_names_path(&err, &tsv);
+        assert!(msg.contains(&format!("line {line}")), "{text:?}: {msg}");
+        assert!(msg.contains(needle), "{text:?}: {msg}");
+    }
+}

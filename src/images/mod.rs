@@ -9,6 +9,7 @@
 //! bilinear filter (in `resample.rs`) rather than `image::imageops::resize`, whose triangle filter
 //! rounds differently from Pillow.
 
+mod dataset;
 mod load;
 mod resample;
 mod tensor;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use dataset::{Dataset, LabeledImage, list_dataset};
 pub use load::{MAX_IMAGE_SIDE, load_rgb, save_png_atomic};
 pub use resample::{preprocess, resize_bilinear};
 pub use tensor::{from_tensor, load_for_model, to_tensor};
