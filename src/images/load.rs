@@ -1,0 +1,187 @@
+//! Reading image files as 8-bit RGB and writing PNGs atomically.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use image::codecs::png::PngEncoder;
+use image::{DynamicImage, ImageReader, Limits, RgbImage};
+
+use super::ImageError;
+
+/// Largest width or height [`load_rgb`] accepts. Real photographs and datasets stay far below it;
+/// a header claiming more is either corrupt or a decompression bomb, and would otherwise make us
+/// allocate gigabytes before noticing.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// Most memory the decoder may allocate for one image: a full-size RGBA 8-bit image at the side
+/// limit, so that the byte limit never rejects something the side limit admits in 8 bits.
+const MAX_DECODED_BYTES: u64 = 1 << 30;
+
+/// Loads an image file as 8-bit RGB.
+///
+/// The format is found from the file's content, not its extension, because datasets in the wild
+/// contain PNGs named `.jpg`. PNG, JPEG and WebP are read. Conversions, chosen to match
+/// `PIL.Image.open(f).convert("RGB")`, which is what torchvision's `ImageFolder` does:
+/// - gray is copied to all three channels;
+/// - an alpha channel is dropped, not composited onto a background: Pillow's `convert("RGB")`
+///   drops it too, so a model sees the same pixels here as in PyTorch;
+/// - 16-bit samples become 8-bit by rounding `v * 255 / 65535` to nearest (Pillow truncates to the
+///   high byte for 16-bit RGB PNGs, so those can differ from it by 1);
+/// - EXIF orientation is ignored, as Pillow ignores it unless asked.
+pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
+    let bytes = read_file(path)?;
+    let reader = ImageReader::new(Cursor::new(&bytes[..]))
+        .with_guessed_format()
+        .map_err(|source| ImageError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if reader.format().is_none() {
+        return Err(ImageError::NotAnImage {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut reader = reader;
+    reader.limits(decode_limits());
+    let decoded = reader.decode().map_err(|e| decode_error(path, e))?;
+    Ok(match decoded {
+        // The common case needs no copy.
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.into_rgb8(),
+    })
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, ImageError> {
+    let read_err = |source| ImageError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Checked before reading because reading a directory fails with a less helpful OS message.
+    let meta = fs::metadata(path).map_err(read_err)?;
+    if meta.is_dir() {
+        return Err(ImageError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    let bytes = fs::read(path).map_err(read_err)?;
+    if bytes.is_empty() {
+        return Err(ImageError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
+}
+
+fn decode_limits() -> Limits {
+    // `Limits` is non-exhaustive, so it is built from the default rather than a literal.
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    limits
+}
+
+fn decode_error(path: &Path, err: image::ImageError) -> ImageError {
+    let path = path.to_path_buf();
+    match err {
+        image::ImageError::Limits(e) => ImageError::TooLarge {
+            path,
+            max_side: MAX_IMAGE_SIDE,
+            max_bytes: MAX_DECODED_BYTES,
+            detail: e.to_string(),
+        },
+        image::ImageError::Unsupported(e) => ImageError::Unsupported {
+            path,
+            detail: e.to_string(),
+        },
+        // The data comes from memory, so an I/O error here means the decoder ran off the end.
+        image::ImageError::IoError(e) => ImageError::Corrupt {
+            path,
+            detail: format!("data ends early (truncated file?): {e}"),
+        },
+        other => ImageError::Corrupt {
+            path,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Distinguishes temporary files of concurrent saves within one process; the process id
+/// distinguishes processes.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `img` as a PNG at `path`, atomically.
+///
+/// The PNG is written to a temporary file in the same directory, synced, then renamed over
+/// `path`. A reader (or a crash) thus sees either the old file or the complete new one, never a
+/// half-written PNG. The temporary file must be in the same directory because a rename is only
+/// atomic within one file system.
+pub fn save_png_atomic(img: &RgbImage, path: &Path) -> Result<(), ImageError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let file_name = path.file_name().ok_or_else(|| ImageError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "path has no file name to write to",
+        ),
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|source| ImageError::Write {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                source.kind(),
+                format!(
+                    "cannot create a temporary file in directory {}: {source}",
+                    dir.display()
+                ),
+            ),
+        })?;
+    let result = write_png(img, file, path).and_then(|()| {
+        fs::rename(&tmp, path).map_err(|source| ImageError::Write {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                source.kind(),
+                format!("cannot rename {} over it: {source}", tmp.display()),
+            ),
+        })
+    });
+    if result.is_err() {
+        // Best effort: the original error is the one worth reporting.
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_png(img: &RgbImage, file: File, path: &Path) -> Result<(), ImageError> {
+    let io_err = |source: std::io::Error| ImageError::Write {
+        path: PathBuf::from(path),
+        source,
+    };
+    let mut writer = BufWriter::new(file);
+    img.write_with_encoder(PngEncoder::new(&mut writer))
+        .map_err(|e| match e {
+            image::ImageError::IoError(source) => io_err(source),
+            other => ImageError::Encode {
+                path: path.to_path_buf(),
+                detail: other.to_string(),
+            },
+        })?;
+    writer.flush().map_err(io_err)?;
+    let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
+    // Without the sync, a crash after the rename could leave an empty file under the final name.
+    file.sync_all().map_err(io_err)
+}
