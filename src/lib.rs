@@ -3,5 +3,6 @@
 //! Layout (arrows point one way): `cli` and `app` use `analysis`, which uses `models`.
 //! `images` is a leaf that depends on nothing of ours.
 
+pub mod analysis;
 pub mod images;
 pub mod models;

@@ -1,0 +1,12 @@
+//! The analysis math: Level Set Traversal with its path, distance, hull and path-width
+//! evaluations (ALGORITHMS.md §0–§1). No UI, no file I/O; it builds on `models::Classifier`
+//! and knows nothing of layers.
+
+pub mod error;
+pub mod metrics;
+pub mod rng;
+pub mod stats;
+
+pub use error::{AnalysisError, Result};
+pub use metrics::Distances;
+pub use stats::MeanStd;
