@@ -2,11 +2,17 @@
 //! evaluations (ALGORITHMS.md §0–§1). No UI, no file I/O; it builds on `models::Classifier`
 //! and knows nothing of layers.
 
+pub mod confidence;
 pub mod error;
 pub mod metrics;
 pub mod rng;
 pub mod stats;
+pub mod width;
+
+#[cfg(test)]
+pub(crate) mod test_models;
 
 pub use error::{AnalysisError, Result};
 pub use metrics::Distances;
 pub use stats::MeanStd;
+pub use width::{WidthConfig, WidthMeasurement, WidthStatus};
