@@ -4,6 +4,7 @@
 
 pub mod confidence;
 pub mod error;
+pub mod hull;
 pub mod metrics;
 pub mod rng;
 pub mod stats;
@@ -13,6 +14,10 @@ pub mod width;
 pub(crate) mod test_models;
 
 pub use error::{AnalysisError, Result};
+pub use hull::{
+    HullEvaluation, HullGeometry, LatticePoint, TriangleMetrics, aggregate_triangles,
+    evaluate_hull, hull_geometry, interpolation_profile, lattice, lattice_positions,
+};
 pub use metrics::Distances;
 pub use stats::MeanStd;
 pub use width::{WidthConfig, WidthMeasurement, WidthStatus};
