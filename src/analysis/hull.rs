@@ -279,7 +279,7 @@ pub fn hull_geometry(x_s: &[f32], x1: &[f32], x2: &[f32]) -> Result<HullGeometry
     }
     let cos = (dot / (n1 * n2)).clamp(-1.0, 1.0);
     let sin = (1.0 - cos * cos).max(0.0).sqrt();
-    if !(sin >= DEGENERATE_SIN) {
+    if sin.is_nan() || sin < DEGENERATE_SIN {
         return Ok(fallback);
     }
     let rho = n2 / n1;

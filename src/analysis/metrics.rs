@@ -206,7 +206,7 @@ mod tests {
         let s_xy = ssim(&x, &y, SHAPE).expect("shape").expect("large");
         let s_yx = ssim(&y, &x, SHAPE).expect("shape").expect("large");
         assert_eq!(s_xy, s_yx);
-        assert!(s_xy <= 1.0 && s_xy < 0.5, "{s_xy}");
+        assert!(s_xy < 0.5, "{s_xy}");
         // A slightly noisy copy is close to 1 but below.
         let z: Vec<f32> = x.iter().zip(&y).map(|(a, b)| 0.95 * a + 0.05 * b).collect();
         let s = ssim(&x, &z, SHAPE).expect("shape").expect("large");

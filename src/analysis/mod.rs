@@ -5,6 +5,7 @@
 pub mod confidence;
 pub mod error;
 pub mod hull;
+pub mod lst;
 pub mod metrics;
 pub mod rng;
 pub mod stats;
@@ -17,6 +18,10 @@ pub use error::{AnalysisError, Result};
 pub use hull::{
     HullEvaluation, HullGeometry, LatticePoint, TriangleMetrics, aggregate_triangles,
     evaluate_hull, hull_geometry, interpolation_profile, lattice, lattice_positions,
+};
+pub use lst::{
+    LoggedIterate, LstConfig, LstPair, PairOutput, PairResult, PairStatus, SampleStep, SkipReason,
+    StepEvent, Traversal, run_lst,
 };
 pub use metrics::Distances;
 pub use stats::MeanStd;

@@ -19,13 +19,20 @@ impl Network for Linear {
 }
 
 /// logits = c + 0·Σx: a gradient that exists and is exactly zero.
+///
+/// The zero is a tensor, not a scalar: candle prunes `affine(0, _)` from the backward graph,
+/// which would leave the input without a gradient.
 pub struct Constant {
     logits: Tensor,
+    zero: Tensor,
 }
 
 impl Network for Constant {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let zero = (x.flatten_from(1)?.sum_keepdim(1)? * 0.0)?;
+        let zero = x
+            .flatten_from(1)?
+            .sum_keepdim(1)?
+            .broadcast_mul(&self.zero)?;
         zero.broadcast_add(&self.logits)
     }
 }
@@ -91,7 +98,10 @@ pub fn constant_classifier(shape: [usize; 3]) -> (Classifier, f32) {
     let logits = Tensor::from_slice(&row, 3, &device).expect("logits");
     let classifier = Classifier::new(
         spec(shape, 3, "test_constant"),
-        Box::new(Constant { logits }),
+        Box::new(Constant {
+            logits,
+            zero: Tensor::zeros((1, 1), DType::F32, &device).expect("zero"),
+        }),
         device,
         DType::F32,
     )
@@ -108,4 +118,27 @@ pub fn random_image(seed: u64, shape: [usize; 3]) -> Vec<f32> {
 
 pub fn image_tensor(values: Vec<f32>, shape: [usize; 3]) -> Tensor {
     Tensor::from_vec(values, (shape[0], shape[1], shape[2]), &Device::Cpu).expect("tensor")
+}
+
+/// A classifier around a custom network built from the seeded linear layer.
+pub fn with_network(
+    shape: [usize; 3],
+    classes: usize,
+    build: impl FnOnce(Linear) -> Box<dyn Network>,
+) -> Classifier {
+    let dim: usize = shape.iter().product();
+    let mut normals = Normals::new(rng::stream(0, 77, 0, 0));
+    let mut w = vec![0f32; dim * classes];
+    normals.fill(&mut w);
+    w.iter_mut().for_each(|v| *v *= 0.3);
+    let device = Device::Cpu;
+    let w_t = Tensor::from_vec(w, (dim, classes), &device).expect("weights");
+    let b = Tensor::zeros(classes, DType::F32, &device).expect("bias");
+    Classifier::new(
+        spec(shape, classes, "test_custom"),
+        build(Linear { w_t, b }),
+        device,
+        DType::F32,
+    )
+    .expect("classifier")
 }

@@ -135,7 +135,7 @@ impl WidthDirections {
             .zip(&self.d_hat)
             .map(|(&z, d)| f64::from(z) - dot * d);
         let norm = projected.clone().map(|v| v * v).sum::<f64>().sqrt();
-        if !(norm > TINY) {
+        if norm.is_nan() || norm <= TINY {
             return false;
         }
         for (o, v) in out.iter_mut().zip(projected) {
@@ -174,8 +174,8 @@ pub fn measure_width(
             nd.len()
         )));
     }
-    // `!(c0 >= pthresh)` also skips an undefined (NaN) c0.
-    if !(c0 >= pthresh) {
+    // An undefined (NaN) c0 is skipped too.
+    if c0.is_nan() || c0 < pthresh {
         return Ok(skipped);
     }
     let Some(mut directions) = WidthDirections::new(seed, pair_id, log_index, nd) else {
