@@ -17,7 +17,8 @@ pub(crate) mod test_models;
 pub use error::{AnalysisError, Result};
 pub use hull::{
     HullEvaluation, HullGeometry, LatticePoint, TriangleMetrics, aggregate_triangles,
-    evaluate_hull, hull_geometry, interpolation_profile, lattice, lattice_positions,
+    down_triangles, evaluate_hull, hull_geometry, interpolation_profile, lattice,
+    lattice_positions, table2, up_triangles,
 };
 pub use lst::{
     LoggedIterate, LstConfig, LstPair, PairOutput, PairResult, PairStatus, SampleStep, SkipReason,
@@ -25,4 +26,4 @@ pub use lst::{
 };
 pub use metrics::Distances;
 pub use stats::MeanStd;
-pub use width::{WidthConfig, WidthMeasurement, WidthStatus};
+pub use width::{WidthConfig, WidthDirections, WidthMeasurement, WidthStatus, measure_width};
