@@ -119,6 +119,8 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ModelError> {
     let format = sniff(&head, len).map_err(format_err)?;
 
     let (tensors, metadata) = match format {
+        // `sniff` only reports file formats.
+        CheckpointFormat::InMemory => return Err(format_err("not a checkpoint file".into())),
         CheckpointFormat::TorchZip => {
             file.seek(SeekFrom::Start(0)).map_err(io)?;
             let t = torch_zip::read(BufReader::new(file), len).map_err(format_err)?;
