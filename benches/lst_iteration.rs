@@ -16,7 +16,12 @@ fn lst_iteration(c: &mut Criterion) {
             eprintln!("unknown model {name}");
             continue;
         };
-        let model = classifier_from_checkpoint(kind.checkpoint().unwrap(), String::new(), &LoadOptions::default()).unwrap();
+        let model = classifier_from_checkpoint(
+            kind.checkpoint().unwrap(),
+            String::new(),
+            &LoadOptions::default(),
+        )
+        .unwrap();
         for batch in [1usize, 8] {
             let size = kind.input_size();
             let x = Tensor::rand(0f32, 1f32, (batch, 3, size, size), &Device::Cpu).unwrap();

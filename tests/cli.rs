@@ -8,30 +8,51 @@ use std::process::Command;
 use common::shared;
 
 fn blindspot(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_blindspot")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_blindspot"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn accuracy_json(weights: &str, images: &str) -> serde_json::Value {
     let w = shared(weights);
     let i = shared(images);
-    let (ok, stdout, stderr) = blindspot(&["accuracy", "--weights", w.to_str().unwrap(), "--images", i.to_str().unwrap(), "--json"]);
+    let (ok, stdout, stderr) = blindspot(&[
+        "accuracy",
+        "--weights",
+        w.to_str().unwrap(),
+        "--images",
+        i.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(ok, "accuracy failed: {stderr}");
     serde_json::from_str(stdout.trim()).unwrap()
 }
 
 fn correct(v: &serde_json::Value) -> i64 {
-    assert_eq!(v["total"].as_i64().unwrap() as f64 * v["top1"].as_f64().unwrap(), v["correct"].as_i64().unwrap() as f64);
+    let implied = v["total"].as_f64().unwrap() * v["top1"].as_f64().unwrap();
+    assert!((implied - v["correct"].as_f64().unwrap()).abs() < 1e-6, "{v}");
     v["correct"].as_i64().unwrap()
 }
 
 #[test]
 fn resnet20_and_resnet56_accuracy_on_cifar10_pngs() {
-    let r20 = accuracy_json("weights/resnet20_cifar10.safetensors", "data/cifar10_test_png");
+    let r20 = accuracy_json(
+        "weights/resnet20_cifar10.safetensors",
+        "data/cifar10_test_png",
+    );
     eprintln!("resnet20: {r20}");
     assert_eq!(r20["total"], 1017);
     assert!((correct(&r20) - 932).abs() <= 1, "{r20}");
-    let r56 = accuracy_json("weights/resnet56_cifar10.safetensors", "data/cifar10_test_png");
+    let r56 = accuracy_json(
+        "weights/resnet56_cifar10.safetensors",
+        "data/cifar10_test_png",
+    );
     eprintln!("resnet56: {r56}");
     assert!((correct(&r56) - 943).abs() <= 1, "{r56}");
     assert!(r56["top5"].as_f64().unwrap() >= r56["top1"].as_f64().unwrap());
@@ -39,11 +60,17 @@ fn resnet20_and_resnet56_accuracy_on_cifar10_pngs() {
 
 #[test]
 fn efficientnet_lite0_accuracy_on_pixels_and_on_jpegs() {
-    let pixels = accuracy_json("weights/efficientnet_lite0.safetensors", "data/imagenet_sample_224.safetensors");
+    let pixels = accuracy_json(
+        "weights/efficientnet_lite0.safetensors",
+        "data/imagenet_sample_224.safetensors",
+    );
     eprintln!("pixels: {pixels}");
     assert_eq!(pixels["total"], 187);
     assert_eq!(correct(&pixels), 167, "{pixels}");
-    let jpegs = accuracy_json("weights/efficientnet_lite0.safetensors", "data/imagenet_sample");
+    let jpegs = accuracy_json(
+        "weights/efficientnet_lite0.safetensors",
+        "data/imagenet_sample",
+    );
     eprintln!("jpegs: {jpegs}");
     assert_eq!(jpegs["total"], 187);
     assert!((correct(&jpegs) - 167).abs() <= 2, "{jpegs}");
@@ -53,16 +80,30 @@ fn efficientnet_lite0_accuracy_on_pixels_and_on_jpegs() {
 fn classify_prints_top5_and_json() {
     let w = shared("weights/resnet20_cifar10.safetensors");
     let cat = shared("data/cifar10_test_png/cat/0000.png");
-    let (ok, stdout, stderr) = blindspot(&["classify", "--weights", w.to_str().unwrap(), "--json", cat.to_str().unwrap()]);
+    let (ok, stdout, stderr) = blindspot(&[
+        "classify",
+        "--weights",
+        w.to_str().unwrap(),
+        "--json",
+        cat.to_str().unwrap(),
+    ]);
     assert!(ok, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let top5 = v["images"][0]["top5"].as_array().unwrap();
     assert_eq!(top5.len(), 5);
     assert_eq!(top5[0]["name"], "cat");
-    let probs: Vec<f64> = top5.iter().map(|p| p["probability"].as_f64().unwrap()).collect();
+    let probs: Vec<f64> = top5
+        .iter()
+        .map(|p| p["probability"].as_f64().unwrap())
+        .collect();
     assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs[0] > 0.5);
 
-    let (ok, stdout, _) = blindspot(&["classify", "--weights", w.to_str().unwrap(), cat.to_str().unwrap()]);
+    let (ok, stdout, _) = blindspot(&[
+        "classify",
+        "--weights",
+        w.to_str().unwrap(),
+        cat.to_str().unwrap(),
+    ]);
     assert!(ok && stdout.contains("cat") && stdout.contains('%'));
 }
 
@@ -72,20 +113,41 @@ fn cli_errors_name_the_file() {
     let w = shared("weights/resnet20_cifar10.safetensors");
     let not_image = dir.path().join("notes.png");
     std::fs::write(&not_image, "hello").unwrap();
-    let (ok, _, stderr) = blindspot(&["classify", "--weights", w.to_str().unwrap(), not_image.to_str().unwrap()]);
+    let (ok, _, stderr) = blindspot(&[
+        "classify",
+        "--weights",
+        w.to_str().unwrap(),
+        not_image.to_str().unwrap(),
+    ]);
     assert!(!ok && stderr.contains("notes.png"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     let empty = dir.path().join("empty.pth");
     std::fs::write(&empty, "").unwrap();
-    let (ok, _, stderr) = blindspot(&["classify", "--weights", empty.to_str().unwrap(), not_image.to_str().unwrap()]);
+    let (ok, _, stderr) = blindspot(&[
+        "classify",
+        "--weights",
+        empty.to_str().unwrap(),
+        not_image.to_str().unwrap(),
+    ]);
     assert!(!ok && stderr.contains("empty.pth"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
 fn bench_prints_one_json_object_per_configuration() {
-    let (ok, stdout, stderr) = blindspot(&["bench", "--json", "--model", "resnet20", "--batch", "2", "--seconds", "0", "--min-iters", "2"]);
+    let (ok, stdout, stderr) = blindspot(&[
+        "bench",
+        "--json",
+        "--model",
+        "resnet20",
+        "--batch",
+        "2",
+        "--seconds",
+        "0",
+        "--min-iters",
+        "2",
+    ]);
     assert!(ok, "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1);
@@ -93,6 +155,9 @@ fn bench_prints_one_json_object_per_configuration() {
     assert_eq!(v["model"], "resnet20");
     assert_eq!(v["input"], 32);
     assert_eq!(v["batch"], 2);
-    let (min, median) = (v["lst_iter_ms"]["min"].as_f64().unwrap(), v["lst_iter_ms"]["median"].as_f64().unwrap());
+    let (min, median) = (
+        v["lst_iter_ms"]["min"].as_f64().unwrap(),
+        v["lst_iter_ms"]["median"].as_f64().unwrap(),
+    );
     assert!(min > 0.0 && min <= median, "{v}");
 }

@@ -62,6 +62,18 @@ pub fn accuracy<E: From<ModelError>>(
         start = end;
         progress(start);
     }
-    let frac = |k: usize| if count == 0 { 0.0 } else { k as f64 / count as f64 };
-    Ok(AccuracyReport { correct, top5_correct, total: count, top1: frac(correct), top5: frac(top5_correct) })
+    let frac = |k: usize| {
+        if count == 0 {
+            0.0
+        } else {
+            k as f64 / count as f64
+        }
+    };
+    Ok(AccuracyReport {
+        correct,
+        top5_correct,
+        total: count,
+        top1: frac(correct),
+        top5: frac(top5_correct),
+    })
 }

@@ -15,14 +15,22 @@ pub struct PgdConfig {
 
 impl Default for PgdConfig {
     fn default() -> Self {
-        Self { epsilon: 1.0, steps: 5, step_scale: 2.5 }
+        Self {
+            epsilon: 1.0,
+            steps: 5,
+            step_scale: 2.5,
+        }
     }
 }
 
 /// Per-sample L2 PGD from a zero start. `gradient(x)` returns d loss / d x for the batch.
 /// Each step moves along the normalised gradient, then projects onto the epsilon-ball around
 /// `x` and the [0, 1] box. A zero gradient leaves the sample where it is (no NaN).
-pub fn pgd_l2(x: &Tensor, cfg: &PgdConfig, mut gradient: impl FnMut(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+pub fn pgd_l2(
+    x: &Tensor,
+    cfg: &PgdConfig,
+    mut gradient: impl FnMut(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
     let alpha = (cfg.step_scale * cfg.epsilon / cfg.steps.max(1) as f32) as f64;
     let mut adv = x.clone();
     for _ in 0..cfg.steps {
@@ -31,8 +39,13 @@ pub fn pgd_l2(x: &Tensor, cfg: &PgdConfig, mut gradient: impl FnMut(&Tensor) -> 
         let stepped = (&adv + g.broadcast_div(&g_norm)?.affine(alpha, 0.0)?)?;
         let delta = (stepped - x)?;
         let d_norm = delta.sqr()?.sum_keepdim((1, 2, 3))?.sqrt()?;
-        let shrink = d_norm.affine(1.0 / cfg.epsilon as f64, 0.0)?.maximum(1.0)?.recip()?;
-        adv = (x + delta.broadcast_mul(&shrink)?)?.clamp(0f32, 1f32)?.detach();
+        let shrink = d_norm
+            .affine(1.0 / cfg.epsilon as f64, 0.0)?
+            .maximum(1.0)?
+            .recip()?;
+        adv = (x + delta.broadcast_mul(&shrink)?)?
+            .clamp(0f32, 1f32)?
+            .detach();
     }
     Ok(adv)
 }
@@ -45,17 +58,39 @@ mod tests {
     #[test]
     fn stays_in_ball_and_box_and_follows_the_gradient() {
         let x = Tensor::full(0.5f32, (2, 3, 4, 4), &Device::Cpu).unwrap();
-        let cfg = PgdConfig { epsilon: 0.3, steps: 4, step_scale: 2.5 };
+        let cfg = PgdConfig {
+            epsilon: 0.3,
+            steps: 4,
+            step_scale: 2.5,
+        };
         let direction = Tensor::ones((2, 3, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
         let adv = pgd_l2(&x, &cfg, |_| Ok(direction.clone())).unwrap();
         let delta = (&adv - &x).unwrap();
-        let norms = delta.sqr().unwrap().sum((1, 2, 3)).unwrap().sqrt().unwrap().to_vec1::<f32>().unwrap();
+        let norms = delta
+            .sqr()
+            .unwrap()
+            .sum((1, 2, 3))
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         for n in norms {
             assert!((n - 0.3).abs() < 1e-5, "L2 norm {n}");
         }
         assert!(delta.min_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
         // A zero gradient leaves the input unchanged, without NaN.
         let same = pgd_l2(&x, &cfg, |a| a.zeros_like()).unwrap();
-        assert_eq!((same - &x).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        assert_eq!(
+            (same - &x)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            0.0
+        );
     }
 }

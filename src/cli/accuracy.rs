@@ -32,7 +32,11 @@ pub fn run(args: &AccuracyArgs) -> Result<()> {
     let model = args.model.load()?;
     let device = model.device().clone();
     let source = Source::open(&args.images)?;
-    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(source.len() as u64) };
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(source.len() as u64)
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}")
             .context("progress bar template")?,
@@ -68,7 +72,10 @@ pub fn run(args: &AccuracyArgs) -> Result<()> {
 enum Source {
     Files(Vec<images::LabeledImage>),
     /// Pixels already at input size: [N, H, W, C] u8 and labels.
-    Tensors { images: Tensor, labels: Vec<u32> },
+    Tensors {
+        images: Tensor,
+        labels: Vec<u32>,
+    },
 }
 
 impl Source {
@@ -76,15 +83,30 @@ impl Source {
         if path.is_file() {
             let tensors = candle_core::safetensors::load(path, &Device::Cpu)
                 .with_context(|| format!("{}: not a readable safetensors file", path.display()))?;
-            let (Some(images), Some(labels)) = (tensors.get("images"), tensors.get("labels")) else {
+            let (Some(images), Some(labels)) = (tensors.get("images"), tensors.get("labels"))
+            else {
                 bail!("{}: expected tensors `images` and `labels`", path.display());
             };
-            let labels = labels.flatten_all()?.to_dtype(DType::I64)?.to_vec1::<i64>()?;
+            let labels = labels
+                .flatten_all()?
+                .to_dtype(DType::I64)?
+                .to_vec1::<i64>()?;
             if images.rank() != 4 || images.dim(0)? != labels.len() {
-                bail!("{}: `images` {:?} does not match {} labels", path.display(), images.dims(), labels.len());
+                bail!(
+                    "{}: `images` {:?} does not match {} labels",
+                    path.display(),
+                    images.dims(),
+                    labels.len()
+                );
             }
-            let labels = labels.into_iter().map(|l| u32::try_from(l).context("negative label")).collect::<Result<_>>()?;
-            Ok(Self::Tensors { images: images.clone(), labels })
+            let labels = labels
+                .into_iter()
+                .map(|l| u32::try_from(l).context("negative label"))
+                .collect::<Result<_>>()?;
+            Ok(Self::Tensors {
+                images: images.clone(),
+                labels,
+            })
         } else {
             let dataset = images::list_dataset(path)?;
             Ok(Self::Files(dataset.images))
@@ -98,7 +120,12 @@ impl Source {
         }
     }
 
-    fn get(&self, i: usize, preprocess: &images::Preprocess, device: &Device) -> Result<(Tensor, u32)> {
+    fn get(
+        &self,
+        i: usize,
+        preprocess: &images::Preprocess,
+        device: &Device,
+    ) -> Result<(Tensor, u32)> {
         match self {
             Self::Files(files) => {
                 let item = &files[i];

@@ -58,7 +58,11 @@ struct Record {
 fn stats(mut ms: Vec<f64>) -> Stats {
     ms.sort_by(f64::total_cmp);
     let n = ms.len();
-    let median = if n % 2 == 1 { ms[n / 2] } else { 0.5 * (ms[n / 2 - 1] + ms[n / 2]) };
+    let median = if n % 2 == 1 {
+        ms[n / 2]
+    } else {
+        0.5 * (ms[n / 2 - 1] + ms[n / 2])
+    };
     Stats { min: ms[0], median }
 }
 
@@ -66,7 +70,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let models = match &args.model {
         Some(name) => vec![ZooModel::from_name(name).with_context(|| {
             let names: Vec<_> = ZooModel::ALL.iter().map(|m| m.name()).collect();
-            format!("unknown model `{name}`; expected one of {}", names.join(", "))
+            format!(
+                "unknown model `{name}`; expected one of {}",
+                names.join(", ")
+            )
         })?],
         None => ZooModel::ALL.to_vec(),
     };
@@ -77,7 +84,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let device = super::device(&args.device)?;
     let threads = candle_core::utils::get_num_threads();
     for model_kind in models {
-        let opts = LoadOptions { device: device.clone(), fold_batch_norm: !args.no_fold, ..LoadOptions::default() };
+        let opts = LoadOptions {
+            device: device.clone(),
+            fold_batch_norm: !args.no_fold,
+            ..LoadOptions::default()
+        };
         let model = classifier_from_checkpoint(model_kind.checkpoint()?, String::new(), &opts)?;
         let size = model_kind.input_size();
         for &batch in &batches {
@@ -98,7 +109,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let (mut iter_ms, mut fwd_ms) = (Vec::new(), Vec::new());
             let started = Instant::now();
             while iter_ms.len() < args.max_iters
-                && (iter_ms.len() < args.min_iters || started.elapsed() < Duration::from_secs_f64(args.seconds))
+                && (iter_ms.len() < args.min_iters
+                    || started.elapsed() < Duration::from_secs_f64(args.seconds))
             {
                 let (total, forward) = one_iteration()?;
                 iter_ms.push(total);
@@ -120,8 +132,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             } else {
                 println!(
                     "{:<20} {:>3}px batch {:<2} {:>9}: LST iteration median {:>9.1} ms (min {:>9.1}), forward {:>8.1} ms, {} iters, {} threads",
-                    record.model, size, batch, record.batch_norm, record.lst_iter_ms.median, record.lst_iter_ms.min,
-                    record.forward_ms.median, record.iterations, threads
+                    record.model,
+                    size,
+                    batch,
+                    record.batch_norm,
+                    record.lst_iter_ms.median,
+                    record.lst_iter_ms.min,
+                    record.forward_ms.median,
+                    record.iterations,
+                    threads
                 );
             }
         }

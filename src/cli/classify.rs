@@ -40,15 +40,26 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     let mut results = Vec::with_capacity(args.images.len());
     for path in &args.images {
         let x = images::load_for_model(path, &spec.preprocess, model.device())?.unsqueeze(0)?;
-        let probs = model.probabilities(&x)?.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+        let probs = model
+            .probabilities(&x)?
+            .squeeze(0)?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?;
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
         let top5 = order
             .into_iter()
             .take(5)
-            .map(|c| Prediction { class: c, name: spec.class_name(c).to_string(), probability: probs[c] })
+            .map(|c| Prediction {
+                class: c,
+                name: spec.class_name(c).to_string(),
+                probability: probs[c],
+            })
             .collect();
-        results.push(ImageResult { path: path.display().to_string(), top5 });
+        results.push(ImageResult {
+            path: path.display().to_string(),
+            top5,
+        });
     }
     if args.json {
         let out = serde_json::json!({
@@ -56,13 +67,21 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
             "weights": spec.weights_path,
             "images": results,
         });
-        println!("{}", serde_json::to_string_pretty(&out).context("serialising results")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).context("serialising results")?
+        );
     } else {
         println!("model: {} ({})", spec.architecture, spec.weights_path);
         for r in &results {
             println!("{}", r.path);
             for p in &r.top5 {
-                println!("  {:>6.2}%  {:>4}  {}", 100.0 * p.probability, p.class, p.name);
+                println!(
+                    "  {:>6.2}%  {:>4}  {}",
+                    100.0 * p.probability,
+                    p.class,
+                    p.name
+                );
             }
         }
     }

@@ -11,7 +11,11 @@ use blindspot::models::{Architecture, Classifier, LoadOptions, load_classifier};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "blindspot", version, about = "Find where vision models are blind")]
+#[command(
+    name = "blindspot",
+    version,
+    about = "Find where vision models are blind"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,15 +48,21 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<Classifier> {
-        let opts = LoadOptions { architecture: self.arch, device: device(&self.device)?, ..LoadOptions::default() };
-        load_classifier(&self.weights, &opts).with_context(|| format!("loading model {}", self.weights.display()))
+        let opts = LoadOptions {
+            architecture: self.arch,
+            device: device(&self.device)?,
+            ..LoadOptions::default()
+        };
+        load_classifier(&self.weights, &opts)
+            .with_context(|| format!("loading model {}", self.weights.display()))
     }
 }
 
 pub fn device(name: &str) -> Result<candle_core::Device> {
     match name {
         "cpu" => Ok(candle_core::Device::Cpu),
-        "cuda" => candle_core::Device::new_cuda(0).context("opening CUDA device 0 (was blindspot built with --features cuda?)"),
+        "cuda" => candle_core::Device::new_cuda(0)
+            .context("opening CUDA device 0 (was blindspot built with --features cuda?)"),
         other => anyhow::bail!("unknown device `{other}`: expected cpu or cuda"),
     }
 }

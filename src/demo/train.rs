@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 
 use candle_core::{D, DType, Device, ModuleT, Tensor, Var};
-use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, Module, Optimizer, VarBuilder, VarMap};
+use candle_nn::{
+    BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, Module, Optimizer, VarBuilder, VarMap,
+};
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256StarStar;
 use serde::{Deserialize, Serialize};
@@ -58,7 +60,10 @@ impl TrainConfig {
     }
 
     pub fn robust() -> Self {
-        Self { pgd: Some(PgdConfig::default()), ..Self::standard() }
+        Self {
+            pgd: Some(PgdConfig::default()),
+            ..Self::standard()
+        }
     }
 }
 
@@ -93,35 +98,68 @@ pub struct TrainNet {
 }
 
 fn conv(vb: VarBuilder, cin: usize, cout: usize, stride: usize) -> candle_core::Result<Conv2d> {
-    let cfg = Conv2dConfig { padding: 1, stride, ..Default::default() };
+    let cfg = Conv2dConfig {
+        padding: 1,
+        stride,
+        ..Default::default()
+    };
     candle_nn::conv2d_no_bias(cin, cout, 3, cfg, vb)
 }
 
 fn bn(vb: VarBuilder, c: usize) -> candle_core::Result<BatchNorm> {
-    candle_nn::batch_norm(c, BatchNormConfig { eps: BN_EPS, ..Default::default() }, vb)
+    candle_nn::batch_norm(
+        c,
+        BatchNormConfig {
+            eps: BN_EPS,
+            ..Default::default()
+        },
+        vb,
+    )
 }
 
 impl TrainNet {
     /// Builds the network, with every parameter initialised from `seed` (He-uniform convs,
     /// unit BN) so that training is reproducible: candle's own CPU RNG cannot be seeded.
-    pub fn new(varmap: &VarMap, cfg: &TrainConfig, num_classes: usize, device: &Device) -> candle_core::Result<Self> {
+    pub fn new(
+        varmap: &VarMap,
+        cfg: &TrainConfig,
+        num_classes: usize,
+        device: &Device,
+    ) -> candle_core::Result<Self> {
         let mut rng = Xoshiro256StarStar::seed_from_u64(cfg.seed ^ 0x5EED_0F_DE30);
         let mut init = |shape: &[usize]| -> candle_core::Result<Tensor> {
             let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
             let bound = (6.0 / fan_in as f64).sqrt();
             let n: usize = shape.iter().product();
             let data: Vec<f32> = (0..n)
-                .map(|_| (((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0) * bound)
+                .map(|_| {
+                    (((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0) * bound
+                })
                 .map(|v| v as f32)
                 .collect();
             Tensor::from_vec(data, shape, device)
         };
         let mut tensors: Vec<(String, Tensor)> = Vec::new();
-        let add_bn = |name: &str, c: usize, tensors: &mut Vec<(String, Tensor)>| -> candle_core::Result<()> {
-            tensors.push((format!("{name}.weight"), Tensor::ones(c, DType::F32, device)?));
-            tensors.push((format!("{name}.bias"), Tensor::zeros(c, DType::F32, device)?));
-            tensors.push((format!("{name}.running_mean"), Tensor::zeros(c, DType::F32, device)?));
-            tensors.push((format!("{name}.running_var"), Tensor::ones(c, DType::F32, device)?));
+        let add_bn = |name: &str,
+                      c: usize,
+                      tensors: &mut Vec<(String, Tensor)>|
+         -> candle_core::Result<()> {
+            tensors.push((
+                format!("{name}.weight"),
+                Tensor::ones(c, DType::F32, device)?,
+            ));
+            tensors.push((
+                format!("{name}.bias"),
+                Tensor::zeros(c, DType::F32, device)?,
+            ));
+            tensors.push((
+                format!("{name}.running_mean"),
+                Tensor::zeros(c, DType::F32, device)?,
+            ));
+            tensors.push((
+                format!("{name}.running_var"),
+                Tensor::ones(c, DType::F32, device)?,
+            ));
             Ok(())
         };
         let [w0, _, _] = cfg.widths;
@@ -139,9 +177,15 @@ impl TrainNet {
             }
         }
         tensors.push(("linear.weight".into(), init(&[num_classes, in_c])?));
-        tensors.push(("linear.bias".into(), Tensor::zeros(num_classes, DType::F32, device)?));
+        tensors.push((
+            "linear.bias".into(),
+            Tensor::zeros(num_classes, DType::F32, device)?,
+        ));
         {
-            let mut data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("var map lock poisoned".into()))?;
+            let mut data = varmap
+                .data()
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("var map lock poisoned".into()))?;
             for (name, t) in tensors {
                 data.insert(name, Var::from_tensor(&t)?);
             }
@@ -168,13 +212,23 @@ impl TrainNet {
         let linear = candle_nn::linear(in_c, num_classes, vb.pp("linear"))?;
         let mean = Tensor::new(&[DEMO_MEAN], device)?.reshape((1, 1, 1, 1))?;
         let inv_std = Tensor::new(&[1.0 / DEMO_STD], device)?.reshape((1, 1, 1, 1))?;
-        Ok(Self { conv1, bn1, blocks, linear, mean, inv_std })
+        Ok(Self {
+            conv1,
+            bn1,
+            blocks,
+            linear,
+            mean,
+            inv_std,
+        })
     }
 
     /// Logits for pixel-space input; `train` selects batch statistics in BN.
     pub fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let x = x.broadcast_sub(&self.mean)?.broadcast_mul(&self.inv_std)?;
-        let mut x = self.bn1.forward_t(&self.conv1.forward(&x)?, train)?.relu()?;
+        let mut x = self
+            .bn1
+            .forward_t(&self.conv1.forward(&x)?, train)?
+            .relu()?;
         for b in &self.blocks {
             let y = b.bn1.forward_t(&b.conv1.forward(&x)?, train)?.relu()?;
             let y = b.bn2.forward_t(&b.conv2.forward(&y)?, train)?;
@@ -195,8 +249,14 @@ impl TrainNet {
 
 /// Names and tensors to save: every parameter and running statistic, in checkpoint layout.
 pub fn state_dict(varmap: &VarMap) -> candle_core::Result<HashMap<String, Tensor>> {
-    let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("var map lock poisoned".into()))?;
-    Ok(data.iter().map(|(k, v)| (k.clone(), v.as_tensor().detach())).collect())
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("var map lock poisoned".into()))?;
+    Ok(data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+        .collect())
 }
 
 /// A trained network with its parameters and per-epoch log.
@@ -219,13 +279,23 @@ pub fn train(
     let varmap = VarMap::new();
     let net = TrainNet::new(&varmap, cfg, num_classes, device)?;
     let trainable: Vec<Var> = {
-        let data = varmap.data().lock().map_err(|_| candle_core::Error::Msg("var map lock poisoned".into()))?;
-        let mut named: Vec<(&String, &Var)> = data.iter().filter(|(k, _)| !k.contains("running_")).collect();
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("var map lock poisoned".into()))?;
+        let mut named: Vec<(&String, &Var)> = data
+            .iter()
+            .filter(|(k, _)| !k.contains("running_"))
+            .collect();
         // A fixed order keeps the optimiser state, and so training, reproducible.
         named.sort_by(|a, b| a.0.cmp(b.0));
         named.into_iter().map(|(_, v)| v.clone()).collect()
     };
-    let params = candle_nn::ParamsAdamW { lr: cfg.learning_rate, weight_decay: cfg.weight_decay, ..Default::default() };
+    let params = candle_nn::ParamsAdamW {
+        lr: cfg.learning_rate,
+        weight_decay: cfg.weight_decay,
+        ..Default::default()
+    };
     let mut opt = candle_nn::AdamW::new(trainable, params)?;
     let batches_per_epoch = cfg.images_per_epoch.div_ceil(cfg.batch_size.max(1));
     let total_steps = (batches_per_epoch * cfg.epochs).max(1);
@@ -235,7 +305,9 @@ pub fn train(
         let started = std::time::Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for b in 0..batches_per_epoch {
-            let size = cfg.batch_size.min(cfg.images_per_epoch - b * cfg.batch_size);
+            let size = cfg
+                .batch_size
+                .min(cfg.images_per_epoch - b * cfg.batch_size);
             let (x, labels) = batch(epoch, b, size)?;
             let objective = Objective::CrossEntropy(labels.clone());
             let x = match &cfg.pgd {
@@ -252,13 +324,19 @@ pub fn train(
             };
             // Cosine decay of the learning rate over all steps.
             let progress = step as f64 / total_steps as f64;
-            opt.set_learning_rate(cfg.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+            opt.set_learning_rate(
+                cfg.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+            );
             let logits = net.forward(&x, true)?;
             let loss = (objective.evaluate(&logits)? / size as f64)?;
             opt.backward_step(&loss)?;
             loss_sum += loss.to_scalar::<f32>()? as f64 * size as f64;
             let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-            correct += predicted.iter().zip(&labels).filter(|(p, y)| p == y).count();
+            correct += predicted
+                .iter()
+                .zip(&labels)
+                .filter(|(p, y)| p == y)
+                .count();
             seen += size;
             step += 1;
         }
@@ -274,5 +352,9 @@ pub fn train(
             break;
         }
     }
-    Ok(Trained { varmap, net, epochs })
+    Ok(Trained {
+        varmap,
+        net,
+        epochs,
+    })
 }

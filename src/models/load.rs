@@ -247,7 +247,11 @@ pub fn load_classifier(path: &Path, opts: &LoadOptions) -> Result<Classifier> {
 }
 
 /// Builds a classifier from tensors already in memory (a read file, or `zoo` weights).
-pub fn classifier_from_checkpoint(ckpt: Checkpoint, weights_sha256: String, opts: &LoadOptions) -> Result<Classifier> {
+pub fn classifier_from_checkpoint(
+    ckpt: Checkpoint,
+    weights_sha256: String,
+    opts: &LoadOptions,
+) -> Result<Classifier> {
     let path = ckpt.path.clone();
     let path = path.as_path();
     let sidecar = Sidecar::find(&ckpt)?;

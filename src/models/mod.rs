@@ -16,5 +16,8 @@ pub mod zoo;
 
 pub use classifier::{Classifier, Network, Objective};
 pub use error::{ModelError, Result};
-pub use load::{Architecture, LoadOptions, Sidecar, classifier_from_checkpoint, detect_architecture, load_classifier};
+pub use load::{
+    Architecture, LoadOptions, Sidecar, classifier_from_checkpoint, detect_architecture,
+    load_classifier,
+};
 pub use spec::{ModelSpec, Normalization, Provenance};

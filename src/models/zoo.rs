@@ -20,7 +20,12 @@ pub enum ZooModel {
 }
 
 impl ZooModel {
-    pub const ALL: [ZooModel; 4] = [Self::Resnet20, Self::Resnet18, Self::Resnet50, Self::EfficientnetLite0];
+    pub const ALL: [ZooModel; 4] = [
+        Self::Resnet20,
+        Self::Resnet18,
+        Self::Resnet50,
+        Self::EfficientnetLite0,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -75,7 +80,10 @@ impl Init {
     fn tensor(self, shape: &[usize], seed: u64) -> Result<Tensor> {
         let n: usize = shape.iter().product();
         let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x2545_F491_4F6C_DD1D) | 1;
+        let mut state = seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(0x2545_F491_4F6C_DD1D)
+            | 1;
         let mut uniform = move || {
             state ^= state << 13;
             state ^= state >> 7;
@@ -171,8 +179,15 @@ fn torchvision_resnet(b: &mut Builder, bottleneck: bool, layers: [usize; 4], cla
 
 fn efficientnet_lite0(b: &mut Builder, classes: usize) {
     // (repeats, kernel, stride, expand, out) of EfficientNet-Lite0; stride is implied by stage.
-    const STAGES: [(usize, usize, usize, usize); 7] =
-        [(1, 3, 1, 16), (2, 3, 6, 24), (2, 5, 6, 40), (3, 3, 6, 80), (3, 5, 6, 112), (4, 5, 6, 192), (1, 3, 6, 320)];
+    const STAGES: [(usize, usize, usize, usize); 7] = [
+        (1, 3, 1, 16),
+        (2, 3, 6, 24),
+        (2, 5, 6, 40),
+        (3, 3, 6, 80),
+        (3, 5, 6, 112),
+        (4, 5, 6, 192),
+        (1, 3, 6, 320),
+    ];
     b.conv("_conv_stem", 32, 3, 3);
     b.bn("_bn0", 32);
     let mut in_c = 32;
@@ -185,7 +200,11 @@ fn efficientnet_lite0(b: &mut Builder, classes: usize) {
                 b.conv(&format!("{name}._expand_conv"), mid, in_c, 1);
                 b.bn(&format!("{name}._bn0"), mid);
             }
-            b.add(format!("{name}._depthwise_conv.weight"), &[mid, 1, k, k], Init::Weight);
+            b.add(
+                format!("{name}._depthwise_conv.weight"),
+                &[mid, 1, k, k],
+                Init::Weight,
+            );
             b.bn(&format!("{name}._bn1"), mid);
             b.conv(&format!("{name}._project_conv"), out, mid, 1);
             b.bn(&format!("{name}._bn2"), out);

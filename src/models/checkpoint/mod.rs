@@ -85,10 +85,11 @@ impl Checkpoint {
     /// Safetensors bytes already in memory (the demo models embedded in the binary);
     /// `name` stands for the file in messages.
     pub fn from_safetensors_bytes(name: &Path, bytes: &[u8]) -> Result<Self, ModelError> {
-        let (tensors, metadata) = safetensors_format::read(bytes).map_err(|reason| ModelError::Format {
-            path: name.to_path_buf(),
-            reason,
-        })?;
+        let (tensors, metadata) =
+            safetensors_format::read(bytes).map_err(|reason| ModelError::Format {
+                path: name.to_path_buf(),
+                reason,
+            })?;
         Ok(Self {
             path: name.to_path_buf(),
             tensors: strip_common_prefixes(tensors),
