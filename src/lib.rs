@@ -5,5 +5,8 @@
 
 pub mod analysis;
 pub mod demo;
+pub mod eval;
 pub mod images;
 pub mod models;
+pub mod record;
+pub mod run;

@@ -1,0 +1,334 @@
+//! Full evaluation (ALGORITHMS.md §1.3): a pool of correctly classified images of distinct
+//! classes, R rounds of derangements as source -> target pairs, LST in batches, Table 1 over
+//! all pairs and Table 2 over each source's triangles. Every finished batch is written to
+//! disk at once, so a stopped evaluation loses at most one batch and `resume` continues it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::confidence::{argmax, logits_rows, softmax_at};
+use crate::analysis::hull::{TriangleMetrics, aggregate_triangles, evaluate_hull, table2};
+use crate::analysis::lst::{LstConfig, LstPair, PairPlan, PairStatus, Traversal, evaluation_pairs};
+use crate::analysis::rng::{SAMPLE_SELECT, permutation, stream};
+use crate::analysis::stats::{MeanStd, mean_std_f32};
+use crate::analysis::AnalysisError;
+use crate::images::{self, LabeledImage};
+use crate::models::Classifier;
+use crate::record::{RecordError, write_atomic};
+use crate::run::{Result, RunError};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalOptions {
+    /// Pairs wanted; rounds = ceil(pairs / pool size).
+    pub pairs: usize,
+    /// Pool size K (distinct classes); at most the number of classes.
+    pub pool: usize,
+    /// Pairs per LST batch (results do not depend on it).
+    pub batch: usize,
+    pub config: LstConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolImage {
+    pub path: String,
+    pub label: u32,
+    pub class_name: String,
+    pub confidence: f32,
+}
+
+/// One finished pair, as written to `pairs/pair_NNNNN.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairSummary {
+    pub pair_id: u64,
+    pub round: usize,
+    pub source: usize,
+    pub target: usize,
+    pub status: PairStatus,
+    pub p0: f32,
+    pub final_source_confidence: f32,
+    pub final_target_confidence: f32,
+    pub l2_normalized: f32,
+    pub linf: f32,
+    pub ssim: Option<f32>,
+    pub accepted_steps: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalTables {
+    pub model: String,
+    pub pairs: usize,
+    pub skipped_pairs: usize,
+    /// Table 1: L2 (normalised), L∞, SSIM over pairs; LPIPS is n/a here.
+    pub l2: Option<MeanStd>,
+    pub linf: Option<MeanStd>,
+    pub ssim: Option<MeanStd>,
+    /// Table 2, over sources: p_src, mean hull conf, frac > p_src − {0, 0.1, 0.2, 0.3},
+    /// mean conf on the two linear paths, edge_min (extra column).
+    pub table2: Vec<Option<MeanStd>>,
+    pub triangles: usize,
+    pub per_source: Vec<Option<TriangleMetrics>>,
+}
+
+fn invalid(m: String) -> RunError {
+    RunError::Analysis(AnalysisError::Invalid(m))
+}
+
+/// Picks up to `k` images of distinct classes that the model classifies correctly with
+/// confidence above `min_confidence`, scanning the data set in a seeded random order
+/// (stream(seed, SAMPLE_SELECT, 0, 0)), so another seed gives another pool.
+pub fn select_pool(
+    classifier: &Classifier,
+    dataset: &[LabeledImage],
+    k: usize,
+    min_confidence: f32,
+    seed: u64,
+) -> Result<Vec<PoolImage>> {
+    let order = permutation(&mut stream(seed, SAMPLE_SELECT, 0, 0), dataset.len());
+    let spec = classifier.spec();
+    let mut pool: Vec<PoolImage> = Vec::new();
+    for chunk in order.chunks(32) {
+        if pool.len() >= k {
+            break;
+        }
+        let wanted: Vec<&LabeledImage> = chunk
+            .iter()
+            .map(|&i| &dataset[i])
+            .filter(|im| !pool.iter().any(|p| p.label as usize == im.label))
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let xs = wanted
+            .iter()
+            .map(|im| images::load_for_model(&im.path, &spec.preprocess, &Device::Cpu))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let rows = logits_rows(&classifier.forward(&Tensor::stack(&xs, 0)?)?)?;
+        for (im, row) in wanted.iter().zip(&rows) {
+            let conf = softmax_at(row, im.label);
+            let taken = pool.iter().any(|p| p.label as usize == im.label);
+            if !taken && argmax(row) == Some(im.label) && conf > min_confidence && pool.len() < k {
+                pool.push(PoolImage {
+                    path: im.path.display().to_string(),
+                    label: im.label as u32,
+                    class_name: spec.class_name(im.label).to_string(),
+                    confidence: conf,
+                });
+            }
+        }
+    }
+    Ok(pool)
+}
+
+fn pair_paths(out: &Path, id: u64) -> (PathBuf, PathBuf) {
+    let dir = out.join("pairs");
+    (dir.join(format!("pair_{id:05}.json")), dir.join(format!("pair_{id:05}.safetensors")))
+}
+
+fn load_done(out: &Path, plan: &PairPlan) -> Option<(PairSummary, Option<Vec<f32>>)> {
+    let (json, tensors) = pair_paths(out, plan.pair_id);
+    let summary: PairSummary = serde_json::from_slice(&std::fs::read(json).ok()?).ok()?;
+    let x_star = candle_core::safetensors::load(tensors, &Device::Cpu)
+        .ok()
+        .and_then(|t| t.get("x_star").and_then(|x| x.flatten_all().ok()?.to_vec1::<f32>().ok()));
+    (summary.pair_id == plan.pair_id).then_some((summary, x_star))
+}
+
+/// Runs (or resumes) the evaluation into `out`. `progress(done, total)` is told after every
+/// batch of pairs and again while hulls are evaluated.
+pub fn run_eval(
+    classifier: &Classifier,
+    dataset: &[LabeledImage],
+    opts: &EvalOptions,
+    out: &Path,
+    mut progress: impl FnMut(&str, usize, usize),
+) -> Result<EvalTables> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RunError::Record(RecordError::Io { path, source })
+    };
+    std::fs::create_dir_all(out.join("pairs")).map_err(io(out))?;
+    let cfg = &opts.config;
+    let k = opts.pool.min(classifier.spec().num_classes());
+    let pool = select_pool(classifier, dataset, k, cfg.pool_min_confidence, cfg.seed)?;
+    if pool.len() < 2 {
+        return Err(invalid(format!(
+            "only {} image(s) of distinct classes are classified correctly with confidence > {}; need 2",
+            pool.len(),
+            cfg.pool_min_confidence
+        )));
+    }
+    let n = pool.len();
+    let rounds = opts.pairs.div_ceil(n).max(1);
+    let mut plans = evaluation_pairs(n, rounds, cfg.seed).ok_or_else(|| invalid("no derangement of the pool".into()))?;
+    plans.truncate(opts.pairs.max(1));
+    let pool_json = serde_json::to_vec_pretty(&serde_json::json!({"pool": pool, "rounds": rounds, "options": opts}))
+        .map_err(|e| invalid(e.to_string()))?;
+    write_atomic(&out.join("pool.json"), &pool_json)?;
+
+    let spec = classifier.spec();
+    let pixels = pool
+        .iter()
+        .map(|p| images::load_for_model(Path::new(&p.path), &spec.preprocess, &Device::Cpu))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut done: BTreeMap<u64, (PairSummary, Option<Vec<f32>>)> = BTreeMap::new();
+    for plan in &plans {
+        if let Some(d) = load_done(out, plan) {
+            done.insert(plan.pair_id, d);
+        }
+    }
+    let todo: Vec<&PairPlan> = plans.iter().filter(|p| !done.contains_key(&p.pair_id)).collect();
+    progress("pairs", done.len(), plans.len());
+    for batch in todo.chunks(opts.batch.max(1)) {
+        let pairs: Vec<LstPair> = batch
+            .iter()
+            .map(|p| LstPair {
+                source: pixels[p.source].clone(),
+                label: pool[p.source].label,
+                target: pixels[p.target].clone(),
+                target_label: pool[p.target].label,
+                pair_id: p.pair_id,
+            })
+            .collect();
+        let mut traversal = Traversal::new(classifier, cfg, &pairs)?;
+        while traversal.step()?.is_some() {}
+        for (plan, output) in batch.iter().zip(traversal.finish()?) {
+            let (last, distances, accepted, x_star) = match &output.result {
+                Some(r) => (r.confs.last().copied().unwrap_or([0.0; 2]), Some(r.distances), r.accepted_steps, Some(r.x_star.clone())),
+                None => ([0.0; 2], None, 0, None),
+            };
+            let summary = PairSummary {
+                pair_id: plan.pair_id,
+                round: plan.round,
+                source: plan.source,
+                target: plan.target,
+                status: output.status,
+                p0: output.p0,
+                final_source_confidence: last[0],
+                final_target_confidence: last[1],
+                l2_normalized: distances.map_or(0.0, |d| d.l2),
+                linf: distances.map_or(0.0, |d| d.linf),
+                ssim: distances.and_then(|d| d.ssim),
+                accepted_steps: accepted,
+            };
+            let (json_path, tensor_path) = pair_paths(out, plan.pair_id);
+            if let Some(x) = &x_star {
+                let t = Tensor::from_slice(x, x.len(), &Device::Cpu)?;
+                let tmp = tensor_path.with_extension("safetensors.tmp");
+                candle_core::safetensors::save(&[("x_star", t)].into_iter().collect(), &tmp)?;
+                std::fs::rename(&tmp, &tensor_path).map_err(io(&tensor_path))?;
+            }
+            let json = serde_json::to_vec_pretty(&summary).map_err(|e| invalid(e.to_string()))?;
+            write_atomic(&json_path, &json)?;
+            done.insert(plan.pair_id, (summary, x_star));
+        }
+        progress("pairs", done.len(), plans.len());
+    }
+
+    // Table 2: for each source, the triangles over pairs of its rounds' outputs.
+    let shape = pixels[0].dims().to_vec();
+    let mut per_source: Vec<Option<TriangleMetrics>> = Vec::with_capacity(n);
+    let mut triangles = 0;
+    for (i, xs) in pixels.iter().enumerate() {
+        let outputs: Vec<&Vec<f32>> = plans
+            .iter()
+            .filter(|p| p.source == i)
+            .filter_map(|p| done.get(&p.pair_id).and_then(|d| d.1.as_ref()))
+            .collect();
+        let mut metrics = Vec::new();
+        for a in 0..outputs.len() {
+            for b in a + 1..outputs.len() {
+                let x1 = Tensor::from_slice(outputs[a], shape.as_slice(), &Device::Cpu)?;
+                let x2 = Tensor::from_slice(outputs[b], shape.as_slice(), &Device::Cpu)?;
+                let hull = evaluate_hull(classifier, xs, &x1, &x2, pool[i].label, cfg.hull_resolution, 66)?;
+                metrics.push(hull.metrics);
+            }
+        }
+        triangles += metrics.len();
+        per_source.push(aggregate_triangles(&metrics));
+        progress("hull sources", i + 1, n);
+    }
+    let summaries: Vec<&PairSummary> = plans.iter().filter_map(|p| done.get(&p.pair_id).map(|d| &d.0)).collect();
+    let ran: Vec<&&PairSummary> = summaries.iter().filter(|s| !matches!(s.status, PairStatus::Skipped(_))).collect();
+    let column = |f: &dyn Fn(&PairSummary) -> Option<f32>| mean_std_f32(&ran.iter().filter_map(|s| f(s)).collect::<Vec<_>>());
+    let sources: Vec<TriangleMetrics> = per_source.iter().flatten().copied().collect();
+    let tables = EvalTables {
+        model: spec.architecture.clone(),
+        pairs: ran.len(),
+        skipped_pairs: summaries.len() - ran.len(),
+        l2: column(&|s| Some(s.l2_normalized)),
+        linf: column(&|s| Some(s.linf)),
+        ssim: column(&|s| s.ssim),
+        table2: table2(&sources).to_vec(),
+        triangles,
+        per_source,
+    };
+    write_outputs(out, &tables, &pool, &summaries)?;
+    Ok(tables)
+}
+
+fn fmt_ms(m: &Option<MeanStd>, decimals: usize) -> String {
+    m.map_or("n/a".into(), |m| format!("{:.*} ± {:.*}", decimals, m.mean, decimals, m.std))
+}
+
+fn write_outputs(out: &Path, tables: &EvalTables, pool: &[PoolImage], summaries: &[&PairSummary]) -> Result<()> {
+    let json = serde_json::to_vec_pretty(tables).map_err(|e| invalid(e.to_string()))?;
+    write_atomic(&out.join("tables.json"), &json)?;
+    let mut csv = String::from(
+        "pair_id,round,source_path,source_class,target_path,target_class,status,p0,final_source_confidence,final_target_confidence,l2_normalized,linf,ssim,accepted_steps\n",
+    );
+    for s in summaries {
+        let (src, tgt) = (&pool[s.source], &pool[s.target]);
+        let _ = writeln!(
+            csv,
+            "{},{},\"{}\",{},\"{}\",{},{:?},{},{},{},{},{},{},{}",
+            s.pair_id,
+            s.round,
+            src.path,
+            src.class_name,
+            tgt.path,
+            tgt.class_name,
+            s.status,
+            s.p0,
+            s.final_source_confidence,
+            s.final_target_confidence,
+            s.l2_normalized,
+            s.linf,
+            s.ssim.map_or(String::new(), |v| v.to_string()),
+            s.accepted_steps
+        );
+    }
+    write_atomic(&out.join("pairs.csv"), csv.as_bytes())?;
+    Ok(write_atomic(&out.join("summary.md"), summary_markdown(tables).as_bytes())?)
+}
+
+/// Tables 1 and 2 as Markdown, with the exact column names of ALGORITHMS.md.
+pub fn summary_markdown(t: &EvalTables) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# LST evaluation: {}\n", t.model);
+    let _ = writeln!(md, "## Table 1: distance between the LST output and its target\n");
+    let _ = writeln!(md, "| model | L2 (normalised) | L∞ | SSIM | LPIPS | pairs | skipped |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| {} | {} | {} | {} | n/a | {} | {} |\n",
+        t.model,
+        fmt_ms(&t.l2, 3),
+        fmt_ms(&t.linf, 3),
+        fmt_ms(&t.ssim, 3),
+        t.pairs,
+        t.skipped_pairs
+    );
+    let _ = writeln!(md, "## Table 2: the triangular convex hull ({} triangles)\n", t.triangles);
+    let _ = writeln!(
+        md,
+        "| model | p_src | mean hull conf | frac > p_src | frac > p_src−0.1 | frac > p_src−0.2 | frac > p_src−0.3 | mean conf on the two linear paths | edge_min |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let cols: Vec<String> = t.table2.iter().map(|c| fmt_ms(c, 2)).collect();
+    let _ = writeln!(md, "| {} | {} |", t.model, cols.join(" | "));
+    md
+}
