@@ -4,5 +4,6 @@
 //! `images` is a leaf that depends on nothing of ours.
 
 pub mod analysis;
+pub mod figures;
 pub mod images;
 pub mod models;
