@@ -1,12 +1,15 @@
 //! blindspot: find where vision models are blind.
 //!
-//! Layout (arrows point one way): `cli` and `app` use `analysis`, which uses `models`.
-//! `images` is a leaf that depends on nothing of ours.
+//! Layout (arrows point one way): `cli` and `app` use `run`, `eval`, `report` and `record`,
+//! which use `analysis`, which uses `models`. `images` and `figures` are leaves that depend on
+//! nothing of ours.
 
 pub mod analysis;
 pub mod demo;
 pub mod eval;
+pub mod figures;
 pub mod images;
 pub mod models;
 pub mod record;
+pub mod report;
 pub mod run;

@@ -3,6 +3,10 @@
 mod accuracy;
 mod bench;
 mod classify;
+mod eval;
+mod hull;
+mod lst_args;
+mod traverse;
 
 use std::path::PathBuf;
 
@@ -29,6 +33,12 @@ enum Command {
     Accuracy(accuracy::AccuracyArgs),
     /// Time LST iterations (forward + input gradient + forward) of standard models.
     Bench(bench::BenchArgs),
+    /// Level Set Traversal from a source toward a target image; writes a run record.
+    Traverse(traverse::TraverseArgs),
+    /// The triangular hull of a source and two LST outputs.
+    Hull(hull::HullArgs),
+    /// Full evaluation over an image folder: Table 1 and Table 2.
+    Eval(eval::EvalArgs),
 }
 
 /// How a command picks its model.
@@ -72,5 +82,8 @@ pub fn run() -> Result<()> {
         Command::Classify(args) => classify::run(&args),
         Command::Accuracy(args) => accuracy::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Traverse(args) => traverse::run(&args),
+        Command::Hull(args) => hull::run(&args),
+        Command::Eval(args) => eval::run(&args),
     }
 }

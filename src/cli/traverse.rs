@@ -48,7 +48,7 @@ pub fn run(args: &TraverseArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     record.save(&pixels, &args.out)?;
-    super::figures::write_run_figures(&record, &pixels, &args.out)?;
+    blindspot::report::write_run_figures(&record, &pixels, &args.out)?;
     let name = |i: u32| model.spec().class_name(i as usize).to_string();
     println!("{} -> {} with {} ({:?})", record.source.class_name, name(record.target.label), record.model.architecture, record.status);
     match &record.final_output {

@@ -1,0 +1,59 @@
+//! `blindspot eval`: the full evaluation of §1.3 over an image folder: Table 1, Table 2, a CSV
+//! row per pair and a Markdown summary. Stopped runs continue with `--resume`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use blindspot::eval::{EvalOptions, run_eval, summary_markdown};
+use blindspot::images;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ModelArgs;
+use super::lst_args::LstArgs;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// ImageFolder tree or folder with labels.tsv.
+    #[arg(long)]
+    images: PathBuf,
+    /// Source -> target pairs to run.
+    #[arg(long, default_value_t = 100)]
+    pairs: usize,
+    /// Pool size: images of distinct classes (each is a source in every round).
+    #[arg(long, default_value_t = 10)]
+    pool: usize,
+    /// Pairs per LST batch.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue an evaluation in --out: finished pairs are kept.
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    lst: LstArgs,
+}
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let model = args.model.load()?;
+    let config = args.lst.config(model.spec().input_size)?;
+    if args.out.join("pool.json").exists() && !args.resume {
+        bail!("{} already holds an evaluation: pass --resume to continue it, or choose another --out", args.out.display());
+    }
+    let dataset = images::list_dataset(&args.images)?;
+    let opts = EvalOptions { pairs: args.pairs, pool: args.pool, batch: args.batch, config };
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{msg} {pos}/{len}  elapsed {elapsed}  eta {eta}").context("progress template")?);
+    let tables = run_eval(&model, &dataset.images, &opts, &args.out, |what, done, total| {
+        bar.set_message(what.to_string());
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    println!("{}", summary_markdown(&tables));
+    println!("written to {}", args.out.display());
+    Ok(())
+}

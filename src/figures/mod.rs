@@ -1,0 +1,430 @@
+//! Paper-ready figures (PNG and SVG) from plain data: the views of §1.9 of ALGORITHMS.md.
+//!
+//! Each constructor takes plain data and returns a [`Figure`], which renders to PNG (at any
+//! scale) or SVG from the same drawing code: every figure is drawn by one function generic over
+//! the plotters backend (see `canvas`).
+//!
+//! Sizing: figures are laid out in *units* at 144 units per inch, i.e. 2 units per point.
+//! A PNG at scale 1 is one pixel per unit; an SVG is one px per unit. Printed at its natural
+//! width (`size().0 / 144` inches: 3.3 in for the single-column plots, about 7 in for the
+//! strip, grid and width plots) every text is at its design size, 9 pt or more (the second
+//! line under a strip frame, p(target), is 8.5 pt). Scale PNGs by 2–4 for print.
+//!
+//! Text is set in DejaVu Sans, embedded through the `dejavu` crate and registered with
+//! plotters' ab_glyph backend: no system fonts or fontconfig are needed.
+//!
+//! Images (frames, thumbnails) are drawn pixel-exact: nearest-neighbour upscaling by a whole
+//! factor whenever the box holds at least twice the image; in SVG the image is embedded at its
+//! native size as a PNG data URI with `image-rendering: pixelated`.
+
+mod canvas;
+mod colormap;
+mod grid;
+mod hull;
+mod lines;
+mod raster;
+mod strip;
+mod width;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use image::{ExtendedColorType, RgbImage};
+use plotters::prelude::*;
+
+use canvas::{Canvas, EmbeddedImage, ensure_font, splice_svg_images};
+
+pub use colormap::{VIRIDIS_LEVELS, viridis};
+
+/// Why a figure could not be drawn or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FigureError {
+    /// The data handed to a constructor is inconsistent (lengths that do not match, ...).
+    #[error("invalid figure data: {0}")]
+    InvalidData(String),
+    /// PNG scale outside (0, 16] or not finite.
+    #[error("invalid PNG scale {0}: expected a finite value in (0, 16]")]
+    InvalidScale(f32),
+    /// The embedded font could not be registered.
+    #[error("figure font unavailable: {0}")]
+    Font(String),
+    /// plotters failed while drawing.
+    #[error("drawing the figure failed: {0}")]
+    Draw(String),
+    /// PNG encoding failed.
+    #[error("encoding the figure as PNG failed: {0}")]
+    Encode(String),
+    /// Writing the output file failed; names the file the caller asked for.
+    #[error("cannot write figure to {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One frame of a path strip.
+#[derive(Clone, Debug)]
+pub struct StripFrame {
+    pub image: RgbImage,
+    /// p(source class) of this frame.
+    pub source_confidence: f32,
+    /// p(target class) of this frame.
+    pub target_confidence: f32,
+    /// e.g. "source", "step 20", "x*".
+    pub caption: String,
+}
+
+/// One iteration of an LST run, for the confidence-over-path plot.
+#[derive(Clone, Copy, Debug)]
+pub struct StepPoint {
+    pub step: usize,
+    pub source_confidence: f32,
+    pub target_confidence: f32,
+    /// L2 distance to the target, normalised (‖x − x_t‖₂ / √d).
+    pub l2_normalized: f32,
+    /// L∞ distance to the target.
+    pub linf: f32,
+    /// Whether the step was accepted.
+    pub accepted: bool,
+}
+
+/// One triangle of §1.7, ready to plot (§1.9 "Triangular hull heatmap").
+#[derive(Clone, Debug)]
+pub struct HullFigureData {
+    /// Lattice resolution: points (i, j) with i + j ≤ n.
+    pub n: usize,
+    /// conf_ij for i + j ≤ n, i-major then j: (0,0), (0,1), …, (0,n), (1,0), …, (n,0).
+    pub confidences: Vec<f32>,
+    /// Plotted position of x₁ (the source sits at (0, 0)).
+    pub p1: [f32; 2],
+    /// Plotted position of x₂.
+    pub p2: [f32; 2],
+    /// The geometry fell back to the right isosceles layout.
+    pub degenerate: bool,
+    /// Thumbnails of x_s, x₁, x₂.
+    pub corners: [RgbImage; 3],
+    /// Labels of the three corners.
+    pub corner_labels: [String; 3],
+    /// Confidence levels at which contour lines are drawn.
+    pub contour_levels: Vec<f32>,
+    pub title: String,
+}
+
+/// Path widths over a run (§1.5), for the path-width plot.
+#[derive(Clone, Debug)]
+pub struct WidthFigureData {
+    /// Iteration of each logged measurement.
+    pub logged_steps: Vec<usize>,
+    /// The radii r_1..r_R (pixel-space L2).
+    pub radii: Vec<f32>,
+    /// `q05[log][k]`, k = 0..=R; k = 0 is the on-path confidence.
+    pub q05: Vec<Vec<f32>>,
+    /// `q95[log][k]`, as `q05`.
+    pub q95: Vec<Vec<f32>>,
+    /// Measurements that were skipped (drawn hatched).
+    pub skipped: Vec<bool>,
+    pub title: String,
+}
+
+/// One cell of the all-pairs grid.
+#[derive(Clone, Debug)]
+pub struct GridCell {
+    pub image: RgbImage,
+    /// p(class of the column's source) for this image.
+    pub source_confidence: f32,
+}
+
+/// The all-pairs grid of the examples mode (§1.9).
+#[derive(Clone, Debug)]
+pub struct GridFigureData {
+    pub k: usize,
+    /// Class names of the k pool images.
+    pub class_names: Vec<String>,
+    /// `cells[i][j]`: row i is target i, column j is source j; `None` draws an empty cell.
+    pub cells: Vec<Vec<Option<GridCell>>>,
+    pub title: String,
+}
+
+/// One curve of the linear-interpolation profile (§1.8).
+#[derive(Clone, Debug)]
+pub struct ProfileCurve {
+    pub label: String,
+    pub t: Vec<f32>,
+    pub confidence: Vec<f32>,
+    /// Dashed (source → target) rather than solid (source → x*). The k-th solid and the k-th
+    /// dashed curve share a colour, so list the pairs in the same order.
+    pub dashed: bool,
+}
+
+enum Kind {
+    Strip(strip::Strip),
+    Confidence(lines::Confidence),
+    Hull(HullFigureData),
+    Width(WidthFigureData),
+    Grid(GridFigureData),
+    Profile(lines::Profile),
+}
+
+/// A figure ready to be written as PNG or SVG.
+pub struct Figure {
+    kind: Kind,
+}
+
+/// Path strip (§1.9): frames left to right, the target set apart at the right end, p(source)
+/// and (smaller) p(target) under each frame. `title` should read
+/// "source class → target class, model".
+pub fn path_strip(frames: &[StripFrame], target: &RgbImage, title: &str) -> Figure {
+    Figure {
+        kind: Kind::Strip(strip::Strip {
+            frames: frames.to_vec(),
+            target: target.clone(),
+            title: title.to_string(),
+        }),
+    }
+}
+
+/// Confidence-over-path plot: p(source), p(target) and the distances to the target against
+/// the step; rejected steps are marked with red crosses.
+pub fn confidence_plot(steps: &[StepPoint], title: &str) -> Figure {
+    Figure {
+        kind: Kind::Confidence(lines::Confidence {
+            steps: steps.to_vec(),
+            title: title.to_string(),
+        }),
+    }
+}
+
+/// Triangular hull heatmap in true geometry (§1.7, §1.9).
+pub fn hull_heatmap(h: &HullFigureData) -> Figure {
+    Figure {
+        kind: Kind::Hull(h.clone()),
+    }
+}
+
+/// Path-width heatmaps, q05 and q95 side by side (§1.5, §1.9).
+pub fn width_plot(w: &WidthFigureData) -> Figure {
+    Figure {
+        kind: Kind::Width(w.clone()),
+    }
+}
+
+/// K×K all-pairs grid (§1.9).
+pub fn pairs_grid(g: &GridFigureData) -> Figure {
+    Figure {
+        kind: Kind::Grid(g.clone()),
+    }
+}
+
+/// Linear-interpolation profile (§1.8): confidence against t, solid for source → x*,
+/// dashed for source → target.
+pub fn interpolation_profile(curves: &[ProfileCurve], title: &str) -> Figure {
+    Figure {
+        kind: Kind::Profile(lines::Profile {
+            curves: curves.to_vec(),
+            title: title.to_string(),
+        }),
+    }
+}
+
+impl Figure {
+    /// Base size in units: the PNG size at scale 1 and the SVG size in px.
+    pub fn size(&self) -> (u32, u32) {
+        match &self.kind {
+            Kind::Strip(s) => strip::size(s),
+            Kind::Confidence(_) => lines::CONFIDENCE_SIZE,
+            Kind::Hull(h) => hull::size(h),
+            Kind::Width(w) => width::size(w),
+            Kind::Grid(g) => grid::size(g),
+            Kind::Profile(_) => lines::PROFILE_SIZE,
+        }
+    }
+
+    /// Size of the PNG written at `scale`.
+    pub fn png_size(&self, scale: f32) -> (u32, u32) {
+        let (w, h) = self.size();
+        let s = scale as f64;
+        (
+            ((w as f64 * s).round() as u32).max(1),
+            ((h as f64 * s).round() as u32).max(1),
+        )
+    }
+
+    /// For a hull heatmap: the PNG pixel position (x, y, fractional) at `scale` of a point in
+    /// the plotted plane (the source at (0, 0), x₁ at `p1`, x₂ at `p2`). `None` for other
+    /// figures. Lets callers and tests find lattice points in the picture.
+    pub fn hull_plane_to_pixel(&self, point: [f32; 2], scale: f32) -> Option<(f64, f64)> {
+        match &self.kind {
+            Kind::Hull(h) => {
+                let (x, y) = hull::Layout::new(h).to_units(point[0] as f64, point[1] as f64);
+                Some((x * scale as f64, y * scale as f64))
+            }
+            _ => None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), FigureError> {
+        match &self.kind {
+            Kind::Strip(s) => strip::validate(s),
+            Kind::Confidence(_) => Ok(()),
+            Kind::Hull(h) => hull::validate(h),
+            Kind::Width(w) => width::validate(w),
+            Kind::Grid(g) => grid::validate(g),
+            Kind::Profile(p) => lines::validate_profile(p),
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, c: &mut Canvas<DB>) -> Result<(), FigureError> {
+        c.fill(WHITE)?;
+        match &self.kind {
+            Kind::Strip(s) => strip::draw(c, s),
+            Kind::Confidence(p) => lines::draw_confidence(c, p),
+            Kind::Hull(h) => hull::draw(c, h),
+            Kind::Width(w) => width::draw(c, w),
+            Kind::Grid(g) => grid::draw(c, g),
+            Kind::Profile(p) => lines::draw_profile(c, p),
+        }?;
+        c.present()
+    }
+
+    /// The figure as PNG bytes; `scale` 1.0 is the base size, 2–4 suits print.
+    pub fn png_bytes(&self, scale: f32) -> Result<Vec<u8>, FigureError> {
+        if !scale.is_finite() || scale <= 0.0 || scale > 16.0 {
+            return Err(FigureError::InvalidScale(scale));
+        }
+        ensure_font()?;
+        self.validate()?;
+        let (w, h) = self.png_size(scale);
+        let mut buf = vec![255u8; w as usize * h as usize * 3];
+        {
+            let area = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+            let mut c = Canvas::new(area, scale as f64, None);
+            self.draw(&mut c)?;
+        }
+        raster::encode_png(&buf, w, h, ExtendedColorType::Rgb8)
+    }
+
+    /// The figure as an SVG document.
+    pub fn svg_string(&self) -> Result<String, FigureError> {
+        ensure_font()?;
+        self.validate()?;
+        let size = self.size();
+        let mut svg = String::new();
+        let mut images: Vec<EmbeddedImage> = Vec::new();
+        {
+            let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+            let mut c = Canvas::new(area, 1.0, Some(&mut images));
+            self.draw(&mut c)?;
+        }
+        splice_svg_images(svg, &images)
+    }
+
+    /// Write the PNG at `scale` to `path`, atomically.
+    pub fn write_png(&self, path: &Path, scale: f32) -> Result<(), FigureError> {
+        write_atomic(path, &self.png_bytes(scale)?)
+    }
+
+    /// Write the SVG to `path`, atomically.
+    pub fn write_svg(&self, path: &Path) -> Result<(), FigureError> {
+        write_atomic(path, self.svg_string()?.as_bytes())
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory and a rename, so a
+/// reader never sees a half-written figure and a failed write leaves the old file intact.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FigureError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let wrap = |source| FigureError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path.file_name().ok_or_else(|| {
+        wrap(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the path names no file",
+        ))
+    })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Unique per process and call, so concurrent writers of the same figure do not collide.
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        // Best effort: the temp file may not exist (the directory was unwritable).
+        let _ = fs::remove_file(&tmp);
+        return Err(wrap(e));
+    }
+    Ok(())
+}
+
+/// Shared drawing helpers.
+pub(crate) mod style {
+    use plotters::style::RGBColor;
+
+    /// 2 units per point (144 units per inch).
+    pub const UNITS_PER_PT: f64 = 2.0;
+
+    /// Text size (plotters line height) in units for a text of `points` points.
+    pub fn pt(points: f64) -> f64 {
+        super::canvas::text_size(points, UNITS_PER_PT * 72.0, 1.0)
+    }
+
+    pub const TITLE_PT: f64 = 10.0;
+    pub const LABEL_PT: f64 = 9.5;
+    pub const TICK_PT: f64 = 9.0;
+    pub const SMALL_PT: f64 = 8.5;
+
+    pub const DARK: RGBColor = RGBColor(34, 34, 34);
+    pub const MID: RGBColor = RGBColor(90, 90, 90);
+    pub const LIGHT: RGBColor = RGBColor(200, 200, 200);
+    pub const FRAME: RGBColor = RGBColor(150, 150, 150);
+    pub const ALERT: RGBColor = RGBColor(178, 24, 43);
+
+    /// Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
+    pub const PALETTE: [RGBColor; 7] = [
+        RGBColor(0, 114, 178),
+        RGBColor(230, 159, 0),
+        RGBColor(0, 158, 115),
+        RGBColor(204, 121, 167),
+        RGBColor(86, 180, 233),
+        RGBColor(213, 94, 0),
+        RGBColor(120, 120, 120),
+    ];
+
+    /// Rejected steps: red, distinct from every palette colour.
+    pub const REJECT: RGBColor = RGBColor(214, 39, 40);
+
+    pub fn rgb(c: [u8; 3]) -> RGBColor {
+        RGBColor(c[0], c[1], c[2])
+    }
+
+    /// Shrink a title's size until it fits `width` units, down to 8 pt.
+    pub fn fit_size(text: &str, points: f64, width: f64, bold: bool) -> f64 {
+        let mut p = points;
+        while p > 8.0 && super::canvas::measure(text, pt(p), bold).0 > width {
+            p -= 0.5;
+        }
+        pt(p)
+    }
+
+    /// Compact number for axis ticks: 0.5, 1, 1.5, 20.
+    pub fn num(v: f64) -> String {
+        let s = format!("{v:.2}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s == "-0" { "0".into() } else { s.into() }
+    }
+}
