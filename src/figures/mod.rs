@@ -24,6 +24,7 @@ mod hull;
 mod lines;
 mod raster;
 mod strip;
+mod text;
 mod width;
 
 use std::fs::{self, OpenOptions};
@@ -238,7 +239,7 @@ impl Figure {
             Kind::Hull(h) => hull::size(h),
             Kind::Width(w) => width::size(w),
             Kind::Grid(g) => grid::size(g),
-            Kind::Profile(_) => lines::PROFILE_SIZE,
+            Kind::Profile(p) => lines::profile_size(p),
         }
     }
 
@@ -299,7 +300,8 @@ impl Figure {
         let (w, h) = self.png_size(scale);
         let mut buf = vec![255u8; w as usize * h as usize * 3];
         {
-            let area = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+            let backend = text::Bitmap::new(BitMapBackend::with_buffer(&mut buf, (w, h)));
+            let area = backend.into_drawing_area();
             let mut c = Canvas::new(area, scale as f64, None);
             self.draw(&mut c)?;
         }
