@@ -543,6 +543,23 @@ fn writing_into_a_missing_directory_names_the_path() {
     );
 }
 
+#[test]
+fn writing_below_a_regular_file_names_the_path() {
+    // Fails for every user, root included: the "directory" is a file.
+    let dir = temp_dir("notadir");
+    let file = dir.join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let path = file.join("fig.png");
+    let err = strip_figure().write_png(&path, 1.0).unwrap_err();
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the plain file should be there");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[cfg(unix)]
 #[test]
 fn writing_into_a_read_only_directory_names_the_path_and_leaves_nothing() {

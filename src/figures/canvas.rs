@@ -21,18 +21,18 @@ use plotters::style::{FontStyle, FontTransform, register_font};
 
 use super::FigureError;
 use super::raster;
+use super::text::SIZE_PER_EM;
 
 /// The family every text is set in; registered from embedded DejaVu Sans bytes so that no
-/// system font or fontconfig is needed (CI machines have neither).
+/// system font or fontconfig is needed (CI machines have neither). SVG viewers render it with
+/// their own sans-serif.
 pub(crate) const FAMILY: &str = "sans-serif";
-
-/// plotters' text size is a line height: its SVG backend writes `font-size = size / 1.24`.
-/// Sizes given in points are converted with the same factor so an SVG says exactly that size.
-const SIZE_PER_EM: f64 = 1.24;
 
 static FONT: OnceLock<Result<(), String>> = OnceLock::new();
 
-/// Register DejaVu Sans (regular and bold) with plotters, once per process.
+/// Register DejaVu Sans (regular and bold) with plotters, once per process. The PNG backend
+/// sets text itself (`text.rs`), but plotters still measures text through this registry when
+/// it lays out charts on the SVG backend.
 pub(crate) fn ensure_font() -> Result<(), FigureError> {
     FONT.get_or_init(|| {
         register_font(FAMILY, FontStyle::Normal, dejavu::sans::regular())
@@ -51,25 +51,13 @@ pub(crate) fn text_size(points: f64, width_units: f64, print_in: f64) -> f64 {
     points * width_units / (print_in * 72.0) * SIZE_PER_EM
 }
 
-/// Width and height of `text` in units at text size `size`.
-///
-/// Falls back to a generous estimate if the font cannot be used, so layout never fails; drawing
-/// reports the font error itself.
+/// Width and height (one em) of `text` in units at text size `size`, as the PNG backend sets
+/// it. Falls back to a generous estimate if the font cannot be used, so layout never fails;
+/// drawing reports the font error itself.
 pub(crate) fn measure(text: &str, size: f64, bold: bool) -> (f64, f64) {
-    let style = if bold {
-        FontStyle::Bold
-    } else {
-        FontStyle::Normal
-    };
-    if ensure_font().is_ok() {
-        // Measure at 10x and divide: box_size returns whole pixels, which is too coarse at
-        // small sizes.
-        let font = FontDesc::new(FontFamily::Name(FAMILY), size * 10.0, style);
-        if let Ok((w, h)) = font.box_size(text) {
-            return (w as f64 / 10.0, h as f64 / 10.0);
-        }
-    }
-    (text.chars().count() as f64 * 0.62 * size, size)
+    let w =
+        super::text::width(text, size, bold).unwrap_or(text.chars().count() as f64 * 0.62 * size);
+    (w, size / SIZE_PER_EM)
 }
 
 /// How a text is set.
@@ -252,12 +240,10 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
         self.polyline(&[a, b], color, width)
     }
 
+    /// Rectangle with corners (x0, y0) and (x1, y1).
     pub fn rect(
         &self,
-        x0: f64,
-        y0: f64,
-        x1: f64,
-        y1: f64,
+        [x0, y0, x1, y1]: [f64; 4],
         color: RGBAColor,
         filled: bool,
         width: f64,
@@ -342,7 +328,13 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
                 .map_err(draw_err)?;
         }
         if let Some(images) = self.svg_images.as_deref_mut() {
-            let png = raster::encode_png_rgb(img)?;
+            // Upscaled by a whole factor, the blocks are baked in: renderers that ignore
+            // `image-rendering` (librsvg, some PDF converters) would otherwise blur them.
+            let png = if dw >= 2 * iw && dw % iw == 0 {
+                raster::encode_png_rgb(&raster::resize_for_display(img, dw, dh))?
+            } else {
+                raster::encode_png_rgb(img)?
+            };
             let marker = format!("BLINDSPOTIMAGE{:06}X", images.len());
             images.push(EmbeddedImage {
                 marker: marker.clone(),

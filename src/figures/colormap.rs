@@ -151,9 +151,11 @@ mod tests {
         assert_eq!(level_of(0.01), 1);
         assert_eq!(level_of(0.5), 50);
         assert_eq!(level_of(0.999), 99);
-        // Viridis gets lighter monotonically; the green channel rises across the whole map.
+        // Viridis gets lighter monotonically, and neighbouring levels are distinct colours.
+        let luma = |c: [u8; 3]| 0.2126 * c[0] as f64 + 0.7152 * c[1] as f64 + 0.0722 * c[2] as f64;
         for k in 1..VIRIDIS_LEVELS {
-            assert!(level_colour(k)[1] > level_colour(k - 1)[1], "level {k}");
+            let (a, b) = (level_colour(k - 1), level_colour(k));
+            assert!(luma(b) > luma(a), "level {k}: {a:?} -> {b:?}");
         }
         // The middle of the map is the well-known teal (#21918c at 0.5 in the 256-entry table).
         let mid = viridis(0.5);

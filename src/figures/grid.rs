@@ -12,6 +12,8 @@ const MARGIN: f64 = 12.0;
 const SPACING: f64 = 10.0;
 /// Empty cell (no result for that pair).
 const EMPTY: RGBColor = RGBColor(240, 240, 240);
+/// Gap between a cell's image (and its frame) and the label under it.
+const LABEL_GAP: f64 = 6.0;
 const NOTE: &str = "label: p(source class);  framed: unmodified source";
 
 struct Layout {
@@ -44,7 +46,7 @@ impl Layout {
             .map(|n| measure(n, head, false).0)
             .fold(0.0, f64::max);
         // Column headers turn vertical when a name is wider than its column.
-        let header_vertical = widest > pitch_x - 4.0;
+        let header_vertical = widest > pitch_x - 10.0;
         let header_h = if header_vertical { widest } else { head };
         let row_header_w = widest;
         let grid_x = MARGIN + label + 6.0 + row_header_w + 8.0;
@@ -53,8 +55,8 @@ impl Layout {
         let title_size = style::fit_size(&g.title, style::TITLE_PT, w - 2.0 * MARGIN, true);
         let axis_y = MARGIN + title_size + 8.0;
         let header_y = axis_y + label + 4.0;
-        let grid_y = header_y + header_h + 6.0;
-        let pitch_y = cell + 3.0 + p_size + 6.0;
+        let grid_y = header_y + header_h + 10.0;
+        let pitch_y = cell + LABEL_GAP + p_size + 10.0;
         let note_y = grid_y + g.k as f64 * pitch_y + 2.0;
         let h = note_y + pt(style::SMALL_PT) + MARGIN;
         Self {
@@ -133,7 +135,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
             .anchor(HPos::Center, VPos::Top)
             .vertical(),
     )?;
-    let header_bottom = l.grid_y - 6.0;
+    let header_bottom = l.grid_y - 8.0;
     for (j, name) in g.class_names.iter().enumerate() {
         let cx = l.grid_x + j as f64 * l.pitch_x + l.cell / 2.0;
         if l.header_vertical {
@@ -171,7 +173,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
         for (j, cell) in row.iter().enumerate() {
             let x = l.grid_x + j as f64 * l.pitch_x;
             let Some(cell) = cell else {
-                c.rect(x, y, x + l.cell, y + l.cell, EMPTY.to_rgba(), true, 1.0)?;
+                c.rect([x, y, x + l.cell, y + l.cell], EMPTY.to_rgba(), true, 1.0)?;
                 c.text(
                     "–",
                     x + l.cell / 2.0,
@@ -188,7 +190,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
             c.text(
                 &fmt_p(cell.source_confidence),
                 x + l.cell / 2.0,
-                y + l.cell + 3.0,
+                y + l.cell + LABEL_GAP,
                 TextStyleU::new(head)
                     .color(DARK)
                     .anchor(HPos::Center, VPos::Top),

@@ -19,7 +19,9 @@ const MARGIN: f64 = 12.0;
 /// Thumbnail box: 2× a 32-pixel CIFAR image.
 const THUMB: f64 = 64.0;
 /// Gap between a vertex and its thumbnail block.
-const THUMB_PAD: f64 = 6.0;
+const THUMB_PAD: f64 = 8.0;
+/// Gap between a thumbnail and its label.
+const LABEL_GAP: f64 = 4.0;
 /// Room on the right for the colour bar, its tick labels and its title.
 const BAR_AREA: f64 = 96.0;
 const BAR_W: f64 = 14.0;
@@ -126,21 +128,24 @@ impl Layout {
         let top = subtitle_y + sub_size + 10.0;
         let label_size = pt(style::TICK_PT);
 
-        // Thumbnail blocks (thumbnail plus label) sit outside the triangle, pushed from each
-        // vertex away from the centroid until they clear the vertex.
-        let centroid = [(p1[0] + p2[0]) / 3.0, (p1[1] + p2[1]) / 3.0];
+        // Thumbnail blocks (thumbnail plus label) sit straight above the top vertex (x2, which
+        // §1.9 always puts at y ≥ 0) and straight below the two base vertices, so they never
+        // cover the triangle and spend the figure's flexible height rather than its fixed width.
+        let top_vertex = if p2[1] >= p1[1] { 2 } else { 1 };
         let mut blocks = Vec::new();
         for (k, v) in verts.iter().enumerate() {
-            let (dx, dy) = (v[0] - centroid[0], -(v[1] - centroid[1]));
-            let norm = dx.hypot(dy).max(1e-12);
-            let (dx, dy) = (dx / norm, dy / norm);
             let label_w = measure(&h.corner_labels[k], label_size, false).0;
-            let bw = THUMB.max(label_w);
-            let bh = THUMB + 2.0 + label_size;
-            let (hx, hy) = (bw / 2.0, bh / 2.0);
-            let t = (hx / dx.abs().max(1e-9)).min(hy / dy.abs().max(1e-9)) + THUMB_PAD;
-            let above = dy < -0.3;
-            blocks.push((v, dx * t, dy * t, hx, hy, above));
+            let (hx, hy) = (
+                THUMB.max(label_w) / 2.0,
+                (THUMB + LABEL_GAP + label_size) / 2.0,
+            );
+            let above = k == top_vertex;
+            let dy = if above {
+                -(hy + THUMB_PAD)
+            } else {
+                hy + THUMB_PAD
+            };
+            blocks.push((v, 0.0, dy, hx, hy, above));
         }
         let mut xs: Vec<Extent> = verts
             .iter()
@@ -183,7 +188,7 @@ impl Layout {
             let (thumb_y, label_y) = if above {
                 (by + hy - THUMB, by - hy)
             } else {
-                (by - hy, by - hy + THUMB + 2.0)
+                (by - hy, by - hy + THUMB + LABEL_GAP)
             };
             thumbs[k] = (bx - THUMB / 2.0, thumb_y, bx, label_y, above);
         }
@@ -321,7 +326,16 @@ pub(crate) fn draw<DB: DrawingBackend>(
             .bold()
             .anchor(HPos::Center, VPos::Top),
     )?;
-    if !h.degenerate {
+    if h.degenerate {
+        c.text(
+            "drawn as a right isosceles triangle, not to scale",
+            l.w / 2.0,
+            l.subtitle_y,
+            TextStyleU::new(pt(style::SMALL_PT))
+                .color(MID)
+                .anchor(HPos::Center, VPos::Top),
+        )?;
+    } else {
         let rho = l.p2[0].hypot(l.p2[1]) / l.p1[0].hypot(l.p1[1]);
         let theta = (l.p2[1].atan2(l.p2[0]) - l.p1[1].atan2(l.p1[0])).to_degrees();
         c.text(
@@ -436,9 +450,9 @@ pub(crate) fn colour_bar<DB: DrawingBackend>(
         let hi = level_start(k + 1);
         // Each level overlaps the next by a hair so no seam shows in anti-aliased viewers.
         let c_k = style::rgb(level_colour(k));
-        c.rect(x0, y_of(hi) - 0.4, x1, y_of(lo), c_k.to_rgba(), true, 1.0)?;
+        c.rect([x0, y_of(hi) - 0.4, x1, y_of(lo)], c_k.to_rgba(), true, 1.0)?;
     }
-    c.rect(x0, y0, x1, y1, DARK.to_rgba(), false, 0.75)?;
+    c.rect([x0, y0, x1, y1], DARK.to_rgba(), false, 0.75)?;
     let tick = TextStyleU::new(pt(style::TICK_PT))
         .color(DARK)
         .anchor(HPos::Left, VPos::Center);
@@ -446,7 +460,7 @@ pub(crate) fn colour_bar<DB: DrawingBackend>(
         let v = k as f64 / 5.0;
         let y = y_of(v);
         c.line((x1, y), (x1 + 4.0, y), DARK.to_rgba(), 1.0)?;
-        c.text(&format!("{v:.1}"), x1 + 6.0, y, tick)?;
+        c.text(&format!("{v:.1}"), x1 + 8.0, y, tick)?;
     }
     for &level in levels.iter().filter(|v| v.is_finite()) {
         let y = y_of(level.clamp(0.0, 1.0) as f64);
@@ -455,7 +469,7 @@ pub(crate) fn colour_bar<DB: DrawingBackend>(
     }
     c.text(
         title,
-        x1 + 44.0,
+        x1 + 48.0,
         (y0 + y1) / 2.0,
         TextStyleU::new(pt(style::LABEL_PT))
             .color(DARK)

@@ -7,7 +7,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::canvas::{Canvas, TextStyleU, draw_err};
+use super::canvas::{Canvas, TextStyleU, draw_err, measure};
 use super::style::{self, DARK, LIGHT, PALETTE, REJECT, pt};
 use super::{FigureError, ProfileCurve, StepPoint};
 
@@ -24,7 +24,6 @@ pub(crate) struct Profile {
 /// Single-column width (3.3 in at 144 units per inch).
 const WIDTH: u32 = 480;
 pub(crate) const CONFIDENCE_SIZE: (u32, u32) = (WIDTH, 620);
-pub(crate) const PROFILE_SIZE: (u32, u32) = (WIDTH, 420);
 const MARGIN: f64 = 12.0;
 
 /// Below this many steps every accepted step also gets a dot; above it dots would merge into
@@ -51,15 +50,17 @@ fn make_chart<'a, DB: DrawingBackend>(
     y: Range<f64>,
     x_desc: &str,
     y_desc: &str,
+    x_fmt: fn(&f64) -> String,
 ) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, FigureError> {
+    // Without an x title the label area only has to hold the tick labels.
+    let x_area = if x_desc.is_empty() { 34.0 } else { 60.0 };
     let mut chart = ChartBuilder::on(area)
-        .margin_right(c.px(16.0))
-        .margin_top(c.px(8.0))
-        .x_label_area_size(c.px(58.0))
+        .margin_right(c.px(18.0))
+        .margin_top(c.px(10.0))
+        .x_label_area_size(c.px(x_area))
         .y_label_area_size(c.px(72.0))
         .build_cartesian_2d(x, y)
         .map_err(draw_err)?;
-    let x_fmt = |v: &f64| style::num(*v);
     let y_fmt = |v: &f64| format!("{v:.1}");
     chart
         .configure_mesh()
@@ -114,6 +115,14 @@ fn distance_range(values: impl Iterator<Item = f32>) -> Range<f64> {
     0.0..((max * 1.05) / step).ceil() * step
 }
 
+fn int_fmt(v: &f64) -> String {
+    format!("{v:.0}")
+}
+
+fn one_decimal(v: &f64) -> String {
+    format!("{v:.1}")
+}
+
 fn finite(v: f32) -> bool {
     v.is_finite()
 }
@@ -124,7 +133,7 @@ pub(crate) fn draw_confidence<DB: DrawingBackend>(
 ) -> Result<(), FigureError> {
     let (w, h) = (CONFIDENCE_SIZE.0 as f64, CONFIDENCE_SIZE.1 as f64);
     let top = title(c, &p.title, w)?;
-    let split = top + (h - top - MARGIN) * 0.54;
+    let split = top + (h - top - MARGIN) * 0.5;
     let xr = step_range(&p.steps);
     let line_w = c.stroke(1.8);
     let src_style = PALETTE[0].stroke_width(line_w);
@@ -132,7 +141,8 @@ pub(crate) fn draw_confidence<DB: DrawingBackend>(
 
     // Top: the two confidences, rejected steps as red crosses on both curves.
     let upper = c.sub_area(MARGIN, top, w - MARGIN, split);
-    let mut chart = make_chart(c, &upper, xr.clone(), 0.0..1.0, "step", "confidence")?;
+    // The step axis is titled once, under the bottom panel.
+    let mut chart = make_chart(c, &upper, xr.clone(), 0.0..1.0, "", "confidence", int_fmt)?;
     let series = |get: fn(&StepPoint) -> f32| {
         p.steps
             .iter()
@@ -191,7 +201,7 @@ pub(crate) fn draw_confidence<DB: DrawingBackend>(
     // Bottom: how far the iterate is from the target.
     let lower = c.sub_area(MARGIN, split + 4.0, w - MARGIN, h - MARGIN);
     let yr = distance_range(p.steps.iter().flat_map(|s| [s.l2_normalized, s.linf]));
-    let mut chart = make_chart(c, &lower, xr, yr, "step", "distance to target")?;
+    let mut chart = make_chart(c, &lower, xr, yr, "step", "distance to target", int_fmt)?;
     let l2_style = PALETTE[2].stroke_width(line_w);
     let linf_style = PALETTE[3].stroke_width(line_w);
     chart
@@ -222,20 +232,90 @@ pub(crate) fn validate_profile(p: &Profile) -> Result<(), FigureError> {
     Ok(())
 }
 
+/// Height of the profile's plot area; the legend below it grows with the curves.
+const PROFILE_PLOT_H: f64 = 380.0;
+/// Length of a legend's line sample.
+const SAMPLE: f64 = 30.0;
+
+/// Legend layout: two columns (solid curves left, dashed right, pairs side by side) when the
+/// labels fit, else one column in the order given.
+struct ProfileLegend {
+    two_columns: bool,
+    rows: usize,
+    row_h: f64,
+}
+
+impl ProfileLegend {
+    fn new(p: &Profile) -> Self {
+        let size = pt(style::SMALL_PT);
+        let widest = p
+            .curves
+            .iter()
+            .map(|c| measure(&c.label, size, false).0)
+            .fold(0.0, f64::max);
+        let solid = p.curves.iter().filter(|c| !c.dashed).count();
+        let dashed = p.curves.len() - solid;
+        let half = (WIDTH as f64 - 2.0 * MARGIN - LEGEND_INDENT) / 2.0;
+        let two_columns = SAMPLE + 8.0 + widest + 12.0 <= half;
+        let rows = if two_columns {
+            solid.max(dashed)
+        } else {
+            p.curves.len()
+        };
+        Self {
+            two_columns,
+            rows,
+            row_h: size + 2.0,
+        }
+    }
+
+    fn height(&self) -> f64 {
+        if self.rows == 0 {
+            0.0
+        } else {
+            self.rows as f64 * self.row_h + 8.0
+        }
+    }
+}
+
+/// The legend starts under the y-axis labels, aligned with the plot.
+const LEGEND_INDENT: f64 = 72.0;
+
+pub(crate) fn profile_size(p: &Profile) -> (u32, u32) {
+    let legend = ProfileLegend::new(p);
+    let top = MARGIN
+        + style::fit_size(&p.title, style::TITLE_PT, WIDTH as f64 - 2.0 * MARGIN, true)
+        + 6.0;
+    (
+        WIDTH,
+        (top + PROFILE_PLOT_H + legend.height() + MARGIN).ceil() as u32,
+    )
+}
+
 pub(crate) fn draw_profile<DB: DrawingBackend>(
     c: &mut Canvas<DB>,
     p: &Profile,
 ) -> Result<(), FigureError> {
-    let (w, h) = (PROFILE_SIZE.0 as f64, PROFILE_SIZE.1 as f64);
+    let w = WIDTH as f64;
     let top = title(c, &p.title, w)?;
-    let area = c.sub_area(MARGIN, top, w - MARGIN, h - MARGIN);
-    let mut chart = make_chart(c, &area, 0.0..1.0, 0.0..1.0, "t", "p(source class)")?;
+    let area = c.sub_area(MARGIN, top, w - MARGIN, top + PROFILE_PLOT_H);
+    let mut chart = make_chart(
+        c,
+        &area,
+        0.0..1.0,
+        0.0..1.0,
+        "t",
+        "p(source class)",
+        one_decimal,
+    )?;
     let line_w = c.stroke(1.8);
     let dash = c.px(7.0);
     let gap = c.px(4.0);
-    let sample = c.px(26.0);
+    let legend = ProfileLegend::new(p);
+    let legend_top = top + PROFILE_PLOT_H + 8.0;
+    let col_w = (w - 2.0 * MARGIN - LEGEND_INDENT) / 2.0;
     let (mut solid_k, mut dashed_k) = (0usize, 0usize);
-    for curve in &p.curves {
+    for (n, curve) in p.curves.iter().enumerate() {
         // Pairs share a colour: the k-th solid and the k-th dashed curve.
         let k = if curve.dashed {
             dashed_k += 1;
@@ -244,7 +324,8 @@ pub(crate) fn draw_profile<DB: DrawingBackend>(
             solid_k += 1;
             solid_k - 1
         };
-        let st = PALETTE[k % PALETTE.len()].stroke_width(line_w);
+        let colour = PALETTE[k % PALETTE.len()];
+        let st = colour.stroke_width(line_w);
         let pts: Vec<(f64, f64)> = curve
             .t
             .iter()
@@ -252,27 +333,38 @@ pub(crate) fn draw_profile<DB: DrawingBackend>(
             .filter(|(t, v)| t.is_finite() && v.is_finite())
             .map(|(&t, &v)| (t as f64, v as f64))
             .collect();
-        let legend_dash = (sample - gap) / 2;
         if curve.dashed {
             chart
                 .draw_series(DashedLineSeries::new(pts, dash, gap, st))
-                .map_err(draw_err)?
-                .label(curve.label.as_str())
-                .legend(move |(x, y)| {
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (legend_dash, 0)], st)
-                        + PathElement::new(vec![(legend_dash + gap, 0), (sample, 0)], st)
-                });
+                .map_err(draw_err)?;
         } else {
             chart
                 .draw_series(LineSeries::new(pts, st))
-                .map_err(draw_err)?
-                .label(curve.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + sample, y)], st));
+                .map_err(draw_err)?;
         }
-    }
-    if !p.curves.is_empty() {
-        legend(c, &mut chart, SeriesLabelPosition::LowerLeft)?;
+        // Legend entry under the plot.
+        let (col, row) = if legend.two_columns {
+            (usize::from(curve.dashed), k)
+        } else {
+            (0, n)
+        };
+        let x = MARGIN + LEGEND_INDENT + col as f64 * col_w;
+        let y = legend_top + (row as f64 + 0.5) * legend.row_h;
+        if curve.dashed {
+            let seg = (SAMPLE - 4.0) / 2.0;
+            c.line((x, y), (x + seg, y), colour.to_rgba(), 1.8)?;
+            c.line((x + seg + 4.0, y), (x + SAMPLE, y), colour.to_rgba(), 1.8)?;
+        } else {
+            c.line((x, y), (x + SAMPLE, y), colour.to_rgba(), 1.8)?;
+        }
+        c.text(
+            &curve.label,
+            x + SAMPLE + 8.0,
+            y,
+            TextStyleU::new(pt(style::SMALL_PT))
+                .color(DARK)
+                .anchor(HPos::Left, VPos::Center),
+        )?;
     }
     Ok(())
 }

@@ -6,16 +6,19 @@
 //!
 //! Sizing: figures are laid out in *units* at 144 units per inch, i.e. 2 units per point.
 //! A PNG at scale 1 is one pixel per unit; an SVG is one px per unit. Printed at its natural
-//! width (`size().0 / 144` inches: 3.3 in for the single-column plots, about 7 in for the
-//! strip, grid and width plots) every text is at its design size, 9 pt or more (the second
-//! line under a strip frame, p(target), is 8.5 pt). Scale PNGs by 2–4 for print.
+//! width (`size().0 / 144` inches: 3.3 in for the single-column plots, at most about 7 in for
+//! the strip, the grid and the width plot) every text is at its design size: titles 10 pt,
+//! labels and ticks 9–9.5 pt, secondary text (p(target) under strip frames, legends, notes)
+//! 8.5 pt; a title too long for the width shrinks, down to 8 pt. Scale PNGs by 2–4 for print.
 //!
-//! Text is set in DejaVu Sans, embedded through the `dejavu` crate and registered with
-//! plotters' ab_glyph backend: no system fonts or fontconfig are needed.
+//! Text is set in DejaVu Sans, embedded through the `dejavu` crate (no system fonts or
+//! fontconfig needed). PNG text is set with ab_glyph by `text.rs`; SVG text is written as
+//! `<text font-family="sans-serif">`, laid out with the same font's metrics.
 //!
 //! Images (frames, thumbnails) are drawn pixel-exact: nearest-neighbour upscaling by a whole
-//! factor whenever the box holds at least twice the image; in SVG the image is embedded at its
-//! native size as a PNG data URI with `image-rendering: pixelated`.
+//! factor whenever the box holds at least twice the image. SVG embeds each image as a PNG data
+//! URI with that whole-factor upscaling baked in (renderers such as librsvg ignore
+//! `image-rendering: pixelated`, which is set as well).
 
 mod canvas;
 mod colormap;
@@ -24,6 +27,7 @@ mod hull;
 mod lines;
 mod raster;
 mod strip;
+mod text;
 mod width;
 
 use std::fs::{self, OpenOptions};
@@ -238,7 +242,7 @@ impl Figure {
             Kind::Hull(h) => hull::size(h),
             Kind::Width(w) => width::size(w),
             Kind::Grid(g) => grid::size(g),
-            Kind::Profile(_) => lines::PROFILE_SIZE,
+            Kind::Profile(p) => lines::profile_size(p),
         }
     }
 
@@ -299,7 +303,8 @@ impl Figure {
         let (w, h) = self.png_size(scale);
         let mut buf = vec![255u8; w as usize * h as usize * 3];
         {
-            let area = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+            let backend = text::Bitmap::new(BitMapBackend::with_buffer(&mut buf, (w, h)));
+            let area = backend.into_drawing_area();
             let mut c = Canvas::new(area, scale as f64, None);
             self.draw(&mut c)?;
         }

@@ -25,10 +25,8 @@ const TARGET_GAP: f64 = 28.0;
 struct Layout {
     w: f64,
     h: f64,
-    /// Left edge of each frame's column; the last entry is the target's.
-    cols: Vec<f64>,
-    pitch: f64,
-    label_right: f64,
+    /// Left edge and width of each frame's column; the last entry is the target's.
+    cols: Vec<(f64, f64)>,
     sep_x: f64,
     title_y: f64,
     caption_y: f64,
@@ -41,8 +39,10 @@ struct Layout {
     p_tgt_size: f64,
 }
 
-const SRC_LABEL: &str = "p(source)";
-const TGT_LABEL: &str = "p(target)";
+/// Which number is which, said once in the target's column, where no numbers stand; a
+/// separate label column would push the strip past a double-column width.
+const SRC_LABEL: &str = "← p(source)";
+const TGT_LABEL: &str = "← p(target)";
 
 impl Layout {
     fn new(s: &Strip) -> Self {
@@ -50,31 +50,28 @@ impl Layout {
         let p_src_size = pt(style::LABEL_PT);
         let p_tgt_size = pt(style::SMALL_PT);
         // A column is as wide as the frame or its caption, whichever is wider.
-        let widest_caption = s
+        let frame_w = s
             .frames
             .iter()
-            .map(|f| f.caption.as_str())
-            .chain(["target"])
-            .map(|c| measure(c, caption_size, false).0)
+            .map(|f| measure(&f.caption, caption_size, false).0)
             .fold(BOX, f64::max);
-        let pitch = widest_caption + SPACING;
-        let label_w = measure(SRC_LABEL, p_src_size, false)
-            .0
+        let target_w = BOX
+            .max(measure("target", caption_size, false).0)
+            .max(measure(SRC_LABEL, p_src_size, false).0)
             .max(measure(TGT_LABEL, p_tgt_size, false).0);
-        let label_right = MARGIN + label_w;
-        let first = label_right + SPACING;
-        let mut cols: Vec<f64> = (0..s.frames.len())
-            .map(|k| first + k as f64 * pitch)
+        let pitch = frame_w + SPACING;
+        let mut cols: Vec<(f64, f64)> = (0..s.frames.len())
+            .map(|k| (MARGIN + k as f64 * pitch, frame_w))
             .collect();
-        let after_frames = first + s.frames.len() as f64 * pitch;
+        let after_frames = MARGIN + s.frames.len() as f64 * pitch;
         let target_x = if s.frames.is_empty() {
-            first
+            MARGIN
         } else {
             after_frames + TARGET_GAP - SPACING
         };
-        cols.push(target_x);
-        let sep_x = after_frames + (TARGET_GAP - 2.0 * SPACING) / 2.0;
-        let w = target_x + pitch - SPACING + MARGIN;
+        cols.push((target_x, target_w));
+        let sep_x = after_frames - SPACING + TARGET_GAP / 2.0;
+        let w = target_x + target_w + MARGIN;
 
         let title_size = style::fit_size(&s.title, style::TITLE_PT, w - 2.0 * MARGIN, true);
         let title_y = MARGIN;
@@ -87,8 +84,6 @@ impl Layout {
             w,
             h,
             cols,
-            pitch,
-            label_right,
             sep_x,
             title_y,
             caption_y,
@@ -129,7 +124,6 @@ pub(crate) fn fmt_p(v: f32) -> String {
 
 pub(crate) fn draw<DB: DrawingBackend>(c: &mut Canvas<DB>, s: &Strip) -> Result<(), FigureError> {
     let l = Layout::new(s);
-    let col_w = l.pitch - SPACING;
     c.text(
         &s.title,
         l.w / 2.0,
@@ -139,30 +133,12 @@ pub(crate) fn draw<DB: DrawingBackend>(c: &mut Canvas<DB>, s: &Strip) -> Result<
             .anchor(HPos::Center, VPos::Top),
     )?;
 
-    // Row labels: which number is which, once, at the left.
-    c.text(
-        SRC_LABEL,
-        l.label_right,
-        l.p_src_y,
-        TextStyleU::new(l.p_src_size)
-            .color(DARK)
-            .anchor(HPos::Right, VPos::Top),
-    )?;
-    c.text(
-        TGT_LABEL,
-        l.label_right,
-        l.p_tgt_y,
-        TextStyleU::new(l.p_tgt_size)
-            .color(MID)
-            .anchor(HPos::Right, VPos::Top),
-    )?;
-
     let frames = s
         .frames
         .iter()
         .map(|f| (&f.image, f.caption.as_str(), Some(f)))
         .chain([(&s.target, "target", None)]);
-    for ((img, caption, frame), &x) in frames.zip(&l.cols) {
+    for ((img, caption, frame), &(x, col_w)) in frames.zip(&l.cols) {
         let cx = x + col_w / 2.0;
         c.text(
             caption,
@@ -174,24 +150,32 @@ pub(crate) fn draw<DB: DrawingBackend>(c: &mut Canvas<DB>, s: &Strip) -> Result<
         )?;
         // A hairline frame keeps images with white borders from bleeding into the page.
         c.image(img, cx - BOX / 2.0, l.image_y, BOX, Some((FRAME, 0.75)))?;
-        if let Some(f) = frame {
-            c.text(
-                &fmt_p(f.source_confidence),
+        // Under a frame its two numbers; under the target, what those numbers are.
+        let (src_text, tgt_text, h, x_text) = match frame {
+            Some(f) => (
+                fmt_p(f.source_confidence),
+                fmt_p(f.target_confidence),
+                HPos::Center,
                 cx,
-                l.p_src_y,
-                TextStyleU::new(l.p_src_size)
-                    .color(DARK)
-                    .anchor(HPos::Center, VPos::Top),
-            )?;
-            c.text(
-                &fmt_p(f.target_confidence),
-                cx,
-                l.p_tgt_y,
-                TextStyleU::new(l.p_tgt_size)
-                    .color(MID)
-                    .anchor(HPos::Center, VPos::Top),
-            )?;
-        }
+            ),
+            None => (SRC_LABEL.to_string(), TGT_LABEL.to_string(), HPos::Left, x),
+        };
+        c.text(
+            &src_text,
+            x_text,
+            l.p_src_y,
+            TextStyleU::new(l.p_src_size)
+                .color(DARK)
+                .anchor(h, VPos::Top),
+        )?;
+        c.text(
+            &tgt_text,
+            x_text,
+            l.p_tgt_y,
+            TextStyleU::new(l.p_tgt_size)
+                .color(MID)
+                .anchor(h, VPos::Top),
+        )?;
     }
     // A light rule between the path and the reference target.
     c.line(

@@ -12,7 +12,7 @@ const MARGIN: f64 = 12.0;
 /// Each heatmap's width: two of them, their labels and the colour bar make about 7 in
 /// (double column) at 144 units per inch.
 const PANEL_W: f64 = 360.0;
-const BAR_AREA: f64 = 96.0;
+const BAR_AREA: f64 = 104.0;
 /// Room for the rotated y-axis title left of the first panel.
 const Y_TITLE_W: f64 = 26.0;
 /// Space between hatch lines of skipped measurements.
@@ -120,7 +120,7 @@ fn hatch<DB: DrawingBackend>(
     c: &Canvas<DB>,
     (x0, y0, x1, y1): (f64, f64, f64, f64),
 ) -> Result<(), FigureError> {
-    c.rect(x0, y0, x1, y1, SKIPPED_FILL.to_rgba(), true, 1.0)?;
+    c.rect([x0, y0, x1, y1], SKIPPED_FILL.to_rgba(), true, 1.0)?;
     // Lines x + y = k, for k on a fixed grid so neighbouring runs line up.
     let mut k = ((x0 + y0) / HATCH).ceil() * HATCH;
     while k < x1 + y1 {
@@ -192,10 +192,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
                 let y = l.panel_top + row as f64 * l.row_h;
                 // Cells overlap by a hair so no seam shows in anti-aliased SVG viewers.
                 c.rect(
-                    cx0,
-                    y,
-                    cx0 + col_w + 0.4,
-                    y + l.row_h + 0.4,
+                    [cx0, y, cx0 + col_w + 0.4, y + l.row_h + 0.4],
                     style::rgb(viridis(v)).to_rgba(),
                     true,
                     1.0,
@@ -224,17 +221,14 @@ pub(crate) fn draw<DB: DrawingBackend>(
             }
         }
         c.rect(
-            x0,
-            l.panel_top,
-            x0 + PANEL_W,
-            bottom,
+            [x0, l.panel_top, x0 + PANEL_W, bottom],
             DARK.to_rgba(),
             false,
             1.0,
         )?;
 
         for (row, text) in row_names.iter().enumerate() {
-            if radius_index(row, r) % row_stride != 0 {
+            if !radius_index(row, r).is_multiple_of(row_stride) {
                 continue;
             }
             let y = l.panel_top + (row as f64 + 0.5) * l.row_h;
@@ -284,14 +278,11 @@ pub(crate) fn draw<DB: DrawingBackend>(
     let bar_x = l.px[1] + PANEL_W + 18.0;
     colour_bar(c, bar_x, (l.panel_top, bottom), &[], "p(source class)")?;
     if d.skipped.iter().any(|&s| s) {
-        // Key for the hatching, under the colour bar.
-        let y = bottom + 8.0;
+        // Key for the hatching, under the colour bar's last tick label.
+        let y = bottom + 16.0;
         hatch(c, (bar_x, y, bar_x + 14.0, y + 14.0))?;
         c.rect(
-            bar_x,
-            y,
-            bar_x + 14.0,
-            y + 14.0,
+            [bar_x, y, bar_x + 14.0, y + 14.0],
             DARK.to_rgba(),
             false,
             0.75,
