@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::AnalysisError;
 use crate::analysis::confidence::{argmax, logits_rows, softmax_at};
 use crate::analysis::hull::{TriangleMetrics, aggregate_triangles, evaluate_hull, table2};
 use crate::analysis::lst::{LstConfig, LstPair, PairPlan, PairStatus, Traversal, evaluation_pairs};
 use crate::analysis::rng::{SAMPLE_SELECT, permutation, stream};
 use crate::analysis::stats::{MeanStd, mean_std_f32};
-use crate::analysis::AnalysisError;
 use crate::images::{self, LabeledImage};
 use crate::models::Classifier;
 use crate::record::{RecordError, write_atomic};
@@ -125,7 +125,10 @@ pub fn select_pool(
 
 fn pair_paths(out: &Path, id: u64) -> (PathBuf, PathBuf) {
     let dir = out.join("pairs");
-    (dir.join(format!("pair_{id:05}.json")), dir.join(format!("pair_{id:05}.safetensors")))
+    (
+        dir.join(format!("pair_{id:05}.json")),
+        dir.join(format!("pair_{id:05}.safetensors")),
+    )
 }
 
 fn load_done(out: &Path, plan: &PairPlan) -> Option<(PairSummary, Option<Vec<f32>>)> {
@@ -133,7 +136,10 @@ fn load_done(out: &Path, plan: &PairPlan) -> Option<(PairSummary, Option<Vec<f32
     let summary: PairSummary = serde_json::from_slice(&std::fs::read(json).ok()?).ok()?;
     let x_star = candle_core::safetensors::load(tensors, &Device::Cpu)
         .ok()
-        .and_then(|t| t.get("x_star").and_then(|x| x.flatten_all().ok()?.to_vec1::<f32>().ok()));
+        .and_then(|t| {
+            t.get("x_star")
+                .and_then(|x| x.flatten_all().ok()?.to_vec1::<f32>().ok())
+        });
     (summary.pair_id == plan.pair_id).then_some((summary, x_star))
 }
 
@@ -163,10 +169,13 @@ pub fn run_eval(
     }
     let n = pool.len();
     let rounds = opts.pairs.div_ceil(n).max(1);
-    let mut plans = evaluation_pairs(n, rounds, cfg.seed).ok_or_else(|| invalid("no derangement of the pool".into()))?;
+    let mut plans = evaluation_pairs(n, rounds, cfg.seed)
+        .ok_or_else(|| invalid("no derangement of the pool".into()))?;
     plans.truncate(opts.pairs.max(1));
-    let pool_json = serde_json::to_vec_pretty(&serde_json::json!({"pool": pool, "rounds": rounds, "options": opts}))
-        .map_err(|e| invalid(e.to_string()))?;
+    let pool_json = serde_json::to_vec_pretty(
+        &serde_json::json!({"pool": pool, "rounds": rounds, "options": opts}),
+    )
+    .map_err(|e| invalid(e.to_string()))?;
     write_atomic(&out.join("pool.json"), &pool_json)?;
 
     let spec = classifier.spec();
@@ -180,7 +189,10 @@ pub fn run_eval(
             done.insert(plan.pair_id, d);
         }
     }
-    let todo: Vec<&PairPlan> = plans.iter().filter(|p| !done.contains_key(&p.pair_id)).collect();
+    let todo: Vec<&PairPlan> = plans
+        .iter()
+        .filter(|p| !done.contains_key(&p.pair_id))
+        .collect();
     progress("pairs", done.len(), plans.len());
     for batch in todo.chunks(opts.batch.max(1)) {
         let pairs: Vec<LstPair> = batch
@@ -197,7 +209,12 @@ pub fn run_eval(
         while traversal.step()?.is_some() {}
         for (plan, output) in batch.iter().zip(traversal.finish()?) {
             let (last, distances, accepted, x_star) = match &output.result {
-                Some(r) => (r.confs.last().copied().unwrap_or([0.0; 2]), Some(r.distances), r.accepted_steps, Some(r.x_star.clone())),
+                Some(r) => (
+                    r.confs.last().copied().unwrap_or([0.0; 2]),
+                    Some(r.distances),
+                    r.accepted_steps,
+                    Some(r.x_star.clone()),
+                ),
                 None => ([0.0; 2], None, 0, None),
             };
             let summary = PairSummary {
@@ -243,7 +260,15 @@ pub fn run_eval(
             for b in a + 1..outputs.len() {
                 let x1 = Tensor::from_slice(outputs[a], shape.as_slice(), &Device::Cpu)?;
                 let x2 = Tensor::from_slice(outputs[b], shape.as_slice(), &Device::Cpu)?;
-                let hull = evaluate_hull(classifier, xs, &x1, &x2, pool[i].label, cfg.hull_resolution, 66)?;
+                let hull = evaluate_hull(
+                    classifier,
+                    xs,
+                    &x1,
+                    &x2,
+                    pool[i].label,
+                    cfg.hull_resolution,
+                    66,
+                )?;
                 metrics.push(hull.metrics);
             }
         }
@@ -251,9 +276,17 @@ pub fn run_eval(
         per_source.push(aggregate_triangles(&metrics));
         progress("hull sources", i + 1, n);
     }
-    let summaries: Vec<&PairSummary> = plans.iter().filter_map(|p| done.get(&p.pair_id).map(|d| &d.0)).collect();
-    let ran: Vec<&&PairSummary> = summaries.iter().filter(|s| !matches!(s.status, PairStatus::Skipped(_))).collect();
-    let column = |f: &dyn Fn(&PairSummary) -> Option<f32>| mean_std_f32(&ran.iter().filter_map(|s| f(s)).collect::<Vec<_>>());
+    let summaries: Vec<&PairSummary> = plans
+        .iter()
+        .filter_map(|p| done.get(&p.pair_id).map(|d| &d.0))
+        .collect();
+    let ran: Vec<&&PairSummary> = summaries
+        .iter()
+        .filter(|s| !matches!(s.status, PairStatus::Skipped(_)))
+        .collect();
+    let column = |f: &dyn Fn(&PairSummary) -> Option<f32>| {
+        mean_std_f32(&ran.iter().filter_map(|s| f(s)).collect::<Vec<_>>())
+    };
     let sources: Vec<TriangleMetrics> = per_source.iter().flatten().copied().collect();
     let tables = EvalTables {
         model: spec.architecture.clone(),
@@ -271,10 +304,17 @@ pub fn run_eval(
 }
 
 fn fmt_ms(m: &Option<MeanStd>, decimals: usize) -> String {
-    m.map_or("n/a".into(), |m| format!("{:.*} ± {:.*}", decimals, m.mean, decimals, m.std))
+    m.map_or("n/a".into(), |m| {
+        format!("{:.*} ± {:.*}", decimals, m.mean, decimals, m.std)
+    })
 }
 
-fn write_outputs(out: &Path, tables: &EvalTables, pool: &[PoolImage], summaries: &[&PairSummary]) -> Result<()> {
+fn write_outputs(
+    out: &Path,
+    tables: &EvalTables,
+    pool: &[PoolImage],
+    summaries: &[&PairSummary],
+) -> Result<()> {
     let json = serde_json::to_vec_pretty(tables).map_err(|e| invalid(e.to_string()))?;
     write_atomic(&out.join("tables.json"), &json)?;
     let mut csv = String::from(
@@ -302,15 +342,24 @@ fn write_outputs(out: &Path, tables: &EvalTables, pool: &[PoolImage], summaries:
         );
     }
     write_atomic(&out.join("pairs.csv"), csv.as_bytes())?;
-    Ok(write_atomic(&out.join("summary.md"), summary_markdown(tables).as_bytes())?)
+    Ok(write_atomic(
+        &out.join("summary.md"),
+        summary_markdown(tables).as_bytes(),
+    )?)
 }
 
 /// Tables 1 and 2 as Markdown, with the exact column names of ALGORITHMS.md.
 pub fn summary_markdown(t: &EvalTables) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# LST evaluation: {}\n", t.model);
-    let _ = writeln!(md, "## Table 1: distance between the LST output and its target\n");
-    let _ = writeln!(md, "| model | L2 (normalised) | L∞ | SSIM | LPIPS | pairs | skipped |");
+    let _ = writeln!(
+        md,
+        "## Table 1: distance between the LST output and its target\n"
+    );
+    let _ = writeln!(
+        md,
+        "| model | L2 (normalised) | L∞ | SSIM | LPIPS | pairs | skipped |"
+    );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     let _ = writeln!(
         md,
@@ -322,7 +371,11 @@ pub fn summary_markdown(t: &EvalTables) -> String {
         t.pairs,
         t.skipped_pairs
     );
-    let _ = writeln!(md, "## Table 2: the triangular convex hull ({} triangles)\n", t.triangles);
+    let _ = writeln!(
+        md,
+        "## Table 2: the triangular convex hull ({} triangles)\n",
+        t.triangles
+    );
     let _ = writeln!(
         md,
         "| model | p_src | mean hull conf | frac > p_src | frac > p_src−0.1 | frac > p_src−0.2 | frac > p_src−0.3 | mean conf on the two linear paths | edge_min |"
@@ -331,4 +384,69 @@ pub fn summary_markdown(t: &EvalTables) -> String {
     let cols: Vec<String> = t.table2.iter().map(|c| fmt_ms(c, 2)).collect();
     let _ = writeln!(md, "| {} | {} |", t.model, cols.join(" | "));
     md
+}
+
+/// The examples mode of §1.3: every pool image toward every other, K(K−1) pairs in one batch.
+#[derive(Clone, Debug)]
+pub struct ExamplesGrid {
+    pub k: usize,
+    /// Predicted class of each pool image (used as its source class).
+    pub labels: Vec<u32>,
+    pub class_names: Vec<String>,
+    pub shape: [usize; 3],
+    /// `outputs[target][source]`: x* of source toward target (the unmodified image on the
+    /// diagonal), with p(class of source); `None` when the source was skipped.
+    pub outputs: Vec<Vec<Option<(Vec<f32>, f32)>>>,
+}
+
+pub fn examples_grid(
+    classifier: &Classifier,
+    config: &LstConfig,
+    pool: &[crate::run::InputImage],
+) -> Result<ExamplesGrid> {
+    let k = pool.len();
+    if k < 2 {
+        return Err(invalid("the all-pairs grid needs at least 2 images".into()));
+    }
+    let batch = Tensor::stack(
+        &pool.iter().map(|p| p.pixels.clone()).collect::<Vec<_>>(),
+        0,
+    )?;
+    let rows = logits_rows(&classifier.forward(&batch)?)?;
+    let labels: Vec<u32> = rows.iter().map(|r| argmax(r).unwrap_or(0) as u32).collect();
+    let plans = crate::analysis::lst::examples_pairs(k);
+    let pairs: Vec<LstPair> = plans
+        .iter()
+        .map(|p| LstPair {
+            source: pool[p.source].pixels.clone(),
+            label: labels[p.source],
+            target: pool[p.target].pixels.clone(),
+            target_label: labels[p.target],
+            pair_id: p.pair_id,
+        })
+        .collect();
+    let mut traversal = Traversal::new(classifier, config, &pairs)?;
+    while traversal.step()?.is_some() {}
+    let spec = classifier.spec();
+    let mut outputs: Vec<Vec<Option<(Vec<f32>, f32)>>> = vec![vec![None; k]; k];
+    for (j, row) in rows.iter().enumerate() {
+        let host = pool[j].host()?;
+        outputs[j][j] = Some((host, softmax_at(row, labels[j] as usize)));
+    }
+    for (plan, out) in plans.iter().zip(traversal.finish()?) {
+        if let Some(r) = out.result {
+            let conf = r.confs.last().map_or(0.0, |c| c[0]);
+            outputs[plan.target][plan.source] = Some((r.x_star, conf));
+        }
+    }
+    Ok(ExamplesGrid {
+        k,
+        class_names: labels
+            .iter()
+            .map(|&l| spec.class_name(l as usize).to_string())
+            .collect(),
+        labels,
+        shape: [spec.channels, spec.input_size[0], spec.input_size[1]],
+        outputs,
+    })
 }

@@ -150,7 +150,11 @@ pub fn pixels_sha256(pixels: &[f32]) -> String {
     for v in pixels {
         hasher.update(v.to_le_bytes());
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub fn frame_file(step: usize) -> String {
@@ -158,24 +162,40 @@ pub fn frame_file(step: usize) -> String {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
-    move |source| RecordError::Io { path: path.to_path_buf(), source }
+    move |source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io_err(path))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        RecordError::Io { path: path.to_path_buf(), source: e }
+        RecordError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
     })
 }
 
 fn save_png(pixels: &[f32], shape: [usize; 3], path: &Path) -> Result<()> {
-    let t = Tensor::from_slice(pixels, shape.as_slice(), &Device::Cpu)
-        .map_err(|e| RecordError::Tensors { path: path.to_path_buf(), reason: e.to_string() })?;
+    let t = Tensor::from_slice(pixels, shape.as_slice(), &Device::Cpu).map_err(|e| {
+        RecordError::Tensors {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })?;
     images::save_png_atomic(&images::from_tensor(&t)?, path)?;
     Ok(())
 }
@@ -193,24 +213,40 @@ impl RunRecord {
             save_png(data, pixels.shape, &dir.join(&frame.file))?;
         }
         let tensors_path = dir.join(TENSORS_FILE);
-        let err = |e: candle_core::Error| RecordError::Tensors { path: tensors_path.clone(), reason: e.to_string() };
+        let err = |e: candle_core::Error| RecordError::Tensors {
+            path: tensors_path.clone(),
+            reason: e.to_string(),
+        };
         let mut tensors: HashMap<String, Tensor> = HashMap::new();
-        tensors.insert("source".into(), pixels.tensor(&pixels.source, &Device::Cpu).map_err(err)?);
-        tensors.insert("target".into(), pixels.tensor(&pixels.target, &Device::Cpu).map_err(err)?);
+        tensors.insert(
+            "source".into(),
+            pixels.tensor(&pixels.source, &Device::Cpu).map_err(err)?,
+        );
+        tensors.insert(
+            "target".into(),
+            pixels.tensor(&pixels.target, &Device::Cpu).map_err(err)?,
+        );
         if let Some(out) = &pixels.output {
-            tensors.insert("output".into(), pixels.tensor(out, &Device::Cpu).map_err(err)?);
+            tensors.insert(
+                "output".into(),
+                pixels.tensor(out, &Device::Cpu).map_err(err)?,
+            );
         }
         if !pixels.frames.is_empty() {
             let flat: Vec<f32> = pixels.frames.concat();
             let [c, h, w] = pixels.shape;
-            let t = Tensor::from_vec(flat, (pixels.frames.len(), c, h, w), &Device::Cpu).map_err(err)?;
+            let t = Tensor::from_vec(flat, (pixels.frames.len(), c, h, w), &Device::Cpu)
+                .map_err(err)?;
             tensors.insert("frames".into(), t);
         }
         let tmp = dir.join(format!(".{TENSORS_FILE}.tmp-{}", std::process::id()));
         candle_core::safetensors::save(&tensors, &tmp).map_err(err)?;
         std::fs::rename(&tmp, &tensors_path).map_err(io_err(&tensors_path))?;
         let json_path = dir.join(RUN_JSON);
-        let json = serde_json::to_vec_pretty(self).map_err(|source| RecordError::Json { path: json_path.clone(), source })?;
+        let json = serde_json::to_vec_pretty(self).map_err(|source| RecordError::Json {
+            path: json_path.clone(),
+            source,
+        })?;
         write_atomic(&json_path, &json)
     }
 
@@ -222,9 +258,15 @@ impl RunRecord {
         struct Version {
             version: u32,
         }
-        let v: Version = serde_json::from_slice(&text).map_err(|source| RecordError::Json { path: path.clone(), source })?;
+        let v: Version = serde_json::from_slice(&text).map_err(|source| RecordError::Json {
+            path: path.clone(),
+            source,
+        })?;
         if v.version != RECORD_VERSION {
-            return Err(RecordError::Version { path, found: v.version });
+            return Err(RecordError::Version {
+                path,
+                found: v.version,
+            });
         }
         serde_json::from_slice(&text).map_err(|source| RecordError::Json { path, source })
     }
@@ -233,19 +275,36 @@ impl RunRecord {
     pub fn load_with_pixels(dir: &Path) -> Result<(Self, RunPixels)> {
         let record = Self::load(dir)?;
         let path = dir.join(TENSORS_FILE);
-        let err = |reason: String| RecordError::Tensors { path: path.clone(), reason };
-        let tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| err(e.to_string()))?;
+        let err = |reason: String| RecordError::Tensors {
+            path: path.clone(),
+            reason,
+        };
+        let tensors =
+            candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| err(e.to_string()))?;
         let flat = |name: &str| -> Result<Option<Vec<f32>>> {
             tensors
                 .get(name)
-                .map(|t| t.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| err(format!("`{name}`: {e}"))))
+                .map(|t| {
+                    t.flatten_all()
+                        .and_then(|t| t.to_vec1::<f32>())
+                        .map_err(|e| err(format!("`{name}`: {e}")))
+                })
                 .transpose()
         };
-        let source_t = tensors.get("source").ok_or_else(|| err("missing tensor `source`".into()))?;
-        let shape: [usize; 3] = source_t.dims().try_into().map_err(|_| err(format!("`source` has shape {:?}", source_t.dims())))?;
+        let source_t = tensors
+            .get("source")
+            .ok_or_else(|| err("missing tensor `source`".into()))?;
+        let shape: [usize; 3] = source_t
+            .dims()
+            .try_into()
+            .map_err(|_| err(format!("`source` has shape {:?}", source_t.dims())))?;
         let frames = match tensors.get("frames") {
             Some(t) => (0..t.dim(0).map_err(|e| err(e.to_string()))?)
-                .map(|i| t.get(i).and_then(|f| f.flatten_all()?.to_vec1::<f32>()).map_err(|e| err(e.to_string())))
+                .map(|i| {
+                    t.get(i)
+                        .and_then(|f| f.flatten_all()?.to_vec1::<f32>())
+                        .map_err(|e| err(e.to_string()))
+                })
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
@@ -257,7 +316,11 @@ impl RunRecord {
             frames,
         };
         if pixels.frames.len() != record.frames.len() {
-            return Err(err(format!("{} frames stored, run.json lists {}", pixels.frames.len(), record.frames.len())));
+            return Err(err(format!(
+                "{} frames stored, run.json lists {}",
+                pixels.frames.len(),
+                record.frames.len()
+            )));
         }
         Ok((record, pixels))
     }
@@ -278,7 +341,11 @@ impl Default for RunRecorder {
 
 impl RunRecorder {
     pub fn new() -> Self {
-        Self { steps: Vec::new(), frames: Vec::new(), frame_pixels: Vec::new() }
+        Self {
+            steps: Vec::new(),
+            frames: Vec::new(),
+            frame_pixels: Vec::new(),
+        }
     }
 
     pub fn observe(&mut self, step: usize, sample: &SampleStep) {

@@ -9,7 +9,9 @@ use image::RgbImage;
 use crate::analysis::hull::PROFILE_STEPS;
 use crate::analysis::lst::path_strip_frames;
 use crate::analysis::width::WidthStatus;
-use crate::figures::{self, Figure, FigureError, HullFigureData, ProfileCurve, StepPoint, StripFrame, WidthFigureData};
+use crate::figures::{
+    self, Figure, FigureError, HullFigureData, ProfileCurve, StepPoint, StripFrame, WidthFigureData,
+};
 use crate::images::{self, ImageError};
 use crate::record::{RunPixels, RunRecord};
 use crate::run::HullReport;
@@ -31,12 +33,16 @@ pub const CONTOUR_LEVELS: [f32; 4] = [0.25, 0.5, 0.75, 0.9];
 
 /// The RGB image of [C, H, W] pixels in [0, 1].
 pub fn rgb(pixels: &[f32], shape: [usize; 3]) -> Result<RgbImage> {
-    let t = Tensor::from_slice(pixels, shape.as_slice(), &Device::Cpu).map_err(|e| ReportError::Data(e.to_string()))?;
+    let t = Tensor::from_slice(pixels, shape.as_slice(), &Device::Cpu)
+        .map_err(|e| ReportError::Data(e.to_string()))?;
     Ok(images::from_tensor(&t)?)
 }
 
 fn run_title(record: &RunRecord) -> String {
-    format!("{} → {}, {}", record.source.class_name, record.target.class_name, record.model.architecture)
+    format!(
+        "{} → {}, {}",
+        record.source.class_name, record.target.class_name, record.model.architecture
+    )
 }
 
 /// §1.9 path strip: the source, six logged iterates, x*, and the target at the right end.
@@ -50,7 +56,9 @@ pub fn path_strip(record: &RunRecord, pixels: &RunPixels) -> Result<Figure> {
         caption: "source".into(),
     }];
     for i in path_strip_frames(record.frames.len()) {
-        let (Some(f), Some(p)) = (record.frames.get(i), pixels.frames.get(i)) else { continue };
+        let (Some(f), Some(p)) = (record.frames.get(i), pixels.frames.get(i)) else {
+            continue;
+        };
         frames.push(StripFrame {
             image: rgb(p, shape)?,
             source_confidence: f.source_confidence,
@@ -66,7 +74,11 @@ pub fn path_strip(record: &RunRecord, pixels: &RunPixels) -> Result<Figure> {
             caption: "x*".into(),
         });
     }
-    Ok(figures::path_strip(&frames, &rgb(&pixels.target, shape)?, &run_title(record)))
+    Ok(figures::path_strip(
+        &frames,
+        &rgb(&pixels.target, shape)?,
+        &run_title(record),
+    ))
 }
 
 /// Confidences and distances against step, rejected steps marked.
@@ -88,16 +100,29 @@ pub fn confidence_plot(record: &RunRecord) -> Result<Figure> {
 
 /// The path-width heatmaps, when the run measured widths.
 pub fn width_plot(record: &RunRecord) -> Result<Option<Figure>> {
-    let measured: Vec<_> = record.frames.iter().filter_map(|f| f.width.as_ref().map(|w| (f.step, w))).collect();
+    let measured: Vec<_> = record
+        .frames
+        .iter()
+        .filter_map(|f| f.width.as_ref().map(|w| (f.step, w)))
+        .collect();
     if measured.is_empty() {
         return Ok(None);
     }
     let data = WidthFigureData {
         logged_steps: measured.iter().map(|(s, _)| *s).collect(),
         radii: record.config.width.radii.clone(),
-        q05: measured.iter().map(|(_, w)| w.rows.iter().map(|r| r[0]).collect()).collect(),
-        q95: measured.iter().map(|(_, w)| w.rows.iter().map(|r| r[1]).collect()).collect(),
-        skipped: measured.iter().map(|(_, w)| w.status == WidthStatus::Skipped).collect(),
+        q05: measured
+            .iter()
+            .map(|(_, w)| w.rows.iter().map(|r| r[0]).collect())
+            .collect(),
+        q95: measured
+            .iter()
+            .map(|(_, w)| w.rows.iter().map(|r| r[1]).collect())
+            .collect(),
+        skipped: measured
+            .iter()
+            .map(|(_, w)| w.status == WidthStatus::Skipped)
+            .collect(),
         title: format!("path width, {}", run_title(record)),
     };
     Ok(Some(figures::width_plot(&data)))
@@ -126,15 +151,28 @@ pub fn hull_heatmap(report: &HullReport, corners: [RgbImage; 3]) -> Result<Figur
 
 /// §1.8 profile: source → x* solid, source → target dashed, for both runs of the hull.
 pub fn interpolation_profile(report: &HullReport) -> Result<Figure> {
-    let t: Vec<f32> = (0..=PROFILE_STEPS).map(|k| k as f32 / PROFILE_STEPS as f32).collect();
-    let curve = |k: usize, label: String, dashed: bool| ProfileCurve { label, t: t.clone(), confidence: report.profiles[k].clone(), dashed };
+    let t: Vec<f32> = (0..=PROFILE_STEPS)
+        .map(|k| k as f32 / PROFILE_STEPS as f32)
+        .collect();
+    let curve = |k: usize, label: String, dashed: bool| ProfileCurve {
+        label,
+        t: t.clone(),
+        confidence: report.profiles[k].clone(),
+        dashed,
+    };
     let curves = [
         curve(0, format!("→ x* ({})", report.target_classes[0]), false),
         curve(1, format!("→ x* ({})", report.target_classes[1]), false),
         curve(2, format!("→ target ({})", report.target_classes[0]), true),
         curve(3, format!("→ target ({})", report.target_classes[1]), true),
     ];
-    Ok(figures::interpolation_profile(&curves, &format!("p({}) along straight paths, {}", report.source_class, report.model)))
+    Ok(figures::interpolation_profile(
+        &curves,
+        &format!(
+            "p({}) along straight paths, {}",
+            report.source_class, report.model
+        ),
+    ))
 }
 
 /// Writes `name.png` (at `scale`) and `name.svg` into `dir`.
@@ -152,4 +190,29 @@ pub fn write_run_figures(record: &RunRecord, pixels: &RunPixels, dir: &Path) -> 
         write_figure(&w, dir, "widths", 2.0)?;
     }
     Ok(())
+}
+
+/// The all-pairs grid (row = target, column = source).
+pub fn pairs_grid(grid: &crate::eval::ExamplesGrid, model: &str) -> Result<Figure> {
+    let cells = grid
+        .outputs
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| match cell {
+                    Some((pixels, conf)) => Ok(Some(figures::GridCell {
+                        image: rgb(pixels, grid.shape)?,
+                        source_confidence: *conf,
+                    })),
+                    None => Ok(None),
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(figures::pairs_grid(&figures::GridFigureData {
+        k: grid.k,
+        class_names: grid.class_names.clone(),
+        cells,
+        title: format!("LST outputs (row = target, column = source), {model}"),
+    }))
 }

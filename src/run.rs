@@ -7,12 +7,15 @@ use std::time::Instant;
 
 use candle_core::{DType, Tensor};
 
+use crate::analysis::AnalysisError;
 use crate::analysis::confidence::{argmax, logits_rows};
 use crate::analysis::lst::{LstConfig, LstPair, PairStatus, SampleStep, Traversal};
-use crate::analysis::AnalysisError;
 use crate::images::{self, ImageError};
 use crate::models::{Classifier, ModelError};
-use crate::record::{FinalRecord, ImageInfo, RECORD_VERSION, RecordError, RunPixels, RunRecord, RunRecorder, Timing, pixels_sha256};
+use crate::record::{
+    FinalRecord, ImageInfo, RECORD_VERSION, RecordError, RunPixels, RunRecord, RunRecorder, Timing,
+    pixels_sha256,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -41,12 +44,23 @@ pub struct InputImage {
 impl InputImage {
     /// Loads a file and brings it to the model's input as the model spec says.
     pub fn load(path: &Path, classifier: &Classifier) -> Result<Self> {
-        let pixels = images::load_for_model(path, &classifier.spec().preprocess, &candle_core::Device::Cpu)?;
-        Ok(Self { name: path.display().to_string(), pixels })
+        let pixels = images::load_for_model(
+            path,
+            &classifier.spec().preprocess,
+            &candle_core::Device::Cpu,
+        )?;
+        Ok(Self {
+            name: path.display().to_string(),
+            pixels,
+        })
     }
 
     pub fn host(&self) -> Result<Vec<f32>> {
-        Ok(self.pixels.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+        Ok(self
+            .pixels
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?)
     }
 }
 
@@ -84,7 +98,9 @@ pub fn traverse(
     let mut traversal = Traversal::new(classifier, config, std::slice::from_ref(&pair))?;
     let mut recorder = RunRecorder::new();
     while let Some(event) = traversal.step()? {
-        let Some(sample) = event.samples.first() else { continue };
+        let Some(sample) = event.samples.first() else {
+            continue;
+        };
         recorder.observe(event.step, sample);
         if on_step(event.step, sample).is_break() {
             break;
@@ -99,7 +115,8 @@ pub fn traverse(
     let (steps, frames, frame_pixels) = recorder.into_parts();
     let final_output = match &output.result {
         Some(result) => {
-            let x_star = Tensor::from_slice(&result.x_star, shape.as_slice(), classifier.device())?.unsqueeze(0)?;
+            let x_star = Tensor::from_slice(&result.x_star, shape.as_slice(), classifier.device())?
+                .unsqueeze(0)?;
             let predicted_class = predict(classifier, &x_star)?[0];
             let last = result.confs.last().copied().unwrap_or([0.0, 0.0]);
             Some(FinalRecord {
@@ -141,7 +158,14 @@ pub fn traverse(
         steps,
         frames,
         final_output,
-        timing: Timing { seconds, steps_per_second: if seconds > 0.0 { steps_done as f64 / seconds } else { 0.0 } },
+        timing: Timing {
+            seconds,
+            steps_per_second: if seconds > 0.0 {
+                steps_done as f64 / seconds
+            } else {
+                0.0
+            },
+        },
     };
     let pixels = RunPixels {
         shape,
@@ -156,7 +180,10 @@ pub fn traverse(
 /// True when the run kept the source class all the way (the blind spot was found).
 pub fn kept_source_class(record: &RunRecord) -> bool {
     matches!(record.status, PairStatus::Done | PairStatus::Stopped { .. })
-        && record.final_output.as_ref().is_some_and(|f| f.predicted_class == record.source.label)
+        && record
+            .final_output
+            .as_ref()
+            .is_some_and(|f| f.predicted_class == record.source.label)
 }
 
 /// The triangle source / output A / output B of two runs from the same source (§1.7–§1.9),
@@ -187,10 +214,15 @@ pub fn hull_from_runs(
 ) -> Result<HullReport> {
     let invalid = |m: String| RunError::Analysis(AnalysisError::Invalid(m));
     if a.0.source.sha256 != b.0.source.sha256 {
-        return Err(invalid(format!("the runs start from different sources ({} and {})", a.0.source.path, b.0.source.path)));
+        return Err(invalid(format!(
+            "the runs start from different sources ({} and {})",
+            a.0.source.path, b.0.source.path
+        )));
     }
     for r in [a.0, b.0] {
-        if !r.model.weights_sha256.is_empty() && r.model.weights_sha256 != classifier.spec().weights_sha256 {
+        if !r.model.weights_sha256.is_empty()
+            && r.model.weights_sha256 != classifier.spec().weights_sha256
+        {
             return Err(invalid(format!(
                 "run from {} used other weights ({}) than the model loaded ({})",
                 r.source.path,
@@ -200,7 +232,9 @@ pub fn hull_from_runs(
         }
     }
     let (Some(out_a), Some(out_b)) = (&a.1.output, &b.1.output) else {
-        return Err(invalid("a run without output (its source was skipped) has no hull".into()));
+        return Err(invalid(
+            "a run without output (its source was skipped) has no hull".into(),
+        ));
     };
     let device = classifier.device();
     let xs = a.1.tensor(&a.1.source, device)?;
@@ -210,7 +244,9 @@ pub fn hull_from_runs(
     let hull = crate::analysis::hull::evaluate_hull(classifier, &xs, &x1, &x2, label, n, 64)?;
     let geometry = crate::analysis::hull::hull_geometry(&a.1.source, out_a, out_b)?;
     let steps = crate::analysis::hull::PROFILE_STEPS;
-    let profile = |end: &Tensor| crate::analysis::hull::interpolation_profile(classifier, &xs, end, label, steps);
+    let profile = |end: &Tensor| {
+        crate::analysis::hull::interpolation_profile(classifier, &xs, end, label, steps)
+    };
     let profiles = [
         profile(&x1)?,
         profile(&x2)?,

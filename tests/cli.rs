@@ -36,7 +36,10 @@ fn accuracy_json(weights: &str, images: &str) -> serde_json::Value {
 
 fn correct(v: &serde_json::Value) -> i64 {
     let implied = v["total"].as_f64().unwrap() * v["top1"].as_f64().unwrap();
-    assert!((implied - v["correct"].as_f64().unwrap()).abs() < 1e-6, "{v}");
+    assert!(
+        (implied - v["correct"].as_f64().unwrap()).abs() < 1e-6,
+        "{v}"
+    );
     v["correct"].as_i64().unwrap()
 }
 

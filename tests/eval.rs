@@ -9,23 +9,54 @@ use common::shared;
 fn eval(out: &std::path::Path, extra: &[&str]) -> (bool, String, String) {
     let w = shared("weights/resnet20_cifar10.safetensors");
     let i = shared("data/cifar10_test_png");
-    let mut args = vec!["eval", "-w", w.to_str().unwrap(), "--images", i.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "eval",
+        "-w",
+        w.to_str().unwrap(),
+        "--images",
+        i.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
-    let o = Command::new(env!("CARGO_BIN_EXE_blindspot")).args(&args).output().unwrap();
-    (o.status.success(), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    let o = Command::new(env!("CARGO_BIN_EXE_blindspot"))
+        .args(&args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 #[test]
 fn small_eval_writes_tables_and_resumes_without_redoing_pairs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("eval");
-    let small = ["--pairs", "8", "--pool", "4", "--batch", "4", "--iterations", "30"];
+    let small = [
+        "--pairs",
+        "8",
+        "--pool",
+        "4",
+        "--batch",
+        "4",
+        "--iterations",
+        "30",
+    ];
     let (ok, stdout, stderr) = eval(&out, &small);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("Table 1") && stdout.contains("frac > p_src−0.1"), "{stdout}");
-    let tables: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("tables.json")).unwrap()).unwrap();
+    assert!(
+        stdout.contains("Table 1") && stdout.contains("frac > p_src−0.1"),
+        "{stdout}"
+    );
+    let tables: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("tables.json")).unwrap()).unwrap();
     assert_eq!(tables["pairs"], 8);
-    assert_eq!(tables["triangles"], 4, "pool 4, 2 rounds: one triangle per source");
+    assert_eq!(
+        tables["triangles"], 4,
+        "pool 4, 2 rounds: one triangle per source"
+    );
     let l2 = tables["l2"]["mean"].as_f64().unwrap();
     assert!(l2 > 0.0 && l2 < 0.1, "{tables}");
     let csv = std::fs::read_to_string(out.join("pairs.csv")).unwrap();
@@ -35,16 +66,26 @@ fn small_eval_writes_tables_and_resumes_without_redoing_pairs() {
     // A second run refuses to overwrite; --resume reuses every finished pair.
     let (ok, _, stderr) = eval(&out, &small);
     assert!(!ok && stderr.contains("--resume"), "{stderr}");
-    let before = std::fs::metadata(out.join("pairs/pair_00000.json")).unwrap().modified().unwrap();
+    let before = std::fs::metadata(out.join("pairs/pair_00000.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
     // Lose one pair, as an interrupted batch would.
     std::fs::remove_file(out.join("pairs/pair_00007.json")).unwrap();
     let mut resume = small.to_vec();
     resume.push("--resume");
     let (ok, _, stderr) = eval(&out, &resume);
     assert!(ok, "{stderr}");
-    assert_eq!(std::fs::metadata(out.join("pairs/pair_00000.json")).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(out.join("pairs/pair_00000.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
     assert!(out.join("pairs/pair_00007.json").is_file());
-    let again: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("tables.json")).unwrap()).unwrap();
+    let again: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("tables.json")).unwrap()).unwrap();
     assert_eq!(again["l2"], tables["l2"], "resumed results are the same");
 }
 

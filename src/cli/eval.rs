@@ -41,17 +41,34 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let model = args.model.load()?;
     let config = args.lst.config(model.spec().input_size)?;
     if args.out.join("pool.json").exists() && !args.resume {
-        bail!("{} already holds an evaluation: pass --resume to continue it, or choose another --out", args.out.display());
+        bail!(
+            "{} already holds an evaluation: pass --resume to continue it, or choose another --out",
+            args.out.display()
+        );
     }
     let dataset = images::list_dataset(&args.images)?;
-    let opts = EvalOptions { pairs: args.pairs, pool: args.pool, batch: args.batch, config };
+    let opts = EvalOptions {
+        pairs: args.pairs,
+        pool: args.pool,
+        batch: args.batch,
+        config,
+    };
     let bar = ProgressBar::new(0);
-    bar.set_style(ProgressStyle::with_template("{msg} {pos}/{len}  elapsed {elapsed}  eta {eta}").context("progress template")?);
-    let tables = run_eval(&model, &dataset.images, &opts, &args.out, |what, done, total| {
-        bar.set_message(what.to_string());
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {pos}/{len}  elapsed {elapsed}  eta {eta}")
+            .context("progress template")?,
+    );
+    let tables = run_eval(
+        &model,
+        &dataset.images,
+        &opts,
+        &args.out,
+        |what, done, total| {
+            bar.set_message(what.to_string());
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
     bar.finish_and_clear();
     println!("{}", summary_markdown(&tables));
     println!("written to {}", args.out.display());

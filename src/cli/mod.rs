@@ -3,7 +3,9 @@
 mod accuracy;
 mod bench;
 mod classify;
+mod demo;
 mod eval;
+mod grid;
 mod hull;
 mod lst_args;
 mod traverse;
@@ -39,6 +41,12 @@ enum Command {
     Hull(hull::HullArgs),
     /// Full evaluation over an image folder: Table 1 and Table 2.
     Eval(eval::EvalArgs),
+    /// The all-pairs grid: every image traversed toward every other.
+    Grid(grid::GridArgs),
+    /// Write the synthetic shapes data set (or the gallery) the demo models learn from.
+    DemoData(demo::DemoDataArgs),
+    /// Train a demo model on the synthetic shapes (standard, or --robust).
+    TrainDemo(demo::TrainDemoArgs),
 }
 
 /// How a command picks its model.
@@ -85,5 +93,8 @@ pub fn run() -> Result<()> {
         Command::Traverse(args) => traverse::run(&args),
         Command::Hull(args) => hull::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Grid(args) => grid::run(&args),
+        Command::DemoData(args) => demo::demo_data(&args),
+        Command::TrainDemo(args) => demo::train_demo(&args),
     }
 }

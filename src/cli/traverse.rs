@@ -39,23 +39,49 @@ pub fn run(args: &TraverseArgs) -> Result<()> {
     let target = InputImage::load(&args.target, &model)?;
     let bar = ProgressBar::new(config.iterations as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  {per_sec}  eta {eta}").context("progress template")?,
+        ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  {per_sec}  eta {eta}")
+            .context("progress template")?,
     );
-    let (record, pixels) = traverse(&model, &config, &source, &target, args.label, 0, |step, s| {
-        bar.set_position(step as u64 + 1);
-        bar.set_message(format!("p(src) {:.3}  p(tgt) {:.3}  L2 {:.4}", s.source_conf, s.target_conf, s.l2));
-        ControlFlow::Continue(())
-    })?;
+    let (record, pixels) = traverse(
+        &model,
+        &config,
+        &source,
+        &target,
+        args.label,
+        0,
+        |step, s| {
+            bar.set_position(step as u64 + 1);
+            bar.set_message(format!(
+                "p(src) {:.3}  p(tgt) {:.3}  L2 {:.4}",
+                s.source_conf, s.target_conf, s.l2
+            ));
+            ControlFlow::Continue(())
+        },
+    )?;
     bar.finish_and_clear();
     record.save(&pixels, &args.out)?;
     blindspot::report::write_run_figures(&record, &pixels, &args.out)?;
     let name = |i: u32| model.spec().class_name(i as usize).to_string();
-    println!("{} -> {} with {} ({:?})", record.source.class_name, name(record.target.label), record.model.architecture, record.status);
+    println!(
+        "{} -> {} with {} ({:?})",
+        record.source.class_name,
+        name(record.target.label),
+        record.model.architecture,
+        record.status
+    );
     match &record.final_output {
         Some(f) => {
             println!(
                 "p0 {:.4}; final p(source) {:.4}, p(target) {:.4}; predicted {} ({})",
-                record.p0, f.source_confidence, f.target_confidence, f.predicted_name, if kept_source_class(&record) { "kept" } else { "changed" }
+                record.p0,
+                f.source_confidence,
+                f.target_confidence,
+                f.predicted_name,
+                if kept_source_class(&record) {
+                    "kept"
+                } else {
+                    "changed"
+                }
             );
             println!(
                 "to target: L2 (normalised) {:.4}, Linf {:.4}, SSIM {}; {} of {} steps accepted; {:.1} steps/s",

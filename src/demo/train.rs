@@ -358,3 +358,117 @@ pub fn train(
         epochs,
     })
 }
+
+/// Held-out images come from this generator seed, never used for training.
+pub const HELD_OUT_SEED: u64 = 0x4E1D_0C7;
+
+/// A batch of generated shapes: images `first..first + size` of generator `seed`.
+pub fn shapes_batch(
+    seed: u64,
+    first: u64,
+    size: usize,
+    image_size: u32,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Vec<u32>)> {
+    let mut xs = Vec::with_capacity(size);
+    let mut labels = Vec::with_capacity(size);
+    for i in 0..size as u64 {
+        let (img, label) = super::generator::generate(seed, first + i, image_size);
+        xs.push(crate::images::to_tensor(&img, device)?);
+        labels.push(label as u32);
+    }
+    Ok((Tensor::stack(&xs, 0)?, labels))
+}
+
+/// Trains on fresh generated shapes every epoch (epoch e uses images e·N .. (e+1)·N).
+pub fn train_on_shapes(
+    cfg: &TrainConfig,
+    device: &Device,
+    on_epoch: impl FnMut(&EpochStats) -> bool,
+) -> candle_core::Result<Trained> {
+    let n = cfg.images_per_epoch as u64;
+    let bs = cfg.batch_size as u64;
+    train(
+        cfg,
+        super::generator::CLASSES.len(),
+        device,
+        |epoch, b, size| {
+            shapes_batch(
+                cfg.seed,
+                epoch as u64 * n + b as u64 * bs,
+                size,
+                cfg.image_size,
+                device,
+            )
+        },
+        on_epoch,
+    )
+}
+
+/// Clean and (optionally) PGD-robust top-1 accuracy of a loaded classifier on `count` held-out
+/// generated images.
+pub fn held_out_accuracy(
+    model: &crate::models::Classifier,
+    count: usize,
+    pgd: Option<&PgdConfig>,
+) -> crate::models::Result<(f64, Option<f64>)> {
+    let size = model.spec().input_size[0] as u32;
+    let (mut clean, mut robust) = (0usize, 0usize);
+    let mut start = 0;
+    while start < count {
+        let n = 100.min(count - start);
+        let (x, labels) = shapes_batch(HELD_OUT_SEED, start as u64, n, size, model.device())?;
+        let count_hits = |x: &Tensor| -> crate::models::Result<usize> {
+            let pred = model.forward(x)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            Ok(pred.iter().zip(&labels).filter(|(p, y)| p == y).count())
+        };
+        clean += count_hits(&x)?;
+        if let Some(cfg) = pgd {
+            let objective = Objective::CrossEntropy(labels.clone());
+            let adv = pgd_l2(&x, cfg, |a| {
+                model
+                    .input_gradient(a, &objective)
+                    .map(|(_, g)| g)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))
+            })?;
+            robust += count_hits(&adv)?;
+        }
+        start += n;
+    }
+    let frac = |k: usize| k as f64 / count.max(1) as f64;
+    Ok((frac(clean), pgd.map(|_| frac(robust))))
+}
+
+/// Saves the trained model as safetensors with its settings in the metadata (`blindspot`
+/// entry: architecture, normalisation, input size, class names, description), atomically.
+pub fn save_checkpoint(
+    trained: &Trained,
+    cfg: &TrainConfig,
+    description: &str,
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    let tensors = state_dict(&trained.varmap).map_err(std::io::Error::other)?;
+    let sidecar = serde_json::json!({
+        "architecture": "cifar_resnet",
+        "mean": vec![DEMO_MEAN; 3],
+        "std": vec![DEMO_STD; 3],
+        "input_size": [cfg.image_size, cfg.image_size],
+        "class_names": super::generator::CLASSES,
+        "description": description,
+    });
+    let metadata: HashMap<String, String> = [
+        ("blindspot".to_string(), sidecar.to_string()),
+        (
+            "training".to_string(),
+            serde_json::to_string(cfg).map_err(std::io::Error::other)?,
+        ),
+    ]
+    .into();
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let views: Vec<(&String, &Tensor)> = names.into_iter().map(|k| (k, &tensors[k])).collect();
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
