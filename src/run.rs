@@ -33,6 +33,9 @@ pub enum RunError {
 
 pub type Result<T, E = RunError> = std::result::Result<T, E>;
 
+/// Prefix naming an embedded gallery image instead of a file: `gallery:circle_1`.
+pub const GALLERY_PREFIX: &str = "gallery:";
+
 /// An image ready for the model: preprocessed [C, H, W] pixels in [0, 1] on the CPU.
 #[derive(Clone, Debug)]
 pub struct InputImage {

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use blindspot::images;
 use clap::Args;
 use serde::Serialize;
 
@@ -39,7 +38,9 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     let spec = model.spec();
     let mut results = Vec::with_capacity(args.images.len());
     for path in &args.images {
-        let x = images::load_for_model(path, &spec.preprocess, model.device())?.unsqueeze(0)?;
+        let x = blindspot::run::InputImage::load(path, &model)?
+            .pixels
+            .unsqueeze(0)?;
         let probs = model
             .probabilities(&x)?
             .squeeze(0)?

@@ -13,6 +13,7 @@ mod traverse;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use blindspot::demo::DemoModel;
 use blindspot::models::{Architecture, Classifier, LoadOptions, load_classifier};
 use clap::{Args, Parser, Subcommand};
 
@@ -52,9 +53,18 @@ enum Command {
 /// How a command picks its model.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Checkpoint: safetensors, PyTorch zip `.pth` or legacy `.pth`/`.th`.
+    /// Checkpoint: safetensors, PyTorch zip `.pth` or legacy `.pth`/`.th`. Without it, the
+    /// embedded demo model (see --demo).
     #[arg(long, short = 'w')]
-    pub weights: PathBuf,
+    pub weights: Option<PathBuf>,
+    /// Which embedded demo model to use when no --weights is given.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "standard",
+        conflicts_with = "weights"
+    )]
+    pub demo: DemoChoice,
     /// Architecture, when detection from tensor names is not wanted:
     /// cifar_resnet, resnet, vit, efficientnet_lite.
     #[arg(long)]
@@ -64,6 +74,12 @@ pub struct ModelArgs {
     pub device: String,
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DemoChoice {
+    Standard,
+    Robust,
+}
+
 impl ModelArgs {
     pub fn load(&self) -> Result<Classifier> {
         let opts = LoadOptions {
@@ -71,8 +87,18 @@ impl ModelArgs {
             device: device(&self.device)?,
             ..LoadOptions::default()
         };
-        load_classifier(&self.weights, &opts)
-            .with_context(|| format!("loading model {}", self.weights.display()))
+        match &self.weights {
+            Some(w) => {
+                load_classifier(w, &opts).with_context(|| format!("loading model {}", w.display()))
+            }
+            None => {
+                let demo = match self.demo {
+                    DemoChoice::Standard => DemoModel::Standard,
+                    DemoChoice::Robust => DemoModel::Robust,
+                };
+                Ok(demo.load(&opts)?)
+            }
+        }
     }
 }
 
