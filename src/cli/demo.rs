@@ -31,6 +31,17 @@ pub struct DemoDataArgs {
 pub fn demo_data(args: &DemoDataArgs) -> Result<()> {
     if let Some(per_class) = args.gallery {
         let files = generator::write_gallery(&args.out, args.seed, per_class, args.size)?;
+        // labels.tsv makes the gallery a data set that `accuracy` and `eval` read directly.
+        let mut tsv = String::from("file\tlabel\n");
+        for (label, class) in CLASSES.iter().enumerate() {
+            for f in &files {
+                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if name.rsplit_once('_').is_some_and(|(c, _)| c == *class) {
+                    tsv.push_str(&format!("{name}\t{label}\n"));
+                }
+            }
+        }
+        blindspot::record::write_atomic(&args.out.join("labels.tsv"), tsv.as_bytes())?;
         println!("gallery: {} images in {}", files.len(), args.out.display());
         return Ok(());
     }

@@ -1,0 +1,87 @@
+//! The embedded default: the shipped demo models and gallery (weights/, assets/gallery/),
+//! checked on freshly generated held-out images, and the trainer's smoke run.
+
+use std::process::Command;
+
+use blindspot::analysis::pgd::PgdConfig;
+use blindspot::demo::DemoModel;
+use blindspot::demo::generator::CLASSES;
+use blindspot::demo::train::{TrainConfig, held_out_accuracy, save_checkpoint, shapes_batch, train_on_shapes};
+use blindspot::models::{LoadOptions, load_classifier};
+use candle_core::Device;
+
+#[test]
+fn shipped_models_meet_their_accuracy_floors_and_robust_resists_pgd() {
+    let standard = DemoModel::Standard.load(&LoadOptions::default()).unwrap();
+    let robust = DemoModel::Robust.load(&LoadOptions::default()).unwrap();
+    for m in [&standard, &robust] {
+        assert_eq!(m.spec().class_names, CLASSES.to_vec());
+        assert_eq!(m.spec().input_size, [32, 32]);
+    }
+    let (std_clean, _) = held_out_accuracy(&standard, 2000, None).unwrap();
+    let (rob_clean, _) = held_out_accuracy(&robust, 2000, None).unwrap();
+    eprintln!("held-out top-1 on 2000 fresh images: standard {std_clean:.4}, robust {rob_clean:.4}");
+    assert!(std_clean >= 0.97, "standard demo model: {std_clean}");
+    assert!(rob_clean >= 0.85, "robust demo model: {rob_clean}");
+
+    // Under an L2 PGD attack at the robust model's training eps, the robust model keeps far
+    // more of its accuracy than the standard one.
+    let attack = PgdConfig { epsilon: 1.0, steps: 10, ..PgdConfig::default() };
+    let (_, std_adv) = held_out_accuracy(&standard, 300, Some(&attack)).unwrap();
+    let (_, rob_adv) = held_out_accuracy(&robust, 300, Some(&attack)).unwrap();
+    let (std_adv, rob_adv) = (std_adv.unwrap(), rob_adv.unwrap());
+    eprintln!("under L2 PGD eps 1.0 (10 steps, 300 images): standard {std_adv:.4}, robust {rob_adv:.4}");
+    assert!(rob_adv > std_adv + 0.3, "robust {rob_adv} vs standard {std_adv}");
+}
+
+#[test]
+fn traverse_without_weights_turns_a_gallery_circle_into_the_star_and_keeps_circle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("circle_star");
+    let o = Command::new(env!("CARGO_BIN_EXE_blindspot"))
+        .args(["traverse", "--source", "gallery:circle_1", "--target", "gallery:star_1", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let p0 = run["p0"].as_f64().unwrap();
+    let fin = &run["final"];
+    eprintln!("circle -> star: p0 {p0}, final {fin}");
+    assert_eq!(run["source"]["class_name"], "circle");
+    assert_eq!(fin["predicted_class"], 0, "still a circle to the model");
+    let pthresh = run["config"]["pthresh"].as_f64().unwrap();
+    assert!(p0 - fin["source_confidence"].as_f64().unwrap() < pthresh);
+    assert!(fin["l2_normalized"].as_f64().unwrap() <= 0.05, "{fin}");
+    assert!(out.join("path_strip.png").is_file());
+}
+
+#[test]
+fn one_epoch_smoke_training_saves_a_model_the_loader_reads_identically() {
+    let cfg = TrainConfig { images_per_epoch: 128, epochs: 1, batch_size: 32, widths: [8, 16, 32], ..TrainConfig::standard() };
+    let mut epochs = Vec::new();
+    let trained = train_on_shapes(&cfg, &Device::Cpu, |s| {
+        epochs.push(s.clone());
+        true
+    })
+    .unwrap();
+    assert_eq!(epochs.len(), 1);
+    assert!(epochs[0].loss.is_finite() && epochs[0].loss > 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smoke.safetensors");
+    save_checkpoint(&trained, &cfg, "smoke", &path).unwrap();
+    // The training network (eval mode) and the inference code give the same logits.
+    let model = load_classifier(&path, &LoadOptions::default()).unwrap();
+    assert_eq!(model.spec().architecture, "cifar_resnet8");
+    assert_eq!(model.spec().class_name(3), "star");
+    let (x, _) = shapes_batch(99, 0, 8, 32, &Device::Cpu).unwrap();
+    let ours = model.forward(&x).unwrap();
+    let theirs = trained.net.forward(&x, false).unwrap();
+    let diff = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff < 1e-4, "inference and training nets differ by {diff}");
+
+    // Same seed, same training: bit-identical weights.
+    let again = train_on_shapes(&cfg, &Device::Cpu, |_| true).unwrap();
+    let path2 = dir.path().join("smoke2.safetensors");
+    save_checkpoint(&again, &cfg, "smoke", &path2).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&path2).unwrap());
+}
