@@ -386,6 +386,9 @@ pub fn summary_markdown(t: &EvalTables) -> String {
     md
 }
 
+/// One cell of the grid: x* pixels and p(class of its source).
+pub type GridOutput = (Vec<f32>, f32);
+
 /// The examples mode of §1.3: every pool image toward every other, K(K−1) pairs in one batch.
 #[derive(Clone, Debug)]
 pub struct ExamplesGrid {
@@ -396,7 +399,7 @@ pub struct ExamplesGrid {
     pub shape: [usize; 3],
     /// `outputs[target][source]`: x* of source toward target (the unmodified image on the
     /// diagonal), with p(class of source); `None` when the source was skipped.
-    pub outputs: Vec<Vec<Option<(Vec<f32>, f32)>>>,
+    pub outputs: Vec<Vec<Option<GridOutput>>>,
 }
 
 pub fn examples_grid(
@@ -428,7 +431,7 @@ pub fn examples_grid(
     let mut traversal = Traversal::new(classifier, config, &pairs)?;
     while traversal.step()?.is_some() {}
     let spec = classifier.spec();
-    let mut outputs: Vec<Vec<Option<(Vec<f32>, f32)>>> = vec![vec![None; k]; k];
+    let mut outputs: Vec<Vec<Option<GridOutput>>> = vec![vec![None; k]; k];
     for (j, row) in rows.iter().enumerate() {
         let host = pool[j].host()?;
         outputs[j][j] = Some((host, softmax_at(row, labels[j] as usize)));

@@ -6,7 +6,9 @@ use std::process::Command;
 use blindspot::analysis::pgd::PgdConfig;
 use blindspot::demo::DemoModel;
 use blindspot::demo::generator::CLASSES;
-use blindspot::demo::train::{TrainConfig, held_out_accuracy, save_checkpoint, shapes_batch, train_on_shapes};
+use blindspot::demo::train::{
+    TrainConfig, held_out_accuracy, save_checkpoint, shapes_batch, train_on_shapes,
+};
 use blindspot::models::{LoadOptions, load_classifier};
 use candle_core::Device;
 
@@ -20,18 +22,29 @@ fn shipped_models_meet_their_accuracy_floors_and_robust_resists_pgd() {
     }
     let (std_clean, _) = held_out_accuracy(&standard, 2000, None).unwrap();
     let (rob_clean, _) = held_out_accuracy(&robust, 2000, None).unwrap();
-    eprintln!("held-out top-1 on 2000 fresh images: standard {std_clean:.4}, robust {rob_clean:.4}");
+    eprintln!(
+        "held-out top-1 on 2000 fresh images: standard {std_clean:.4}, robust {rob_clean:.4}"
+    );
     assert!(std_clean >= 0.97, "standard demo model: {std_clean}");
     assert!(rob_clean >= 0.85, "robust demo model: {rob_clean}");
 
     // Under an L2 PGD attack at the robust model's training eps, the robust model keeps far
     // more of its accuracy than the standard one.
-    let attack = PgdConfig { epsilon: 1.0, steps: 10, ..PgdConfig::default() };
+    let attack = PgdConfig {
+        epsilon: 1.0,
+        steps: 10,
+        ..PgdConfig::default()
+    };
     let (_, std_adv) = held_out_accuracy(&standard, 300, Some(&attack)).unwrap();
     let (_, rob_adv) = held_out_accuracy(&robust, 300, Some(&attack)).unwrap();
     let (std_adv, rob_adv) = (std_adv.unwrap(), rob_adv.unwrap());
-    eprintln!("under L2 PGD eps 1.0 (10 steps, 300 images): standard {std_adv:.4}, robust {rob_adv:.4}");
-    assert!(rob_adv > std_adv + 0.3, "robust {rob_adv} vs standard {std_adv}");
+    eprintln!(
+        "under L2 PGD eps 1.0 (10 steps, 300 images): standard {std_adv:.4}, robust {rob_adv:.4}"
+    );
+    assert!(
+        rob_adv > std_adv + 0.3,
+        "robust {rob_adv} vs standard {std_adv}"
+    );
 }
 
 #[test]
@@ -39,11 +52,20 @@ fn traverse_without_weights_turns_a_gallery_circle_into_the_star_and_keeps_circl
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("circle_star");
     let o = Command::new(env!("CARGO_BIN_EXE_blindspot"))
-        .args(["traverse", "--source", "gallery:circle_1", "--target", "gallery:star_1", "--out", out.to_str().unwrap()])
+        .args([
+            "traverse",
+            "--source",
+            "gallery:circle_1",
+            "--target",
+            "gallery:star_1",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     let p0 = run["p0"].as_f64().unwrap();
     let fin = &run["final"];
     eprintln!("circle -> star: p0 {p0}, final {fin}");
@@ -57,7 +79,13 @@ fn traverse_without_weights_turns_a_gallery_circle_into_the_star_and_keeps_circl
 
 #[test]
 fn one_epoch_smoke_training_saves_a_model_the_loader_reads_identically() {
-    let cfg = TrainConfig { images_per_epoch: 128, epochs: 1, batch_size: 32, widths: [8, 16, 32], ..TrainConfig::standard() };
+    let cfg = TrainConfig {
+        images_per_epoch: 128,
+        epochs: 1,
+        batch_size: 32,
+        widths: [8, 16, 32],
+        ..TrainConfig::standard()
+    };
     let mut epochs = Vec::new();
     let trained = train_on_shapes(&cfg, &Device::Cpu, |s| {
         epochs.push(s.clone());
@@ -76,12 +104,22 @@ fn one_epoch_smoke_training_saves_a_model_the_loader_reads_identically() {
     let (x, _) = shapes_batch(99, 0, 8, 32, &Device::Cpu).unwrap();
     let ours = model.forward(&x).unwrap();
     let theirs = trained.net.forward(&x, false).unwrap();
-    let diff = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let diff = (ours - theirs)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
     assert!(diff < 1e-4, "inference and training nets differ by {diff}");
 
     // Same seed, same training: bit-identical weights.
     let again = train_on_shapes(&cfg, &Device::Cpu, |_| true).unwrap();
     let path2 = dir.path().join("smoke2.safetensors");
     save_checkpoint(&again, &cfg, "smoke", &path2).unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&path2).unwrap());
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read(&path2).unwrap()
+    );
 }

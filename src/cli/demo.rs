@@ -35,7 +35,10 @@ pub fn demo_data(args: &DemoDataArgs) -> Result<()> {
         let mut tsv = String::from("file\tlabel\n");
         for (label, class) in CLASSES.iter().enumerate() {
             for f in &files {
-                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 if name.rsplit_once('_').is_some_and(|(c, _)| c == *class) {
                     tsv.push_str(&format!("{name}\t{label}\n"));
                 }
@@ -79,6 +82,13 @@ pub struct TrainDemoArgs {
     images_per_epoch: Option<usize>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Start from a trained checkpoint of the same layout (e.g. fine-tune the standard model
+    /// adversarially).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Peak learning rate (cosine decay to 0).
+    #[arg(long)]
+    lr: Option<f64>,
     /// Held-out images for the accuracy in the model card.
     #[arg(long, default_value_t = 2000)]
     eval_images: usize,
@@ -98,6 +108,10 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
         });
     }
     cfg.seed = args.seed;
+    cfg.init = args.init.clone();
+    if let Some(lr) = args.lr {
+        cfg.learning_rate = lr;
+    }
     if let Some(e) = args.epochs {
         cfg.epochs = e;
     }
@@ -158,7 +172,7 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
          - Data: fresh images from `blindspot demo-data`'s generator every epoch (seed {seed}); {n} images x {epochs} epochs.\n\
          - Training: AdamW, lr {lr} with cosine decay, weight decay {wd}, batch {bs}{pgd}; {secs:.0} s on this machine's CPU.\n\
          - Held-out accuracy ({eval} images of a seed never trained on): **{clean:.2}%** clean, **{robust:.2}%** under L2 PGD (eps {eps}, 10 steps).\n\
-         - Regenerate bit-identically (same machine type and thread count): `cargo run --release -- train-demo --out {out}{flag}`.\n\n\
+         - Regenerate bit-identically (same machine type and thread count): `cargo run --release -- train-demo --out {out}{flag}`.{init}\n\n\
          ## Training log\n\n| epoch | loss | train accuracy | seconds |\n|---|---|---|---|\n{rows}",
         name = args
             .out
@@ -190,6 +204,10 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
         eps = args.eps,
         out = args.out.display(),
         flag = if args.robust { " --robust" } else { "" },
+        init = args.init.as_ref().map_or(String::new(), |p| format!(
+            "\n- Initialised from `{}` (then trained as above).",
+            p.display()
+        )),
         rows = log
             .iter()
             .map(|s| format!(

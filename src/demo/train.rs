@@ -41,6 +41,9 @@ pub struct TrainConfig {
     pub image_size: u32,
     /// Adversarial training when set.
     pub pgd: Option<PgdConfig>,
+    /// Start from these weights (a checkpoint of the same layout) instead of the seeded init.
+    #[serde(default)]
+    pub init: Option<std::path::PathBuf>,
 }
 
 impl TrainConfig {
@@ -56,6 +59,7 @@ impl TrainConfig {
             widths: [16, 32, 64],
             image_size: 32,
             pgd: None,
+            init: None,
         }
     }
 
@@ -126,7 +130,7 @@ impl TrainNet {
         num_classes: usize,
         device: &Device,
     ) -> candle_core::Result<Self> {
-        let mut rng = Xoshiro256StarStar::seed_from_u64(cfg.seed ^ 0x5EED_0F_DE30);
+        let mut rng = Xoshiro256StarStar::seed_from_u64(cfg.seed ^ 0x5E_ED0F_DE30);
         let mut init = |shape: &[usize]| -> candle_core::Result<Tensor> {
             let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
             let bound = (6.0 / fan_in as f64).sqrt();
@@ -360,7 +364,7 @@ pub fn train(
 }
 
 /// Held-out images come from this generator seed, never used for training.
-pub const HELD_OUT_SEED: u64 = 0x4E1D_0C7;
+pub const HELD_OUT_SEED: u64 = 0x04E1_D0C7;
 
 /// A batch of generated shapes: images `first..first + size` of generator `seed`.
 pub fn shapes_batch(

@@ -65,7 +65,7 @@ impl VitConfig {
         let distilled = w.contains("dist_token");
         let prefix_tokens = 1 + usize::from(distilled);
         let tokens = w.require_shape("pos_embed", 3)?[1];
-        let patches = tokens.checked_sub(prefix_tokens).unwrap_or(0);
+        let patches = tokens.saturating_sub(prefix_tokens);
         let side = (patches as f64).sqrt().round() as usize;
         if side * side != patches || side == 0 {
             return Err(ModelError::Format {
