@@ -172,7 +172,7 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
          - Data: fresh images from `blindspot demo-data`'s generator every epoch (seed {seed}); {n} images x {epochs} epochs.\n\
          - Training: AdamW, lr {lr} with cosine decay, weight decay {wd}, batch {bs}{pgd}; {secs:.0} s on this machine's CPU.\n\
          - Held-out accuracy ({eval} images of a seed never trained on): **{clean:.2}%** clean, **{robust:.2}%** under L2 PGD (eps {eps}, 10 steps).\n\
-         - Regenerate bit-identically (same machine type and thread count): `cargo run --release -- train-demo --out {out}{flag}`.{init}\n\n\
+         - Regenerate bit-identically (same machine type and thread count): `cargo run --release -- {command}`.\n\n\
          ## Training log\n\n| epoch | loss | train accuracy | seconds |\n|---|---|---|---|\n{rows}",
         name = args
             .out
@@ -202,12 +202,7 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
         clean = 100.0 * clean,
         robust = 100.0 * robust,
         eps = args.eps,
-        out = args.out.display(),
-        flag = if args.robust { " --robust" } else { "" },
-        init = args.init.as_ref().map_or(String::new(), |p| format!(
-            "\n- Initialised from `{}` (then trained as above).",
-            p.display()
-        )),
+        command = std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         rows = log
             .iter()
             .map(|s| format!(

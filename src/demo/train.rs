@@ -50,8 +50,8 @@ impl TrainConfig {
     pub fn standard() -> Self {
         Self {
             seed: 1,
-            images_per_epoch: 16_000,
-            epochs: 8,
+            images_per_epoch: 8_000,
+            epochs: 5,
             batch_size: 64,
             learning_rate: 3e-3,
             weight_decay: 1e-4,
