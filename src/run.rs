@@ -46,7 +46,13 @@ pub struct InputImage {
 
 impl InputImage {
     /// Loads a file and brings it to the model's input as the model spec says.
+    /// Loads a file, or `gallery:NAME` from the embedded gallery, and brings it to the
+    /// model's input as the model spec says.
     pub fn load(path: &Path, classifier: &Classifier) -> Result<Self> {
+        let text = path.to_string_lossy();
+        if let Some(name) = text.strip_prefix(GALLERY_PREFIX) {
+            return Self::gallery(name, classifier);
+        }
         let pixels = images::load_for_model(
             path,
             &classifier.spec().preprocess,
@@ -54,6 +60,27 @@ impl InputImage {
         )?;
         Ok(Self {
             name: path.display().to_string(),
+            pixels,
+        })
+    }
+
+    /// An image of the embedded gallery, e.g. `circle_1`.
+    pub fn gallery(name: &str, classifier: &Classifier) -> Result<Self> {
+        let gallery = crate::demo::gallery();
+        let Some((_, bytes)) = gallery.iter().find(|(n, _)| *n == name) else {
+            let names: Vec<&str> = gallery.iter().map(|(n, _)| *n).collect();
+            return Err(RunError::Analysis(AnalysisError::Invalid(format!(
+                "no gallery image `{name}`; the gallery has: {}",
+                names.join(", ")
+            ))));
+        };
+        let img = image::load_from_memory(bytes)
+            .map_err(|e| AnalysisError::Invalid(format!("gallery image `{name}`: {e}")))?
+            .to_rgb8();
+        let img = images::preprocess(&img, &classifier.spec().preprocess);
+        let pixels = images::to_tensor(&img, &candle_core::Device::Cpu)?;
+        Ok(Self {
+            name: format!("{GALLERY_PREFIX}{name}"),
             pixels,
         })
     }
