@@ -238,12 +238,7 @@ impl TrainNet {
             let y = b.bn2.forward_t(&b.conv2.forward(&y)?, train)?;
             let shortcut = match b.shortcut_pad {
                 None => x.clone(),
-                Some(pad) => {
-                    let (_, _, h, w) = x.dims4()?;
-                    let sub = crate::models::layers::strided(&x, 2, 0, 2, h.div_ceil(2))?;
-                    let sub = crate::models::layers::strided(&sub, 3, 0, 2, w.div_ceil(2))?;
-                    sub.pad_with_zeros(1, pad, pad)?
-                }
+                Some(pad) => crate::models::layers::option_a_shortcut(&x, pad)?,
             };
             x = (y + shortcut)?.relu()?;
         }
@@ -443,6 +438,41 @@ pub fn held_out_accuracy(
     Ok((frac(clean), pgd.map(|_| frac(robust))))
 }
 
+/// The safetensors metadata of a demo checkpoint: ONE `blindspot` entry (settings for the
+/// loader plus the training config). One key on purpose: `safetensors::serialize` takes a
+/// `HashMap`, so several keys would be written in a random order and the file would not be
+/// byte-reproducible.
+pub fn checkpoint_metadata(
+    cfg: &TrainConfig,
+    description: &str,
+) -> serde_json::Result<HashMap<String, String>> {
+    let sidecar = serde_json::json!({
+        "architecture": "cifar_resnet",
+        "mean": vec![DEMO_MEAN; 3],
+        "std": vec![DEMO_STD; 3],
+        "input_size": [cfg.image_size, cfg.image_size],
+        "class_names": super::generator::CLASSES,
+        "description": description,
+        "training": serde_json::to_value(cfg)?,
+    });
+    Ok([("blindspot".to_string(), sidecar.to_string())].into())
+}
+
+/// Writes tensors and metadata as safetensors through a temporary file and a rename.
+pub fn write_safetensors(
+    tensors: &HashMap<String, Tensor>,
+    metadata: HashMap<String, String>,
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let views: Vec<(&String, &Tensor)> = names.into_iter().map(|k| (k, &tensors[k])).collect();
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Saves the trained model as safetensors with its settings in the metadata (`blindspot`
 /// entry: architecture, normalisation, input size, class names, description), atomically.
 pub fn save_checkpoint(
@@ -452,27 +482,6 @@ pub fn save_checkpoint(
     path: &std::path::Path,
 ) -> std::io::Result<()> {
     let tensors = state_dict(&trained.varmap).map_err(std::io::Error::other)?;
-    let sidecar = serde_json::json!({
-        "architecture": "cifar_resnet",
-        "mean": vec![DEMO_MEAN; 3],
-        "std": vec![DEMO_STD; 3],
-        "input_size": [cfg.image_size, cfg.image_size],
-        "class_names": super::generator::CLASSES,
-        "description": description,
-    });
-    let metadata: HashMap<String, String> = [
-        ("blindspot".to_string(), sidecar.to_string()),
-        (
-            "training".to_string(),
-            serde_json::to_string(cfg).map_err(std::io::Error::other)?,
-        ),
-    ]
-    .into();
-    let mut names: Vec<&String> = tensors.keys().collect();
-    names.sort();
-    let views: Vec<(&String, &Tensor)> = names.into_iter().map(|k| (k, &tensors[k])).collect();
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let metadata = checkpoint_metadata(cfg, description).map_err(std::io::Error::other)?;
+    write_safetensors(&tensors, metadata, path)
 }

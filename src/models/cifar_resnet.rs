@@ -6,7 +6,7 @@ use candle_core::{Module, Result as CResult, Tensor};
 
 use super::classifier::Network;
 use super::error::Result;
-use super::layers::{ConvBn, Padding, global_avg_pool, strided};
+use super::layers::{ConvBn, Padding, global_avg_pool, option_a_shortcut};
 use super::weights::Weights;
 
 const BN_EPS: f64 = 1e-5;
@@ -86,12 +86,7 @@ impl BasicBlock {
         let y = self.conv2.forward(&self.conv1.forward(x)?.relu()?)?;
         let shortcut = match self.shortcut_pad {
             None => x.clone(),
-            Some(pad) => {
-                // x[:, :, ::2, ::2], then F.pad over channels (pad, pad).
-                let (_, _, h, w) = x.dims4()?;
-                let sub = strided(&strided(x, 2, 0, 2, h.div_ceil(2))?, 3, 0, 2, w.div_ceil(2))?;
-                sub.pad_with_zeros(1, pad, pad)?
-            }
+            Some(pad) => option_a_shortcut(x, pad)?,
         };
         (y + shortcut)?.relu()
     }

@@ -101,6 +101,14 @@ pub fn strided(
         .squeeze(dim + 1)
 }
 
+/// The CIFAR ResNet option-A shortcut: `x[:, :, ::2, ::2]` zero-padded by `pad` channels on
+/// each side (He et al. 2016, §4.2), with no parameters.
+pub fn option_a_shortcut(x: &Tensor, pad: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let sub = strided(&strided(x, 2, 0, 2, h.div_ceil(2))?, 3, 0, 2, w.div_ceil(2))?;
+    sub.pad_with_zeros(1, pad, pad)
+}
+
 fn output_size(padded: usize, kernel: usize, stride: usize) -> usize {
     (padded - kernel) / stride + 1
 }

@@ -107,6 +107,8 @@ pub struct Sidecar {
     pub num_heads: Option<usize>,
     /// Free text shown in the UI (what the model is, how it was trained).
     pub description: Option<String>,
+    /// How the model was trained (written by `train-demo`; informational).
+    pub training: Option<serde_json::Value>,
 }
 
 impl Sidecar {
