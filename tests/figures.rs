@@ -179,18 +179,7 @@ fn width_example() -> WidthFigureData {
 }
 
 fn grid_example(k: usize) -> GridFigureData {
-    let names = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ];
+    let names = blindspot::models::classes::CIFAR10;
     let class_names: Vec<String> = (0..k).map(|i| names[i % names.len()].to_string()).collect();
     let cells = (0..k)
         .map(|i| {

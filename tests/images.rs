@@ -594,18 +594,7 @@ fn save_png_atomic_error_names_path() {
 #[test]
 fn cifar_image_folder_lists_1017_images_in_10_classes() {
     let ds = list_dataset(&data("cifar10_test_png")).unwrap();
-    let classes = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ];
+    let classes = blindspot::models::classes::CIFAR10;
     assert_eq!(ds.images.len(), 1017);
     assert_eq!(
         ds.class_names.as_deref(),

@@ -198,6 +198,16 @@ impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
         self.area.fill(&color).map_err(draw_err)
     }
 
+    /// A figure title: bold, centred on `x`, hanging from `top`.
+    pub fn title(&self, s: &str, x: f64, top: f64, size: f64) -> Result<(), FigureError> {
+        self.text(
+            s,
+            x,
+            top,
+            TextStyleU::new(size).bold().anchor(HPos::Center, VPos::Top),
+        )
+    }
+
     pub fn text(&self, s: &str, x: f64, y: f64, st: TextStyleU) -> Result<(), FigureError> {
         if s.is_empty() {
             return Ok(());

@@ -108,14 +108,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
     let label = pt(style::LABEL_PT);
     let grid_w = g.k as f64 * l.pitch_x - SPACING;
     let grid_h = g.k as f64 * l.pitch_y;
-    c.text(
-        &g.title,
-        l.w / 2.0,
-        MARGIN,
-        TextStyleU::new(l.title_size)
-            .bold()
-            .anchor(HPos::Center, VPos::Top),
-    )?;
+    c.title(&g.title, l.w / 2.0, MARGIN, l.title_size)?;
     c.text(
         "source class",
         l.grid_x + grid_w / 2.0,

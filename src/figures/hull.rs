@@ -318,14 +318,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
 ) -> Result<(), FigureError> {
     let l = Layout::new(h);
     let n = h.n;
-    c.text(
-        &h.title,
-        l.w / 2.0,
-        MARGIN,
-        TextStyleU::new(l.title_size)
-            .bold()
-            .anchor(HPos::Center, VPos::Top),
-    )?;
+    c.title(&h.title, l.w / 2.0, MARGIN, l.title_size)?;
     if h.degenerate {
         c.text(
             "drawn as a right isosceles triangle, not to scale",

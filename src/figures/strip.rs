@@ -124,14 +124,7 @@ pub(crate) fn fmt_p(v: f32) -> String {
 
 pub(crate) fn draw<DB: DrawingBackend>(c: &mut Canvas<DB>, s: &Strip) -> Result<(), FigureError> {
     let l = Layout::new(s);
-    c.text(
-        &s.title,
-        l.w / 2.0,
-        l.title_y,
-        TextStyleU::new(l.title_size)
-            .bold()
-            .anchor(HPos::Center, VPos::Top),
-    )?;
+    c.title(&s.title, l.w / 2.0, l.title_y, l.title_size)?;
 
     let frames = s
         .frames

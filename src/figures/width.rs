@@ -146,14 +146,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
     let bottom = l.panel_top + panel_h;
     let tick = pt(style::TICK_PT);
     let label = pt(style::LABEL_PT);
-    c.text(
-        &d.title,
-        l.w / 2.0,
-        MARGIN,
-        TextStyleU::new(l.title_size)
-            .bold()
-            .anchor(HPos::Center, VPos::Top),
-    )?;
+    c.title(&d.title, l.w / 2.0, MARGIN, l.title_size)?;
 
     // x tick labels: as many logged steps as fit without touching.
     let widest = d
