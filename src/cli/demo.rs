@@ -170,7 +170,7 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
          - Architecture: `{arch}` ({params} parameters), input 32x32 RGB in [0, 1], normalised with mean {mean} / std {std} inside the model.\n\
          - Classes: {classes}.\n\
          - Data: fresh images from `blindspot demo-data`'s generator every epoch (seed {seed}); {n} images x {epochs} epochs.\n\
-         - Training: AdamW, lr {lr} with cosine decay, weight decay {wd}, batch {bs}{pgd}; {secs:.0} s on this machine's CPU.\n\
+         - Training: {init}AdamW, lr {lr} with cosine decay, weight decay {wd}, batch {bs}{pgd}; {secs:.0} s on this machine's CPU.\n\
          - Held-out accuracy ({eval} images of a seed never trained on): **{clean:.2}%** clean, **{robust:.2}%** under L2 PGD (eps {eps}, 10 steps).\n\
          - Regenerate bit-identically (same machine type and thread count): `cargo run --release -- {command}`.\n\n\
          ## Training log\n\n| epoch | loss | train accuracy | seconds |\n|---|---|---|---|\n{rows}",
@@ -190,6 +190,10 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
         seed = cfg.seed,
         n = cfg.images_per_epoch,
         epochs = cfg.epochs,
+        init = cfg.init.as_ref().map_or(String::new(), |p| format!(
+            "fine-tuned from `{}`, ",
+            p.display()
+        )),
         lr = cfg.learning_rate,
         wd = cfg.weight_decay,
         bs = cfg.batch_size,

@@ -185,6 +185,9 @@ impl TrainNet {
             "linear.bias".into(),
             Tensor::zeros(num_classes, DType::F32, device)?,
         ));
+        if let Some(path) = &cfg.init {
+            load_init(path, &mut tensors, device)?;
+        }
         {
             let mut data = varmap
                 .data()
@@ -244,6 +247,37 @@ impl TrainNet {
         }
         self.linear.forward(&x.mean(D::Minus1)?.mean(D::Minus1)?)
     }
+}
+
+/// Replaces every freshly initialised tensor by the one of the same name in the checkpoint at
+/// `path` (the standard demo model, say), so that `--init` fine-tunes instead of starting over.
+/// The layouts must match exactly: a missing tensor or another shape is an error naming both.
+fn load_init(
+    path: &std::path::Path,
+    tensors: &mut [(String, Tensor)],
+    device: &Device,
+) -> candle_core::Result<()> {
+    let ckpt = crate::models::checkpoint::read_checkpoint(path)
+        .map_err(|e| candle_core::Error::Msg(format!("--init: {e}")))?;
+    for (name, tensor) in tensors.iter_mut() {
+        let Some(stored) = ckpt.tensors.get(name.as_str()) else {
+            return Err(candle_core::Error::Msg(format!(
+                "--init {}: missing tensor `{name}` (expected shape {:?}); the checkpoint must have the layout being trained",
+                path.display(),
+                tensor.dims()
+            )));
+        };
+        if stored.dims() != tensor.dims() {
+            return Err(candle_core::Error::Msg(format!(
+                "--init {}: tensor `{name}` has shape {:?}, the network being trained has {:?}",
+                path.display(),
+                stored.dims(),
+                tensor.dims()
+            )));
+        }
+        *tensor = stored.to_dtype(DType::F32)?.to_device(device)?;
+    }
+    Ok(())
 }
 
 /// Names and tensors to save: every parameter and running statistic, in checkpoint layout.
