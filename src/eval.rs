@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -104,7 +105,9 @@ pub fn select_pool(
         }
         let xs = wanted
             .iter()
-            .map(|im| images::load_for_model(&im.path, &spec.preprocess, &Device::Cpu))
+            .map(|im| {
+                images::load_for_channels(&im.path, &spec.preprocess, spec.channels, &Device::Cpu)
+            })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let rows = logits_rows(&classifier.forward(&Tensor::stack(&xs, 0)?)?)?;
         for (im, row) in wanted.iter().zip(&rows) {
@@ -181,7 +184,14 @@ pub fn run_eval(
     let spec = classifier.spec();
     let pixels = pool
         .iter()
-        .map(|p| images::load_for_model(Path::new(&p.path), &spec.preprocess, &Device::Cpu))
+        .map(|p| {
+            images::load_for_channels(
+                Path::new(&p.path),
+                &spec.preprocess,
+                spec.channels,
+                &Device::Cpu,
+            )
+        })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut done: BTreeMap<u64, (PairSummary, Option<Vec<f32>>)> = BTreeMap::new();
     for plan in &plans {
@@ -407,6 +417,17 @@ pub fn examples_grid(
     config: &LstConfig,
     pool: &[crate::run::InputImage],
 ) -> Result<ExamplesGrid> {
+    examples_grid_live(classifier, config, pool, |_| ControlFlow::Continue(()))
+}
+
+/// [`examples_grid`], with `on_step(i)` called after every iteration i of the one batched
+/// traversal; breaking stops all pairs there, and the grid then shows those iterates.
+pub fn examples_grid_live(
+    classifier: &Classifier,
+    config: &LstConfig,
+    pool: &[crate::run::InputImage],
+    mut on_step: impl FnMut(usize) -> ControlFlow<()>,
+) -> Result<ExamplesGrid> {
     let k = pool.len();
     if k < 2 {
         return Err(invalid("the all-pairs grid needs at least 2 images".into()));
@@ -429,7 +450,11 @@ pub fn examples_grid(
         })
         .collect();
     let mut traversal = Traversal::new(classifier, config, &pairs)?;
-    while traversal.step()?.is_some() {}
+    while let Some(event) = traversal.step()? {
+        if on_step(event.step).is_break() {
+            break;
+        }
+    }
     let spec = classifier.spec();
     let mut outputs: Vec<Vec<Option<GridOutput>>> = vec![vec![None; k]; k];
     for (j, row) in rows.iter().enumerate() {

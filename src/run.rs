@@ -53,9 +53,11 @@ impl InputImage {
         if let Some(name) = text.strip_prefix(GALLERY_PREFIX) {
             return Self::gallery(name, classifier);
         }
-        let pixels = images::load_for_model(
+        let spec = classifier.spec();
+        let pixels = images::load_for_channels(
             path,
-            &classifier.spec().preprocess,
+            &spec.preprocess,
+            spec.channels,
             &candle_core::Device::Cpu,
         )?;
         Ok(Self {
@@ -74,11 +76,24 @@ impl InputImage {
                 names.join(", ")
             ))));
         };
-        let img = image::load_from_memory(bytes)
-            .map_err(|e| AnalysisError::Invalid(format!("gallery image `{name}`: {e}")))?
-            .to_rgb8();
-        let img = images::preprocess(&img, &classifier.spec().preprocess);
-        let pixels = images::to_tensor(&img, &candle_core::Device::Cpu)?;
+        let decoded = image::load_from_memory(bytes)
+            .map_err(|e| AnalysisError::Invalid(format!("gallery image `{name}`: {e}")))?;
+        let color = decoded.color().has_color();
+        let spec = classifier.spec();
+        let pixels = images::to_model_tensor(
+            &decoded.to_rgb8(),
+            color,
+            &spec.preprocess,
+            spec.channels,
+            &candle_core::Device::Cpu,
+        )
+        .map_err(|e| match e {
+            images::ModelInputError::Channels(found) => AnalysisError::Invalid(format!(
+                "gallery image `{name}` has {found} channels, but the model takes {}-channel input",
+                spec.channels
+            )),
+            images::ModelInputError::Tensor(e) => AnalysisError::Candle(e),
+        })?;
         Ok(Self {
             name: format!("{GALLERY_PREFIX}{name}"),
             pixels,
@@ -113,6 +128,47 @@ pub fn traverse(
     pair_id: u64,
     mut on_step: impl FnMut(usize, &SampleStep) -> ControlFlow<()>,
 ) -> Result<(RunRecord, RunPixels)> {
+    traverse_live(
+        classifier,
+        config,
+        source,
+        target,
+        source_label,
+        pair_id,
+        |view| on_step(view.step, view.sample),
+    )
+}
+
+/// One finished iteration as a live view sees it: the step's metrics, and the iterate itself
+/// on request (copying it off the device costs, so only viewers that show it ask).
+pub struct StepView<'a> {
+    /// Iteration index i, 0-based.
+    pub step: usize,
+    pub sample: &'a SampleStep,
+    traversal: &'a Traversal<'a>,
+}
+
+impl StepView<'_> {
+    /// The current iterate x after this step's accept/reject decision, [C, H, W] row-major.
+    pub fn iterate(&self) -> Result<Vec<f32>> {
+        let x = self
+            .traversal
+            .iterates()
+            .ok_or_else(|| AnalysisError::Invalid("the traversal has no running sample".into()))?;
+        Ok(x.get(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+}
+
+/// [`traverse`] for live views: `on_step` also gets the iterate on request.
+pub fn traverse_live(
+    classifier: &Classifier,
+    config: &LstConfig,
+    source: &InputImage,
+    target: &InputImage,
+    source_label: Option<u32>,
+    pair_id: u64,
+    mut on_step: impl FnMut(&StepView<'_>) -> ControlFlow<()>,
+) -> Result<(RunRecord, RunPixels)> {
     let started = Instant::now();
     let both = Tensor::stack(&[&source.pixels, &target.pixels], 0)?;
     let predicted = predict(classifier, &both)?;
@@ -132,7 +188,12 @@ pub fn traverse(
             continue;
         };
         recorder.observe(event.step, sample);
-        if on_step(event.step, sample).is_break() {
+        let view = StepView {
+            step: event.step,
+            sample,
+            traversal: &traversal,
+        };
+        if on_step(&view).is_break() {
             break;
         }
     }
@@ -235,6 +296,125 @@ pub struct HullReport {
     pub profiles: [Vec<f32>; 4],
 }
 
+/// The images of a hull built from two runs of one source, checked and on the model's device.
+pub struct HullInputs {
+    pub x_s: Tensor,
+    pub x1: Tensor,
+    pub x2: Tensor,
+    targets: [Tensor; 2],
+    pub label: u32,
+    /// The plotted triangle (§1.9).
+    pub geometry: crate::analysis::hull::HullGeometry,
+    model: String,
+    weights_sha256: String,
+    source: String,
+    source_class: String,
+    target_paths: [String; 2],
+    target_classes: [String; 2],
+}
+
+impl HullInputs {
+    /// The triangle source / output A / output B. The runs must share their source image and
+    /// have been made with the weights of `classifier`.
+    pub fn from_runs(
+        classifier: &Classifier,
+        a: (&RunRecord, &RunPixels),
+        b: (&RunRecord, &RunPixels),
+    ) -> Result<Self> {
+        let invalid = |m: String| RunError::Analysis(AnalysisError::Invalid(m));
+        if a.0.source.sha256 != b.0.source.sha256 {
+            return Err(invalid(format!(
+                "the runs start from different sources ({} and {})",
+                a.0.source.path, b.0.source.path
+            )));
+        }
+        for r in [a.0, b.0] {
+            if !r.model.weights_sha256.is_empty()
+                && r.model.weights_sha256 != classifier.spec().weights_sha256
+            {
+                return Err(invalid(format!(
+                    "run from {} used other weights ({}) than the model loaded ({})",
+                    r.source.path,
+                    r.model.weights_path,
+                    classifier.spec().weights_path
+                )));
+            }
+        }
+        let (Some(out_a), Some(out_b)) = (&a.1.output, &b.1.output) else {
+            return Err(invalid(
+                "a run without output (its source was skipped) has no hull".into(),
+            ));
+        };
+        let device = classifier.device();
+        Ok(Self {
+            x_s: a.1.tensor(&a.1.source, device)?,
+            x1: a.1.tensor(out_a, device)?,
+            x2: b.1.tensor(out_b, device)?,
+            targets: [
+                a.1.tensor(&a.1.target, device)?,
+                b.1.tensor(&b.1.target, device)?,
+            ],
+            label: a.0.source.label,
+            geometry: crate::analysis::hull::hull_geometry(&a.1.source, out_a, out_b)?,
+            model: classifier.spec().architecture.clone(),
+            weights_sha256: classifier.spec().weights_sha256.clone(),
+            source: a.0.source.path.clone(),
+            source_class: a.0.source.class_name.clone(),
+            target_paths: [a.0.target.path.clone(), b.0.target.path.clone()],
+            target_classes: [a.0.target.class_name.clone(), b.0.target.class_name.clone()],
+        })
+    }
+
+    /// conf over the lattice of resolution `n`; `None` when `on_chunk` stopped it.
+    pub fn lattice(
+        &self,
+        classifier: &Classifier,
+        n: usize,
+        on_chunk: impl FnMut(usize, usize) -> ControlFlow<()>,
+    ) -> Result<Option<crate::analysis::hull::HullEvaluation>> {
+        Ok(crate::analysis::hull::evaluate_hull_live(
+            classifier, &self.x_s, &self.x1, &self.x2, self.label, n, 64, on_chunk,
+        )?)
+    }
+
+    /// The full report at resolution `n`: lattice, metrics and the four §1.8 profiles.
+    pub fn report(
+        &self,
+        classifier: &Classifier,
+        n: usize,
+        on_chunk: impl FnMut(usize, usize) -> ControlFlow<()>,
+    ) -> Result<Option<HullReport>> {
+        let Some(hull) = self.lattice(classifier, n, on_chunk)? else {
+            return Ok(None);
+        };
+        let steps = crate::analysis::hull::PROFILE_STEPS;
+        let profile = |end: &Tensor| {
+            crate::analysis::hull::interpolation_profile(
+                classifier, &self.x_s, end, self.label, steps,
+            )
+        };
+        let profiles = [
+            profile(&self.x1)?,
+            profile(&self.x2)?,
+            profile(&self.targets[0])?,
+            profile(&self.targets[1])?,
+        ];
+        Ok(Some(HullReport {
+            model: self.model.clone(),
+            weights_sha256: self.weights_sha256.clone(),
+            source: self.source.clone(),
+            source_class: self.source_class.clone(),
+            targets: self.target_paths.clone(),
+            target_classes: self.target_classes.clone(),
+            n,
+            confidences: hull.confidences,
+            metrics: hull.metrics,
+            geometry: self.geometry,
+            profiles,
+        }))
+    }
+}
+
 /// Evaluates the hull of two runs, which must share their model and source image.
 pub fn hull_from_runs(
     classifier: &Classifier,
@@ -242,58 +422,7 @@ pub fn hull_from_runs(
     b: (&RunRecord, &RunPixels),
     n: usize,
 ) -> Result<HullReport> {
-    let invalid = |m: String| RunError::Analysis(AnalysisError::Invalid(m));
-    if a.0.source.sha256 != b.0.source.sha256 {
-        return Err(invalid(format!(
-            "the runs start from different sources ({} and {})",
-            a.0.source.path, b.0.source.path
-        )));
-    }
-    for r in [a.0, b.0] {
-        if !r.model.weights_sha256.is_empty()
-            && r.model.weights_sha256 != classifier.spec().weights_sha256
-        {
-            return Err(invalid(format!(
-                "run from {} used other weights ({}) than the model loaded ({})",
-                r.source.path,
-                r.model.weights_path,
-                classifier.spec().weights_path
-            )));
-        }
-    }
-    let (Some(out_a), Some(out_b)) = (&a.1.output, &b.1.output) else {
-        return Err(invalid(
-            "a run without output (its source was skipped) has no hull".into(),
-        ));
-    };
-    let device = classifier.device();
-    let xs = a.1.tensor(&a.1.source, device)?;
-    let x1 = a.1.tensor(out_a, device)?;
-    let x2 = b.1.tensor(out_b, device)?;
-    let label = a.0.source.label;
-    let hull = crate::analysis::hull::evaluate_hull(classifier, &xs, &x1, &x2, label, n, 64)?;
-    let geometry = crate::analysis::hull::hull_geometry(&a.1.source, out_a, out_b)?;
-    let steps = crate::analysis::hull::PROFILE_STEPS;
-    let profile = |end: &Tensor| {
-        crate::analysis::hull::interpolation_profile(classifier, &xs, end, label, steps)
-    };
-    let profiles = [
-        profile(&x1)?,
-        profile(&x2)?,
-        profile(&a.1.tensor(&a.1.target, device)?)?,
-        profile(&b.1.tensor(&b.1.target, device)?)?,
-    ];
-    Ok(HullReport {
-        model: classifier.spec().architecture.clone(),
-        weights_sha256: classifier.spec().weights_sha256.clone(),
-        source: a.0.source.path.clone(),
-        source_class: a.0.source.class_name.clone(),
-        targets: [a.0.target.path.clone(), b.0.target.path.clone()],
-        target_classes: [a.0.target.class_name.clone(), b.0.target.class_name.clone()],
-        n,
-        confidences: hull.confidences,
-        metrics: hull.metrics,
-        geometry,
-        profiles,
-    })
+    HullInputs::from_runs(classifier, a, b)?
+        .report(classifier, n, |_, _| ControlFlow::Continue(()))?
+        .ok_or_else(|| AnalysisError::Invalid("hull evaluation stopped".into()).into())
 }

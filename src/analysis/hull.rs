@@ -177,6 +177,25 @@ pub fn evaluate_hull(
     n: usize,
     chunk: usize,
 ) -> Result<HullEvaluation> {
+    let all = evaluate_hull_live(classifier, x_s, x1, x2, label, n, chunk, |_, _| {
+        std::ops::ControlFlow::Continue(())
+    })?;
+    all.ok_or_else(|| invalid("hull evaluation stopped"))
+}
+
+/// [`evaluate_hull`], with `on_chunk(done, total)` called after every forward pass; breaking
+/// stops there and returns `None` (a partial lattice has no metrics).
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_hull_live(
+    classifier: &Classifier,
+    x_s: &Tensor,
+    x1: &Tensor,
+    x2: &Tensor,
+    label: u32,
+    n: usize,
+    chunk: usize,
+    mut on_chunk: impl FnMut(usize, usize) -> std::ops::ControlFlow<()>,
+) -> Result<Option<HullEvaluation>> {
     if n == 0 {
         return Err(invalid("hull resolution must be at least 1"));
     }
@@ -198,13 +217,16 @@ pub fn evaluate_hull(
         let images = lattice_images(&xs, &x1, &x2, part)?;
         let labels = vec![label; part.len()];
         confidences.extend(batch_confidences(classifier, &images, &labels, chunk)?);
+        if on_chunk(confidences.len(), points.len()).is_break() {
+            return Ok(None);
+        }
     }
     let metrics = TriangleMetrics::from_confidences(n, &confidences)?;
-    Ok(HullEvaluation {
+    Ok(Some(HullEvaluation {
         n,
         confidences,
         metrics,
-    })
+    }))
 }
 
 /// Per-source aggregation: metrics (1)–(7) averaged over the source's triangles, (8) their
