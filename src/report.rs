@@ -130,6 +130,17 @@ pub fn width_plot(record: &RunRecord) -> Result<Option<Figure>> {
 
 /// The hull heatmap in true geometry, with the three corner thumbnails.
 pub fn hull_heatmap(report: &HullReport, corners: [RgbImage; 3]) -> Result<Figure> {
+    hull_heatmap_styled(report, corners, &CONTOUR_LEVELS, figures::Colormap::Viridis)
+}
+
+/// [`hull_heatmap`] with the contour levels and colour map the user picked (the app's
+/// export draws what its view shows).
+pub fn hull_heatmap_styled(
+    report: &HullReport,
+    corners: [RgbImage; 3],
+    contour_levels: &[f32],
+    colormap: figures::Colormap,
+) -> Result<Figure> {
     let g = &report.geometry;
     let data = HullFigureData {
         n: report.n,
@@ -143,8 +154,9 @@ pub fn hull_heatmap(report: &HullReport, corners: [RgbImage; 3]) -> Result<Figur
             format!("x* → {}", report.target_classes[0]),
             format!("x* → {}", report.target_classes[1]),
         ],
-        contour_levels: CONTOUR_LEVELS.to_vec(),
+        contour_levels: contour_levels.to_vec(),
         title: format!("p({}) over the hull, {}", report.source_class, report.model),
+        colormap,
     };
     Ok(figures::hull_heatmap(&data))
 }

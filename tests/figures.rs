@@ -132,6 +132,7 @@ fn hull_data(n: usize, conf: impl Fn(usize, usize) -> f32) -> HullFigureData {
         corner_labels: ["source".into(), "x1 (→ frog)".into(), "x2 (→ truck)".into()],
         contour_levels: vec![0.5, 0.8],
         title: "cat: hull of two LST outputs, resnet20".into(),
+        colormap: blindspot::figures::Colormap::Viridis,
     }
 }
 

@@ -30,12 +30,47 @@ pub(crate) fn level_start(k: usize) -> f64 {
     k as f64 / VIRIDIS_LEVELS as f64
 }
 
-/// The colour of level `k` (clamped to the last level).
-pub(crate) fn level_colour(k: usize) -> [u8; 3] {
-    LEVELS[k.min(VIRIDIS_LEVELS - 1)]
+const NAN_GREY: [u8; 3] = [160, 160, 160];
+
+/// The perceptual colour maps a figure or the app's heatmap can use, each quantised to the
+/// same 100 levels. Viridis (the default, and the one §1.9 names) comes from matplotlib's
+/// table above; cividis (readable with colour-vision deficiencies) and magma come from the
+/// `colorous` crate's copies of the matplotlib maps, resampled at k/99 like viridis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Colormap {
+    #[default]
+    Viridis,
+    Cividis,
+    Magma,
 }
 
-const NAN_GREY: [u8; 3] = [160, 160, 160];
+impl Colormap {
+    /// The colour of `value` (clamped to [0, 1]; NaN is grey, as in [`viridis`]).
+    pub fn colour(self, value: f32) -> [u8; 3] {
+        if value.is_nan() {
+            return NAN_GREY;
+        }
+        self.levels()[level_of(value)]
+    }
+
+    /// The 100 level colours, level 0 first.
+    pub fn levels(self) -> &'static [[u8; 3]; VIRIDIS_LEVELS] {
+        static CIVIDIS: std::sync::OnceLock<[[u8; 3]; VIRIDIS_LEVELS]> = std::sync::OnceLock::new();
+        static MAGMA: std::sync::OnceLock<[[u8; 3]; VIRIDIS_LEVELS]> = std::sync::OnceLock::new();
+        let from = |g: colorous::Gradient| {
+            std::array::from_fn(|k| {
+                let c = g.eval_continuous(k as f64 / (VIRIDIS_LEVELS - 1) as f64);
+                [c.r, c.g, c.b]
+            })
+        };
+        match self {
+            Colormap::Viridis => &LEVELS,
+            Colormap::Cividis => CIVIDIS.get_or_init(|| from(colorous::CIVIDIS)),
+            Colormap::Magma => MAGMA.get_or_init(|| from(colorous::MAGMA)),
+        }
+    }
+}
 
 /// The 100 level colours, computed at compile time from the 256-entry table.
 static LEVELS: [[u8; 3]; VIRIDIS_LEVELS] = resample();
@@ -154,7 +189,8 @@ mod tests {
         // Viridis gets lighter monotonically, and neighbouring levels are distinct colours.
         let luma = |c: [u8; 3]| 0.2126 * c[0] as f64 + 0.7152 * c[1] as f64 + 0.0722 * c[2] as f64;
         for k in 1..VIRIDIS_LEVELS {
-            let (a, b) = (level_colour(k - 1), level_colour(k));
+            let levels = Colormap::Viridis.levels();
+            let (a, b) = (levels[k - 1], levels[k]);
             assert!(luma(b) > luma(a), "level {k}: {a:?} -> {b:?}");
         }
         // The middle of the map is the well-known teal (#21918c at 0.5 in the 256-entry table).

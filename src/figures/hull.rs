@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
 use super::canvas::{Canvas, TextStyleU, measure};
-use super::colormap::{VIRIDIS_LEVELS, level_colour, level_start, viridis};
+use super::colormap::{Colormap, VIRIDIS_LEVELS, level_start};
 use super::style::{self, ALERT, DARK, FRAME, MID, pt};
 use super::{FigureError, HullFigureData};
 
@@ -259,8 +259,14 @@ pub(crate) fn validate(h: &HullFigureData) -> Result<(), FigureError> {
 /// Confidence at real lattice coordinates (a, b) with a, b ≥ 0 and a + b ≤ n: linear inside
 /// the small up or down triangle that contains the point.
 fn interpolate(h: &HullFigureData, a: f64, b: f64) -> f32 {
-    let n = h.n;
-    let conf = |i: usize, j: usize| h.confidences[index(n, i, j)] as f64;
+    lattice_field(h.n, &h.confidences, a, b)
+}
+
+/// The piecewise-linear confidence field of §1.9 at lattice coordinates (a, b) = n·(w1, w2):
+/// linear inside each small lattice triangle. `confidences` is i-major then j, (n+1)(n+2)/2
+/// values. The app's hover readout uses this too, so it reads what the figure draws.
+pub fn lattice_field(n: usize, confidences: &[f32], a: f64, b: f64) -> f32 {
+    let conf = |i: usize, j: usize| confidences.get(index(n, i, j)).map_or(0.0, |&c| c as f64);
     let i = (a.floor().max(0.0) as usize).min(n - 1);
     let j = (b.floor().max(0.0) as usize).min(n - 1 - i);
     let (fa, fb) = (a - i as f64, b - j as f64);
@@ -359,7 +365,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
         if a < 0.0 || b < 0.0 || a + b > nf {
             return None;
         }
-        Some(viridis(interpolate(h, a, b)))
+        Some(h.colormap.colour(interpolate(h, a, b)))
     })?;
 
     // Contours with a white halo, so they read on dark violet and on yellow alike.
@@ -424,10 +430,11 @@ pub(crate) fn draw<DB: DrawingBackend>(
         (top + 8.0, bottom - 8.0),
         &h.contour_levels,
         "p(source class)",
+        h.colormap,
     )
 }
 
-/// A vertical viridis colour bar with ticks 0, 0.2, …, 1, optional level marks (drawn like the
+/// A vertical colour bar with ticks 0, 0.2, …, 1, optional level marks (drawn like the
 /// contours they stand for) and a title on its right. Shared with the width plot.
 pub(crate) fn colour_bar<DB: DrawingBackend>(
     c: &mut Canvas<DB>,
@@ -435,6 +442,7 @@ pub(crate) fn colour_bar<DB: DrawingBackend>(
     (y0, y1): (f64, f64),
     levels: &[f32],
     title: &str,
+    colormap: Colormap,
 ) -> Result<(), FigureError> {
     let x1 = x0 + BAR_W;
     let y_of = |v: f64| y1 - v * (y1 - y0);
@@ -442,7 +450,7 @@ pub(crate) fn colour_bar<DB: DrawingBackend>(
         let lo = level_start(k);
         let hi = level_start(k + 1);
         // Each level overlaps the next by a hair so no seam shows in anti-aliased viewers.
-        let c_k = style::rgb(level_colour(k));
+        let c_k = style::rgb(colormap.levels()[k]);
         c.rect([x0, y_of(hi) - 0.4, x1, y_of(lo)], c_k.to_rgba(), true, 1.0)?;
     }
     c.rect([x0, y0, x1, y1], DARK.to_rgba(), false, 0.75)?;
@@ -497,6 +505,7 @@ mod tests {
             corner_labels: ["x_s".into(), "x1".into(), "x2".into()],
             contour_levels: vec![0.5],
             title: "t".into(),
+            colormap: Colormap::Viridis,
         }
     }
 

@@ -40,7 +40,8 @@ use plotters::prelude::*;
 
 use canvas::{Canvas, EmbeddedImage, ensure_font, splice_svg_images};
 
-pub use colormap::{VIRIDIS_LEVELS, viridis};
+pub use colormap::{Colormap, VIRIDIS_LEVELS, viridis};
+pub use hull::lattice_field;
 
 /// Why a figure could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +116,8 @@ pub struct HullFigureData {
     /// Confidence levels at which contour lines are drawn.
     pub contour_levels: Vec<f32>,
     pub title: String,
+    /// The colour map of the fill and the colour bar.
+    pub colormap: Colormap,
 }
 
 /// Path widths over a run (§1.5), for the path-width plot.

@@ -269,7 +269,14 @@ pub(crate) fn draw<DB: DrawingBackend>(
             .vertical(),
     )?;
     let bar_x = l.px[1] + PANEL_W + 18.0;
-    colour_bar(c, bar_x, (l.panel_top, bottom), &[], "p(source class)")?;
+    colour_bar(
+        c,
+        bar_x,
+        (l.panel_top, bottom),
+        &[],
+        "p(source class)",
+        super::Colormap::Viridis,
+    )?;
     if d.skipped.iter().any(|&s| s) {
         // Key for the hatching, under the colour bar's last tick label.
         let y = bottom + 16.0;
