@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::codecs::png::PngEncoder;
-use image::{DynamicImage, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageBuffer, ImageReader, Limits, Pixel, PixelWithColorType, RgbImage};
 
 use super::ImageError;
 
@@ -31,6 +31,11 @@ const MAX_DECODED_BYTES: u64 = 1 << 30;
 ///   high byte for 16-bit RGB PNGs, so those can differ from it by 1);
 /// - EXIF orientation is ignored, as Pillow ignores it unless asked.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
+    load_rgb_with_color(path).map(|(img, _)| img)
+}
+
+/// [`load_rgb`], also saying whether the file held colour (false for gray and gray+alpha).
+pub fn load_rgb_with_color(path: &Path) -> Result<(RgbImage, bool), ImageError> {
     let bytes = read_file(path)?;
     let reader = ImageReader::new(Cursor::new(&bytes[..]))
         .with_guessed_format()
@@ -46,11 +51,15 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
     let mut reader = reader;
     reader.limits(decode_limits());
     let decoded = reader.decode().map_err(|e| decode_error(path, e))?;
-    Ok(match decoded {
-        // The common case needs no copy.
-        DynamicImage::ImageRgb8(rgb) => rgb,
-        other => other.into_rgb8(),
-    })
+    let color = decoded.color().has_color();
+    Ok((
+        match decoded {
+            // The common case needs no copy.
+            DynamicImage::ImageRgb8(rgb) => rgb,
+            other => other.into_rgb8(),
+        },
+        color,
+    ))
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, ImageError> {
@@ -112,13 +121,16 @@ fn decode_error(path: &Path, err: image::ImageError) -> ImageError {
 /// distinguishes processes.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Writes `img` as a PNG at `path`, atomically.
+/// Writes `img` (RGB or RGBA, 8 bits) as a PNG at `path`, atomically.
 ///
 /// The PNG is written to a temporary file in the same directory, synced, then renamed over
 /// `path`. A reader (or a crash) thus sees either the old file or the complete new one, never a
 /// half-written PNG. The temporary file must be in the same directory because a rename is only
 /// atomic within one file system.
-pub fn save_png_atomic(img: &RgbImage, path: &Path) -> Result<(), ImageError> {
+pub fn save_png_atomic<P>(img: &ImageBuffer<P, Vec<u8>>, path: &Path) -> Result<(), ImageError>
+where
+    P: Pixel<Subpixel = u8> + PixelWithColorType,
+{
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -166,7 +178,10 @@ pub fn save_png_atomic(img: &RgbImage, path: &Path) -> Result<(), ImageError> {
     result
 }
 
-fn write_png(img: &RgbImage, file: File, path: &Path) -> Result<(), ImageError> {
+fn write_png<P>(img: &ImageBuffer<P, Vec<u8>>, file: File, path: &Path) -> Result<(), ImageError>
+where
+    P: Pixel<Subpixel = u8> + PixelWithColorType,
+{
     let io_err = |source: std::io::Error| ImageError::Write {
         path: PathBuf::from(path),
         source,

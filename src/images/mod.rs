@@ -19,9 +19,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use dataset::{Dataset, LabeledImage, list_dataset};
-pub use load::{MAX_IMAGE_SIDE, load_rgb, save_png_atomic};
+pub use load::{MAX_IMAGE_SIDE, load_rgb, load_rgb_with_color, save_png_atomic};
 pub use resample::{preprocess, resize_bilinear};
-pub use tensor::{from_tensor, load_for_model, to_tensor};
+pub use tensor::{
+    ModelInputError, from_tensor, load_for_channels, load_for_model, to_model_tensor, to_tensor,
+};
 
 /// How an image file is brought to the model's input size.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +95,17 @@ pub enum ImageError {
         .path.display()
     )]
     Unsupported { path: PathBuf, detail: String },
+    #[error(
+        "{}: a {} image, but the model takes {expected}-channel input{}",
+        .path.display(),
+        if *.found == 1 { "gray" } else { "colour" },
+        if *.expected == 1 { " (grayscale): convert it to grayscale first" } else { "" }
+    )]
+    Channels {
+        path: PathBuf,
+        found: usize,
+        expected: usize,
+    },
     #[error("{}: corrupt or truncated image data: {detail}", .path.display())]
     Corrupt { path: PathBuf, detail: String },
     #[error(

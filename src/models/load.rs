@@ -197,7 +197,7 @@ fn build(arch: Architecture, w: &Weights, sidecar: &Sidecar, fold: bool) -> Resu
                 num_classes: cfg.num_classes,
                 input_size: ([32, 32], "CIFAR default"),
                 normalization: (
-                    Normalization::imagenet(),
+                    Normalization::imagenet_channels(cfg.in_channels),
                     "ImageNet mean/std (the CIFAR ResNet trainer's)",
                 ),
             }
@@ -210,7 +210,10 @@ fn build(arch: Architecture, w: &Weights, sidecar: &Sidecar, fold: bool) -> Resu
                 channels: cfg.in_channels,
                 num_classes: cfg.num_classes,
                 input_size: ([224, 224], "ImageNet default"),
-                normalization: (Normalization::imagenet(), "ImageNet mean/std (torchvision)"),
+                normalization: (
+                    Normalization::imagenet_channels(cfg.in_channels),
+                    "ImageNet mean/std (torchvision)",
+                ),
             }
         }
         Architecture::Vit => {
@@ -221,7 +224,10 @@ fn build(arch: Architecture, w: &Weights, sidecar: &Sidecar, fold: bool) -> Resu
                 channels: cfg.in_channels,
                 num_classes: cfg.num_classes,
                 input_size: (cfg.image_size(), "pos_embed grid x patch size"),
-                normalization: (Normalization::imagenet(), "ImageNet mean/std (timm DeiT)"),
+                normalization: (
+                    Normalization::imagenet_channels(cfg.in_channels),
+                    "ImageNet mean/std (timm DeiT)",
+                ),
             }
         }
         Architecture::EfficientnetLite => {

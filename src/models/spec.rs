@@ -22,6 +22,16 @@ impl Normalization {
         }
     }
 
+    /// ImageNet mean/std for `channels` input channels: the RGB values for 3, their average
+    /// for a 1-channel (grayscale) input, as timm does for `in_chans=1`.
+    pub fn imagenet_channels(channels: usize) -> Self {
+        if channels == 3 {
+            return Self::imagenet();
+        }
+        let avg = |v: [f32; 3]| v.iter().sum::<f32>() / 3.0;
+        Self::uniform(avg(Self::IMAGENET_MEAN), avg(Self::IMAGENET_STD), channels)
+    }
+
     /// Inputs are fed as they are (used by the architecture goldens).
     pub fn identity(channels: usize) -> Self {
         Self {
