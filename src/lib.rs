@@ -1,13 +1,16 @@
 //! blindspot: find where vision models are blind.
 //!
-//! Layout (arrows point one way): `cli` and `app` use `run`, `eval`, `report` and `record`,
+//! Layout (arrows point one way): `cli` and `app` use `run`, `eval`, `report`, `history` and `record`,
 //! which use `analysis`, which uses `models`. `images` and `figures` are leaves that depend on
 //! nothing of ours.
 
 pub mod analysis;
+#[cfg(feature = "app")]
+pub mod app;
 pub mod demo;
 pub mod eval;
 pub mod figures;
+pub mod history;
 pub mod images;
 pub mod models;
 pub mod record;

@@ -1,6 +1,8 @@
 //! Subcommands. Each file is one command; `ModelArgs` is how every command picks a model.
 
 mod accuracy;
+#[cfg(feature = "app")]
+mod app;
 mod bench;
 mod classify;
 mod demo;
@@ -24,12 +26,16 @@ use clap::{Args, Parser, Subcommand};
     about = "Find where vision models are blind"
 )]
 struct Cli {
+    /// Without a command, the desktop app opens (on the embedded demo model).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the desktop app (what `blindspot` with no command does).
+    #[cfg(feature = "app")]
+    App(app::AppArgs),
     /// Print the top-5 classes of each image.
     Classify(classify::ClassifyArgs),
     /// Top-1 / top-5 accuracy over a labelled image folder.
@@ -112,7 +118,17 @@ pub fn device(name: &str) -> Result<candle_core::Device> {
 }
 
 pub fn run() -> Result<()> {
-    match Cli::parse().command {
+    let Some(command) = Cli::parse().command else {
+        #[cfg(feature = "app")]
+        return app::run(&app::AppArgs::default());
+        #[cfg(not(feature = "app"))]
+        anyhow::bail!(
+            "this build has no desktop app (built without the `app` feature); see --help"
+        );
+    };
+    match command {
+        #[cfg(feature = "app")]
+        Command::App(args) => app::run(&args),
         Command::Classify(args) => classify::run(&args),
         Command::Accuracy(args) => accuracy::run(&args),
         Command::Bench(args) => bench::run(&args),

@@ -1,0 +1,103 @@
+//! Short jobs that must not block the UI but need no model: file dialogs, exports, reading and
+//! deleting history folders. Each runs on its own thread and reports back over one channel,
+//! waking the UI when it is done. (Model work goes to the worker thread instead.)
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+
+use crate::history::{HistoryEntry, HistoryProblem};
+
+use super::worker::{FinishedRun, Slot};
+
+/// What a file dialog was opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialogPurpose {
+    Model,
+    Image(Slot),
+    GridImage,
+    Run,
+    ExportDir,
+}
+
+pub enum Done {
+    /// A dialog closed; empty when cancelled.
+    Dialog {
+        purpose: DialogPurpose,
+        paths: Vec<PathBuf>,
+    },
+    /// An export finished: what was written, or the error.
+    Exported(Result<String, String>),
+    History(Result<(Vec<HistoryEntry>, Vec<HistoryProblem>), String>),
+    RunOpened(Result<Arc<FinishedRun>, String>),
+    Deleted(Result<PathBuf, String>),
+}
+
+pub struct Background {
+    tx: Sender<Done>,
+    rx: Receiver<Done>,
+    ctx: egui::Context,
+}
+
+impl Background {
+    pub fn new(ctx: egui::Context) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        Self { tx, rx, ctx }
+    }
+
+    /// Runs `job` on a new thread; its result arrives through [`Self::try_recv`].
+    pub fn spawn(&self, job: impl FnOnce() -> Done + Send + 'static) {
+        let tx = self.tx.clone();
+        let ctx = self.ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("blindspot-io".into())
+            .spawn(move || {
+                let _ = tx.send(job());
+                ctx.request_repaint();
+            });
+        if let Err(e) = spawned {
+            let _ = self.tx.send(Done::Exported(Err(format!(
+                "cannot start a background thread: {e}"
+            ))));
+        }
+    }
+
+    pub fn try_recv(&self) -> Option<Done> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Opens a native file dialog on a background thread (rfd; on Linux the desktop portal, or
+    /// zenity when no portal runs).
+    pub fn dialog(&self, purpose: DialogPurpose) {
+        self.spawn(move || {
+            let dialog = rfd::FileDialog::new();
+            let paths = match purpose {
+                DialogPurpose::Model => dialog
+                    .set_title("Open a checkpoint")
+                    .add_filter("checkpoints", &["safetensors", "pth", "th", "pt", "bin"])
+                    .add_filter("all files", &["*"])
+                    .pick_file()
+                    .into_iter()
+                    .collect(),
+                DialogPurpose::Image(_) | DialogPurpose::GridImage => dialog
+                    .set_title("Open an image")
+                    .add_filter("images", &["png", "jpg", "jpeg", "webp"])
+                    .add_filter("all files", &["*"])
+                    .pick_file()
+                    .into_iter()
+                    .collect(),
+                DialogPurpose::Run => dialog
+                    .set_title("Open a run folder (with run.json)")
+                    .pick_folder()
+                    .into_iter()
+                    .collect(),
+                DialogPurpose::ExportDir => dialog
+                    .set_title("Export into this folder")
+                    .pick_folder()
+                    .into_iter()
+                    .collect(),
+            };
+            Done::Dialog { purpose, paths }
+        });
+    }
+}

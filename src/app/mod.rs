@@ -1,0 +1,1287 @@
+//! The desktop app: a thin, responsive view over the analysis engine.
+//!
+//! - `worker`: the thread that owns the model and runs traversals, hulls and grids through the
+//!   library (`run`, `eval`), streaming events back over a bounded channel.
+//! - `state`: what the app knows; panels read it and push [`state::Action`]s.
+//! - `panels/`: one small struct per panel with a `ui` method; this file only lays them out,
+//!   turns actions into worker commands and applies worker events.
+//! - `heatmap`: the hull heatmap's WGSL pipeline (paint callback and offscreen render).
+//! - `background`: file dialogs, exports and history I/O off the UI thread.
+//! - `export`: figures, run records and heatmap renders written atomically.
+
+pub mod background;
+pub mod export;
+pub mod heatmap;
+pub mod panels;
+pub mod state;
+pub mod textures;
+pub mod worker;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use egui::{Key, RichText, Ui};
+
+use crate::history::History;
+
+use background::{Background, DialogPurpose, Done};
+use export::ExportJob;
+use state::{Action, ActiveJob, AppState, ExportKind, JobKind, LiveRun, PendingHull, Preset, Tab};
+use worker::{Command, Event, FinishedRun, ImageSource, ModelSource, Slot, Worker};
+
+/// Lattice resolutions of the hull, coarse first (§1.7's n = 10 gives the metrics).
+pub const HULL_LEVELS: [usize; 3] = [10, 20, 40];
+
+/// How the app starts.
+#[derive(Clone, Debug)]
+pub struct AppOptions {
+    /// The run history folder; `None` keeps runs in memory only.
+    pub history_dir: Option<PathBuf>,
+    pub model: ModelSource,
+    pub source: ImageSource,
+    pub target: ImageSource,
+    pub second_target: ImageSource,
+    /// The export folder preset in the export fields.
+    pub export_dir: Option<PathBuf>,
+    /// Read and write the persisted settings (off in tests).
+    pub persist: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            history_dir: default_history_dir(),
+            model: ModelSource::Demo(crate::demo::DemoModel::Standard),
+            source: ImageSource::Gallery("circle_1".into()),
+            target: ImageSource::Gallery("star_1".into()),
+            second_target: ImageSource::Gallery("square_1".into()),
+            export_dir: default_export_dir(),
+            persist: true,
+        }
+    }
+}
+
+/// `$BLINDSPOT_DATA_DIR/runs`, else the platform data folder's `runs`
+/// (e.g. `~/.local/share/blindspot/runs`).
+pub fn default_history_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("BLINDSPOT_DATA_DIR") {
+        return Some(PathBuf::from(dir).join("runs"));
+    }
+    directories::ProjectDirs::from("", "", "blindspot").map(|d| d.data_dir().join("runs"))
+}
+
+/// `~/Documents/blindspot` (or `~/blindspot` without a documents folder).
+pub fn default_export_dir() -> Option<PathBuf> {
+    let user = directories::UserDirs::new()?;
+    Some(user.document_dir().map_or_else(
+        || user.home_dir().join("blindspot"),
+        |d| d.join("blindspot"),
+    ))
+}
+
+/// Settings kept between sessions.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Settings {
+    recent_models: Vec<PathBuf>,
+    recent_images: Vec<PathBuf>,
+    dark: bool,
+    export_dir: String,
+    export_scale: f32,
+}
+
+const SETTINGS_KEY: &str = "blindspot settings";
+
+/// Work waiting for the worker to be free.
+enum Planned {
+    Traverse {
+        source: ImageSource,
+        target: ImageSource,
+        /// This run is a corner of the pending hull.
+        for_hull: bool,
+    },
+}
+
+#[derive(Default)]
+pub struct Panels {
+    pub model: panels::model::ModelPanel,
+    pub images: panels::images::ImagesPanel,
+    pub params: panels::params::ParamsPanel,
+    pub traversal: panels::traversal::TraversalPanel,
+    pub hull: panels::hull::HullPanel,
+    pub widths: panels::widths::WidthsPanel,
+    pub grid: panels::grid::GridPanel,
+    pub history: panels::history::HistoryPanel,
+}
+
+pub struct BlindspotApp {
+    pub state: AppState,
+    pub panels: Panels,
+    worker: Worker,
+    background: Background,
+    history: Option<History>,
+    textures: textures::Textures,
+    queue: VecDeque<Planned>,
+    /// The window title last sent, so it is sent only when it changes.
+    title: String,
+    /// GPU device for offscreen renders (the one the window renders with).
+    wgpu: Option<eframe::egui_wgpu::RenderState>,
+    persist: bool,
+}
+
+impl BlindspotApp {
+    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
+        let mut notices = Vec::new();
+        match &cc.wgpu_render_state {
+            Some(rs) => {
+                if let Err(e) = heatmap::register(rs) {
+                    notices.push(("The hull heatmap is unavailable".to_string(), e.to_string()));
+                }
+            }
+            None => notices.push((
+                "The hull heatmap is unavailable".to_string(),
+                "the window has no wgpu renderer".to_string(),
+            )),
+        }
+        let mut state = AppState::new(options.source, options.target, options.second_target);
+        let history = match &options.history_dir {
+            Some(dir) => match History::open(dir) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    notices.push((
+                        "Run history unavailable: runs will not be saved".to_string(),
+                        e.to_string(),
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(dir) = &options.export_dir {
+            state.export.dir_text = dir.display().to_string();
+        }
+        if options.persist
+            && let Some(storage) = cc.storage
+            && let Some(s) = eframe::get_value::<Settings>(storage, SETTINGS_KEY)
+        {
+            state.recent_models = s.recent_models;
+            state.recent_images = s.recent_images;
+            state.dark = s.dark;
+            if !s.export_dir.is_empty() {
+                state.export.dir_text = s.export_dir;
+            }
+            if s.export_scale >= 1.0 {
+                state.export.scale = s.export_scale;
+            }
+        }
+        for (title, detail) in notices {
+            state.error(title, detail);
+        }
+        let ctx = cc.egui_ctx.clone();
+        let wake = ctx.clone();
+        let worker = match Worker::spawn(history.clone(), move || wake.request_repaint()) {
+            Ok(w) => w,
+            Err(e) => {
+                // Without a worker thread nothing can run; say so instead of failing silently.
+                state.error("Cannot start the worker thread", e.to_string());
+                Worker::spawn(None, || {}).unwrap_or_else(|_| std::process::abort())
+            }
+        };
+        let mut app = Self {
+            state,
+            panels: Panels::default(),
+            worker,
+            background: Background::new(ctx.clone()),
+            history,
+            textures: textures::Textures::default(),
+            queue: VecDeque::new(),
+            title: String::new(),
+            wgpu: cc.wgpu_render_state.clone(),
+            persist: options.persist,
+        };
+        install_fonts(&ctx);
+        ctx.set_theme(if app.state.dark {
+            egui::Theme::Dark
+        } else {
+            egui::Theme::Light
+        });
+        app.load_model(options.model);
+        app
+    }
+
+    fn load_model(&mut self, source: ModelSource) {
+        self.state.model.loading = Some(source.clone());
+        self.worker.send(Command::LoadModel(source));
+    }
+
+    fn request_preview(&mut self, slot: Slot) {
+        let request = self.state.next_id();
+        let s = self.state.slot_mut(slot);
+        s.request = request;
+        s.error = None;
+        let source = s.source.clone();
+        self.worker.send(Command::Preview {
+            slot,
+            request,
+            source,
+        });
+    }
+
+    fn pick_image(&mut self, slot: Slot, source: ImageSource) {
+        if let ImageSource::File(p) = &source {
+            AppState::remember(&mut self.state.recent_images, p);
+        }
+        let s = self.state.slot_mut(slot);
+        *s = state::ImageSlot::new(source);
+        if self.state.spec().is_some() {
+            self.request_preview(slot);
+        }
+    }
+
+    // ----- worker events ---------------------------------------------------------------------
+
+    fn drain_worker(&mut self) {
+        while let Some(event) = self.worker.try_recv() {
+            self.apply(event);
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        let st = &mut self.state;
+        match event {
+            Event::ModelReady { source, spec } => {
+                if let ModelSource::File(p) = &source {
+                    AppState::remember(&mut st.recent_models, p);
+                }
+                if st.preset != Preset::Custom {
+                    st.preset = Preset::for_input(spec.input_size);
+                    if let Some(c) = st.preset.config() {
+                        let widths = st.config.width.enabled;
+                        st.config = c;
+                        st.config.width.enabled = widths;
+                    }
+                }
+                st.model.loading = None;
+                st.model.loaded = Some((source, Arc::from(spec)));
+                for slot in [Slot::Source, Slot::Target, Slot::SecondTarget] {
+                    self.request_preview(slot);
+                }
+            }
+            Event::ModelFailed { source, error } => {
+                st.model.loading = None;
+                let still = st
+                    .model
+                    .loaded
+                    .as_ref()
+                    .map_or("no model is loaded".to_string(), |(s, _)| {
+                        format!("still using {}", s.label())
+                    });
+                st.error(
+                    format!("Cannot load model {}", source.label()),
+                    format!("{error} ({still})"),
+                );
+            }
+            Event::Preview {
+                slot,
+                request,
+                result,
+            } => {
+                let s = st.slot_mut(slot);
+                if s.request != request {
+                    return;
+                }
+                match result {
+                    Ok(p) => {
+                        s.preview = Some(Arc::from(p));
+                        s.error = None;
+                    }
+                    Err(e) => {
+                        s.preview = None;
+                        s.error = Some(e.clone());
+                        let label = s.source.label();
+                        st.error(format!("Cannot use image {label}"), e);
+                    }
+                }
+            }
+            Event::RunStarted {
+                job,
+                source,
+                target,
+                p0,
+            } => {
+                if st.job.as_ref().is_some_and(|j| j.id == job) {
+                    st.live = Some(LiveRun {
+                        job,
+                        config: st.config.clone(),
+                        source: Arc::from(source),
+                        target: Arc::from(target),
+                        p0,
+                        recorder: crate::record::RunRecorder::new(),
+                        current: None,
+                    });
+                    st.follow_live = true;
+                    st.tab = if st.tab == Tab::History {
+                        Tab::Traversal
+                    } else {
+                        st.tab
+                    };
+                }
+            }
+            Event::RunStep {
+                job,
+                step,
+                sample,
+                iterate,
+                ..
+            } => {
+                if let Some(live) = st.live.as_mut().filter(|l| l.job == job) {
+                    live.recorder.observe(step, &sample);
+                    if let Some(x) = iterate {
+                        live.current = Some((step, x));
+                    }
+                }
+                if let Some(j) = st.job.as_mut().filter(|j| j.id == job) {
+                    j.progress.0 = step + 1;
+                }
+            }
+            Event::RunDone {
+                job,
+                result,
+                history_error,
+            } => {
+                if st.job.as_ref().is_some_and(|j| j.id == job) {
+                    st.job = None;
+                }
+                st.live = None;
+                if let Some(e) = history_error {
+                    st.error("The run was not saved to the history", e);
+                }
+                match result {
+                    Ok(run) => {
+                        let index = st.add_run(run.clone());
+                        st.shown_run = Some(index);
+                        st.scrub = run.view().scrub_len().saturating_sub(1);
+                        st.history.loaded_once = false;
+                        if let Some(p) = st.hull.pending.as_mut()
+                            && p.jobs.contains(&job)
+                        {
+                            p.done.push(run);
+                        }
+                    }
+                    Err(e) => {
+                        st.error("The traversal failed", e);
+                        self.queue.clear();
+                        st.hull.pending = None;
+                    }
+                }
+                self.start_pending_hull();
+                self.start_next();
+            }
+            Event::HullReport { job, report } => {
+                if st.hull.job == Some(job) {
+                    st.hull.report = Some(*report);
+                    st.hull.refined = None;
+                }
+            }
+            Event::HullRefined { job, evaluation } => {
+                if st.hull.job == Some(job) {
+                    st.hull.refined = Some(*evaluation);
+                }
+            }
+            Event::HullProgress {
+                job,
+                n,
+                done,
+                total,
+            } => {
+                if st.hull.job == Some(job) {
+                    st.hull.progress = Some((n, done, total));
+                }
+                if let Some(j) = st.job.as_mut().filter(|j| j.id == job) {
+                    j.progress = (done, total);
+                    j.what = format!("hull lattice n = {n}");
+                }
+            }
+            Event::HullDone { job, result } => {
+                if st.job.as_ref().is_some_and(|j| j.id == job) {
+                    st.job = None;
+                }
+                if st.hull.job == Some(job) {
+                    st.hull.progress = None;
+                }
+                if let Err(e) = result {
+                    st.error("The hull could not be computed", e);
+                }
+                self.start_next();
+            }
+            Event::GridProgress { job, step, total } => {
+                if st.grid.job == Some(job) {
+                    st.grid.progress = Some((step, total));
+                }
+                if let Some(j) = st.job.as_mut().filter(|j| j.id == job) {
+                    j.progress = (step, total);
+                }
+            }
+            Event::GridDone { job, result } => {
+                if st.job.as_ref().is_some_and(|j| j.id == job) {
+                    st.job = None;
+                }
+                if st.grid.job == Some(job) {
+                    st.grid.progress = None;
+                    match result {
+                        Ok(grid) => {
+                            let model = st
+                                .spec()
+                                .map_or_else(String::new, |s| s.architecture.clone());
+                            st.grid.result = Some((grid, model));
+                        }
+                        Err(e) => st.error("The grid failed", e),
+                    }
+                }
+                self.start_next();
+            }
+        }
+    }
+
+    // ----- jobs ------------------------------------------------------------------------------
+
+    fn start_traverse(&mut self, source: ImageSource, target: ImageSource, for_hull: bool) {
+        let id = self.state.next_id();
+        let what = format!("traversal {} → {}", source.label(), target.label());
+        let job = ActiveJob::new(id, JobKind::Traverse, self.state.config.iterations, what);
+        let control = job.control.clone();
+        self.state.job = Some(job);
+        if for_hull && let Some(p) = self.state.hull.pending.as_mut() {
+            p.jobs.push(id);
+        }
+        self.worker.send(Command::Traverse {
+            job: id,
+            source,
+            target,
+            config: self.state.config.clone(),
+            control,
+        });
+    }
+
+    /// Starts the next planned job when the worker is free.
+    fn start_next(&mut self) {
+        if self.state.job.is_some() {
+            return;
+        }
+        if let Some(Planned::Traverse {
+            source,
+            target,
+            for_hull,
+        }) = self.queue.pop_front()
+        {
+            self.start_traverse(source, target, for_hull);
+        }
+    }
+
+    /// Starts the hull once the runs it waits for are all there.
+    fn start_pending_hull(&mut self) {
+        let Some(p) = &self.state.hull.pending else {
+            return;
+        };
+        let mut corners: Vec<Arc<FinishedRun>> = p.first.iter().cloned().collect();
+        corners.extend(p.done.iter().cloned());
+        if corners.len() < 2 {
+            return;
+        }
+        self.state.hull.pending = None;
+        self.start_hull([corners[0].clone(), corners[1].clone()]);
+    }
+
+    fn start_hull(&mut self, runs: [Arc<FinishedRun>; 2]) {
+        if self.state.job.is_some() {
+            // The worker is busy with the traversal this hull follows; it goes next.
+            self.state.hull.pending = Some(PendingHull {
+                jobs: Vec::new(),
+                done: runs.to_vec(),
+                first: None,
+            });
+            return;
+        }
+        let id = self.state.next_id();
+        let total = crate::analysis::hull::lattice_len(HULL_LEVELS[0]);
+        let job = ActiveJob::new(id, JobKind::Hull, total, "hull lattice n = 10".into());
+        let control = job.control.clone();
+        self.state.job = Some(job);
+        let hull = &mut self.state.hull;
+        hull.job = Some(id);
+        hull.runs = Some(runs.clone());
+        hull.report = None;
+        hull.refined = None;
+        hull.progress = Some((HULL_LEVELS[0], 0, total));
+        self.state.tab = Tab::Hull;
+        self.worker.send(Command::Hull {
+            job: id,
+            runs,
+            levels: HULL_LEVELS.to_vec(),
+            control,
+        });
+    }
+
+    // ----- actions ---------------------------------------------------------------------------
+
+    fn process_actions(&mut self, ctx: &egui::Context) {
+        let actions = std::mem::take(&mut self.state.actions);
+        for action in actions {
+            self.perform(action, ctx);
+        }
+    }
+
+    fn perform(&mut self, action: Action, ctx: &egui::Context) {
+        match action {
+            Action::LoadModel(source) => {
+                if !self.state.is_busy() {
+                    self.load_model(source);
+                }
+            }
+            Action::PickImage(slot, source) => {
+                if !self.state.is_busy() {
+                    self.pick_image(slot, source);
+                }
+            }
+            Action::SwapImages => {
+                if !self.state.is_busy() {
+                    self.state.images.swap(0, 1);
+                }
+            }
+            Action::Run => {
+                if self.state.is_busy() {
+                    return;
+                }
+                let source = self.state.slot(Slot::Source).source.clone();
+                let target = self.state.slot(Slot::Target).source.clone();
+                self.start_traverse(source, target, false);
+                self.state.tab = Tab::Traversal;
+            }
+            Action::PauseResume => {
+                if let Some(job) = self.state.job.as_mut() {
+                    let now = std::time::Instant::now();
+                    match job.paused_since.take() {
+                        Some(since) => {
+                            job.paused_for += now - since;
+                            job.control.set_paused(false);
+                        }
+                        None => {
+                            job.paused_since = Some(now);
+                            job.control.set_paused(true);
+                        }
+                    }
+                }
+            }
+            Action::Cancel => {
+                if let Some(job) = &self.state.job {
+                    job.control.cancel();
+                }
+                self.queue.clear();
+                self.state.hull.pending = None;
+            }
+            Action::HullWithRun(i) => {
+                if let (Some(a), Some(b)) = (
+                    self.state.shown_finished().cloned(),
+                    self.state.runs.get(i).cloned(),
+                ) && !self.state.is_busy()
+                {
+                    self.start_hull([a, b]);
+                }
+            }
+            Action::HullWithSecondTarget => {
+                if self.state.is_busy() {
+                    return;
+                }
+                let Some(first) = self.state.shown_finished().cloned() else {
+                    return;
+                };
+                let source = ImageSource::parse(&first.record.source.path);
+                let target = self.state.slot(Slot::SecondTarget).source.clone();
+                self.state.hull.pending = Some(PendingHull {
+                    jobs: Vec::new(),
+                    done: Vec::new(),
+                    first: Some(first),
+                });
+                self.start_traverse(source, target, true);
+            }
+            Action::HullRunBoth => {
+                if self.state.is_busy() {
+                    return;
+                }
+                let source = self.state.slot(Slot::Source).source.clone();
+                let t1 = self.state.slot(Slot::Target).source.clone();
+                let t2 = self.state.slot(Slot::SecondTarget).source.clone();
+                self.state.hull.pending = Some(PendingHull::default());
+                self.queue.push_back(Planned::Traverse {
+                    source: source.clone(),
+                    target: t2,
+                    for_hull: true,
+                });
+                self.start_traverse(source, t1, true);
+            }
+            Action::Grid => {
+                if self.state.is_busy() {
+                    return;
+                }
+                let id = self.state.next_id();
+                let images = self.state.grid.images.clone();
+                let job = ActiveJob::new(
+                    id,
+                    JobKind::Grid,
+                    self.state.config.iterations,
+                    format!("all-pairs grid of {} images", images.len()),
+                );
+                let control = job.control.clone();
+                self.state.job = Some(job);
+                self.state.grid.job = Some(id);
+                self.state.grid.progress = Some((0, self.state.config.iterations));
+                self.worker.send(Command::Grid {
+                    job: id,
+                    images,
+                    config: self.state.config.clone(),
+                    control,
+                });
+            }
+            Action::OpenRun(dir) => {
+                self.background.spawn(move || {
+                    Done::RunOpened(
+                        crate::record::RunRecord::load_with_pixels(&dir)
+                            .map(|(record, pixels)| {
+                                Arc::new(FinishedRun {
+                                    record,
+                                    pixels,
+                                    dir: Some(dir.clone()),
+                                })
+                            })
+                            .map_err(|e| e.to_string()),
+                    )
+                });
+            }
+            Action::ShowRun(i) => {
+                if i < self.state.runs.len() && self.state.live.is_none() {
+                    self.state.shown_run = Some(i);
+                    self.state.scrub = 0;
+                }
+            }
+            Action::DeleteRun(dir) => {
+                if let Some(h) = self.history.clone() {
+                    self.background.spawn(move || {
+                        Done::Deleted(h.delete(&dir).map(|()| dir).map_err(|e| e.to_string()))
+                    });
+                }
+            }
+            Action::RefreshHistory => {
+                if let Some(h) = self.history.clone() {
+                    self.background
+                        .spawn(move || Done::History(h.list().map_err(|e| e.to_string())));
+                }
+            }
+            Action::Export(kind) => self.export(kind),
+            Action::Dismiss(i) => {
+                if i < self.state.notices.len() {
+                    self.state.notices.remove(i);
+                }
+            }
+            Action::Dialog(purpose) => self.background.dialog(purpose),
+        }
+        let _ = ctx;
+    }
+
+    fn export(&mut self, kind: ExportKind) {
+        let dir_text = self.state.export.dir_text.trim().to_string();
+        if dir_text.is_empty() {
+            self.state
+                .error("Nothing exported", "Choose an export folder first.");
+            return;
+        }
+        let job = match self.export_job(kind) {
+            Ok(job) => job,
+            Err(e) => {
+                self.state
+                    .error(format!("Cannot export the {}", kind.label()), e);
+                return;
+            }
+        };
+        let dir = PathBuf::from(dir_text);
+        let scale = self.state.export.scale.clamp(1.0, 8.0);
+        self.state.export.in_flight += 1;
+        self.background
+            .spawn(move || Done::Exported(job.write(&dir, scale)));
+    }
+
+    fn export_job(&self, kind: ExportKind) -> Result<ExportJob, String> {
+        let st = &self.state;
+        let run = || {
+            st.shown_finished()
+                .cloned()
+                .ok_or_else(|| "no finished run is shown".to_string())
+        };
+        let hull = || {
+            st.hull
+                .report
+                .clone()
+                .ok_or_else(|| "no hull has been computed".to_string())
+        };
+        // The finest lattice so far, with the metrics and profiles of n = 10.
+        let finest = || -> Result<Box<crate::run::HullReport>, String> {
+            let mut report = hull()?;
+            if let Some(r) = &st.hull.refined {
+                report.n = r.n;
+                report.confidences = r.confidences.clone();
+            }
+            Ok(Box::new(report))
+        };
+        Ok(match kind {
+            ExportKind::Run => ExportJob::Run(run()?),
+            ExportKind::PathStrip => ExportJob::PathStrip(run()?),
+            ExportKind::Confidence => ExportJob::Confidence(run()?),
+            ExportKind::Widths => ExportJob::Widths(run()?),
+            ExportKind::Profile => ExportJob::Profile(Box::new(hull()?)),
+            ExportKind::HullFigure => {
+                let runs = st
+                    .hull
+                    .runs
+                    .as_ref()
+                    .ok_or_else(|| "no hull has been computed".to_string())?;
+                let shape = runs[0].pixels.shape;
+                let rgb = |p: &[f32]| crate::report::rgb(p, shape).map_err(|e| e.to_string());
+                let out = |r: &FinishedRun| {
+                    r.pixels
+                        .output
+                        .clone()
+                        .ok_or_else(|| "a corner run has no output".to_string())
+                };
+                ExportJob::HullFigure {
+                    report: finest()?,
+                    corners: [
+                        rgb(&runs[0].pixels.source)?,
+                        rgb(&out(&runs[0])?)?,
+                        rgb(&out(&runs[1])?)?,
+                    ],
+                    contours: st.hull.contour_levels(),
+                    colormap: st.hull.colormap.figures(),
+                }
+            }
+            ExportKind::HullRender => {
+                let rs = self
+                    .wgpu
+                    .as_ref()
+                    .ok_or_else(|| "this window has no GPU renderer".to_string())?;
+                ExportJob::HullRender {
+                    device: rs.device.clone(),
+                    queue: rs.queue.clone(),
+                    report: finest()?,
+                    contours: st.hull.contour_levels(),
+                    colormap: st.hull.colormap.figures(),
+                    size: st.export.heatmap_px.clamp(256, 8192),
+                }
+            }
+            ExportKind::Grid => {
+                let (grid, model) = st
+                    .grid
+                    .result
+                    .clone()
+                    .ok_or_else(|| "no grid has been computed".to_string())?;
+                ExportJob::Grid { grid, model }
+            }
+        })
+    }
+
+    // ----- background results ----------------------------------------------------------------
+
+    fn drain_background(&mut self) {
+        while let Some(done) = self.background.try_recv() {
+            match done {
+                Done::Dialog { purpose, paths } => {
+                    let Some(path) = paths.into_iter().next() else {
+                        continue;
+                    };
+                    match purpose {
+                        DialogPurpose::Model => {
+                            self.state.act(Action::LoadModel(ModelSource::File(path)));
+                        }
+                        DialogPurpose::Image(slot) => {
+                            self.state
+                                .act(Action::PickImage(slot, ImageSource::File(path)));
+                        }
+                        DialogPurpose::GridImage => {
+                            if self.state.grid.images.len() < panels::grid::MAX_IMAGES {
+                                self.state.grid.images.push(ImageSource::File(path));
+                            }
+                        }
+                        DialogPurpose::Run => self.state.act(Action::OpenRun(path)),
+                        DialogPurpose::ExportDir => {
+                            self.state.export.dir_text = path.display().to_string();
+                        }
+                    }
+                }
+                Done::Exported(result) => {
+                    self.state.export.in_flight = self.state.export.in_flight.saturating_sub(1);
+                    match result {
+                        Ok(message) => self.state.export.last = Some(message),
+                        Err(e) => self.state.error("Export failed", e),
+                    }
+                }
+                Done::History(result) => match result {
+                    Ok((entries, problems)) => {
+                        self.state.history.entries = entries;
+                        self.state.history.problems = problems;
+                    }
+                    Err(e) => self.state.error("Cannot read the run history", e),
+                },
+                Done::RunOpened(result) => match result {
+                    Ok(run) => {
+                        let i = self.state.add_run(run);
+                        if self.state.live.is_none() {
+                            self.state.shown_run = Some(i);
+                            self.state.scrub = 0;
+                            self.state.tab = Tab::Traversal;
+                        }
+                    }
+                    Err(e) => self.state.error("Cannot open the run", e),
+                },
+                Done::Deleted(result) => match result {
+                    Ok(dir) => {
+                        self.state.history.entries.retain(|e| e.dir != dir);
+                        self.state.export.last = Some(format!("deleted {}", dir.display()));
+                    }
+                    Err(e) => self.state.error("Cannot delete the run", e),
+                },
+            }
+        }
+    }
+
+    // ----- input -----------------------------------------------------------------------------
+
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let pressed = |k: Key| ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, k));
+        if pressed(Key::Space) {
+            if self.state.is_busy() {
+                self.state.act(Action::PauseResume);
+            } else {
+                self.state.act(Action::Run);
+            }
+        }
+        if pressed(Key::Escape) {
+            if self.state.is_busy() {
+                self.state.act(Action::Cancel);
+            } else if self.state.presentation {
+                self.state.presentation = false;
+            }
+        }
+        if pressed(Key::F11) {
+            self.state.presentation = !self.state.presentation;
+        }
+        let len = self.state.shown().map_or(0, |v| v.scrub_len());
+        if len > 0 {
+            let last = len - 1;
+            let current = if self.state.live.is_some() && self.state.follow_live {
+                last
+            } else {
+                self.state.scrub.min(last)
+            };
+            let moved = if pressed(Key::ArrowLeft) {
+                Some(current.saturating_sub(1))
+            } else if pressed(Key::ArrowRight) {
+                Some((current + 1).min(last))
+            } else if pressed(Key::Home) {
+                Some(0)
+            } else if pressed(Key::End) {
+                Some(last)
+            } else {
+                None
+            };
+            if let Some(m) = moved {
+                self.state.scrub = m;
+                self.state.follow_live = self.state.live.is_some() && m == last;
+            }
+        }
+    }
+
+    /// Files dropped on the window: a checkpoint loads, a run folder opens, images go to the
+    /// card they were dropped on (source or target; two images fill both).
+    fn dropped_files(&mut self, ctx: &egui::Context) {
+        let (files, pos) = ctx.input(|i| (i.raw.dropped_files.clone(), i.pointer.latest_pos()));
+        if files.is_empty() {
+            return;
+        }
+        let paths: Vec<PathBuf> = files
+            .iter()
+            .map(|f| f.path().to_path_buf())
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        let mut images = Vec::new();
+        for path in paths {
+            if path.is_dir()
+                || path
+                    .file_name()
+                    .is_some_and(|n| n == crate::record::RUN_JSON)
+            {
+                let dir = if path.is_dir() {
+                    path
+                } else {
+                    path.parent().map_or_else(PathBuf::new, Path::to_path_buf)
+                };
+                self.state.act(Action::OpenRun(dir));
+            } else if is_checkpoint(&path) {
+                self.state.act(Action::LoadModel(ModelSource::File(path)));
+            } else {
+                images.push(path);
+            }
+        }
+        match images.as_slice() {
+            [] => {}
+            [one] => {
+                let on_source = match (pos, self.panels.images.source_rect) {
+                    (Some(p), Some(r)) => r.contains(p),
+                    _ => false,
+                };
+                let slot = if on_source {
+                    Slot::Source
+                } else {
+                    Slot::Target
+                };
+                self.state
+                    .act(Action::PickImage(slot, ImageSource::File(one.clone())));
+            }
+            [a, b, ..] => {
+                self.state.act(Action::PickImage(
+                    Slot::Source,
+                    ImageSource::File(a.clone()),
+                ));
+                self.state.act(Action::PickImage(
+                    Slot::Target,
+                    ImageSource::File(b.clone()),
+                ));
+            }
+        }
+    }
+
+    /// The window title: the app and the model it works with.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    fn update_title(&mut self, ctx: &egui::Context) {
+        let title = match &self.state.model.loaded {
+            Some((source, spec)) => format!(
+                "blindspot — {} ({}, {} classes)",
+                source.label(),
+                spec.architecture,
+                spec.num_classes()
+            ),
+            None => "blindspot".to_string(),
+        };
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+    }
+
+    // ----- layout ----------------------------------------------------------------------------
+
+    fn menu_bar(&mut self, ui: &mut Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("Open checkpoint…").clicked() {
+                    self.state.act(Action::Dialog(DialogPurpose::Model));
+                }
+                if ui.button("Open source image…").clicked() {
+                    self.state
+                        .act(Action::Dialog(DialogPurpose::Image(Slot::Source)));
+                }
+                if ui.button("Open target image…").clicked() {
+                    self.state
+                        .act(Action::Dialog(DialogPurpose::Image(Slot::Target)));
+                }
+                if ui.button("Open run folder…").clicked() {
+                    self.state.act(Action::Dialog(DialogPurpose::Run));
+                }
+                ui.separator();
+                if ui.button("Quit").clicked() {
+                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            });
+            ui.menu_button("View", |ui| {
+                if ui
+                    .checkbox(&mut self.state.dark, "Dark theme")
+                    .on_hover_text("Dark or light")
+                    .changed()
+                {
+                    ui.ctx().set_theme(if self.state.dark {
+                        egui::Theme::Dark
+                    } else {
+                        egui::Theme::Light
+                    });
+                }
+                ui.checkbox(&mut self.state.presentation, "Presentation mode (F11)");
+            });
+            ui.menu_button("Help", |ui| {
+                ui.label(RichText::new("Shortcuts").strong());
+                for (k, v) in [
+                    ("Space", "run / pause / resume"),
+                    ("Esc", "cancel the running job"),
+                    ("← →", "previous / next frame"),
+                    ("Home End", "first / last frame"),
+                    ("F11", "presentation mode"),
+                ] {
+                    ui.label(format!("{k:10} {v}"));
+                }
+                ui.separator();
+                ui.label("Drop a checkpoint, an image or a run folder on the window.");
+            });
+            ui.separator();
+            for tab in Tab::ALL {
+                ui.selectable_value(&mut self.state.tab, tab, tab.label());
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let label = if self.state.dark {
+                    "☀ Light"
+                } else {
+                    "🌙 Dark"
+                };
+                if ui
+                    .button(label)
+                    .on_hover_text("Switch between the dark and the light theme")
+                    .clicked()
+                {
+                    self.state.dark = !self.state.dark;
+                    ui.ctx().set_theme(if self.state.dark {
+                        egui::Theme::Dark
+                    } else {
+                        egui::Theme::Light
+                    });
+                }
+                if ui
+                    .button("Present")
+                    .on_hover_text("Presentation mode: images and heatmap fill the window (F11)")
+                    .clicked()
+                {
+                    self.state.presentation = true;
+                }
+            });
+        });
+    }
+
+    /// Run controls and what they act on, always in view above the tabs.
+    fn toolbar(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            panels::status::run_controls(ui, &mut self.state);
+            ui.separator();
+            let st = &self.state;
+            let name = |slot: Slot| st.slot(slot).source.label();
+            let model = st
+                .model
+                .loaded
+                .as_ref()
+                .map_or_else(|| "no model".to_string(), |(s, _)| s.label());
+            ui.label(
+                RichText::new(format!(
+                    "{} → {}  ·  {}  ·  {} iterations, δ = {}",
+                    name(Slot::Source),
+                    name(Slot::Target),
+                    model,
+                    st.config.iterations,
+                    st.config.pthresh
+                ))
+                .weak(),
+            );
+        });
+        ui.add_space(2.0);
+    }
+
+    fn notices(&mut self, ui: &mut Ui) {
+        let mut dismiss = None;
+        for (i, n) in self.state.notices.iter().enumerate() {
+            let (fill, text) = if n.error {
+                (
+                    ui.visuals().error_fg_color.gamma_multiply(0.18),
+                    ui.visuals().error_fg_color,
+                )
+            } else {
+                (
+                    ui.visuals().selection.bg_fill.gamma_multiply(0.3),
+                    ui.visuals().text_color(),
+                )
+            };
+            egui::Frame::new()
+                .fill(fill)
+                .corner_radius(4.0)
+                .inner_margin(6.0)
+                .show(ui, |ui| {
+                    ui.set_width(ui.available_width());
+                    ui.horizontal(|ui| {
+                        ui.vertical(|ui| {
+                            ui.label(RichText::new(&n.title).strong().color(text));
+                            ui.label(RichText::new(&n.detail).color(text));
+                        });
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Min), |ui| {
+                            if ui.button("Dismiss").clicked() {
+                                dismiss = Some(i);
+                            }
+                        });
+                    });
+                });
+        }
+        if let Some(i) = dismiss {
+            self.state.act(Action::Dismiss(i));
+        }
+    }
+
+    fn presentation(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            if let Some((s, spec)) = &self.state.model.loaded {
+                ui.label(RichText::new(format!("{} · {}", s.label(), spec.architecture)).weak());
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui.button("Exit presentation (F11)").clicked() {
+                    self.state.presentation = false;
+                }
+                panels::status::run_controls(ui, &mut self.state);
+            });
+        });
+        let show_hull = self.state.hull.report.is_some() && self.state.tab == Tab::Hull;
+        if show_hull {
+            self.panels.hull.ui(ui, &mut self.state, &mut self.textures);
+        } else {
+            let zoom = self.state.zoom;
+            // Let the images fill the window.
+            self.state.zoom = 64.0;
+            self.panels
+                .traversal
+                .ui(ui, &mut self.state, &mut self.textures);
+            self.state.zoom = zoom;
+        }
+    }
+
+    fn save_settings(&self, storage: &mut dyn eframe::Storage) {
+        let s = Settings {
+            recent_models: self.state.recent_models.clone(),
+            recent_images: self.state.recent_images.clone(),
+            dark: self.state.dark,
+            export_dir: self.state.export.dir_text.clone(),
+            export_scale: self.state.export.scale,
+        };
+        eframe::set_value(storage, SETTINGS_KEY, &s);
+    }
+}
+
+/// egui's default fonts lack symbols the app uses (▶ ⏸ ⇄ ▾ ☀ ✕); DejaVu Sans, which the
+/// figures already embed, backs them up.
+fn install_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    fonts.font_data.insert(
+        "dejavu".into(),
+        Arc::new(egui::FontData::from_static(dejavu::sans::regular())),
+    );
+    for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+        fonts
+            .families
+            .entry(family)
+            .or_default()
+            .push("dejavu".into());
+    }
+    ctx.set_fonts(fonts);
+}
+
+fn is_checkpoint(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        matches!(
+            e.to_ascii_lowercase().as_str(),
+            "safetensors" | "pth" | "th" | "pt" | "bin" | "ckpt"
+        )
+    })
+}
+
+impl eframe::App for BlindspotApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.drain_worker();
+        self.drain_background();
+        self.dropped_files(ctx);
+        self.shortcuts(ctx);
+        self.process_actions(ctx);
+        if self.state.is_busy() {
+            // The ETA and rate tick even when no event arrives (e.g. while paused).
+            ctx.request_repaint_after(std::time::Duration::from_millis(250));
+        }
+    }
+
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.update_title(ui.ctx());
+        if self.state.presentation {
+            egui::CentralPanel::default().show(ui, |ui| self.presentation(ui));
+        } else {
+            egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
+            egui::Panel::bottom("status")
+                .show(ui, |ui| panels::status::status_bar(ui, &mut self.state));
+            egui::Panel::left("controls")
+                .default_size(300.0)
+                .min_size(260.0)
+                .max_size(420.0)
+                .resizable(true)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        self.panels.model.ui(ui, &mut self.state);
+                        ui.separator();
+                        self.panels
+                            .images
+                            .ui(ui, &mut self.state, &mut self.textures);
+                        ui.separator();
+                        self.panels.params.ui(ui, &mut self.state);
+                    });
+                });
+            egui::CentralPanel::default().show(ui, |ui| {
+                self.toolbar(ui);
+                self.notices(ui);
+                match self.state.tab {
+                    Tab::Traversal => {
+                        self.panels
+                            .traversal
+                            .ui(ui, &mut self.state, &mut self.textures);
+                    }
+                    Tab::Hull => self.panels.hull.ui(ui, &mut self.state, &mut self.textures),
+                    Tab::Widths => self.panels.widths.ui(ui, &mut self.state),
+                    Tab::Grid => self.panels.grid.ui(ui, &mut self.state, &mut self.textures),
+                    Tab::History => {
+                        let root = self.history.as_ref().map(|h| h.root().to_path_buf());
+                        self.panels.history.ui(ui, &mut self.state, root.as_deref());
+                    }
+                }
+            });
+        }
+        self.textures.end_frame();
+        // What the panels asked for this frame takes effect now, not a frame later.
+        if !self.state.actions.is_empty() {
+            let ctx = ui.ctx().clone();
+            self.process_actions(&ctx);
+            ctx.request_repaint();
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if self.persist {
+            self.save_settings(storage);
+        }
+    }
+}
+
+/// Opens the app window (blocks until it is closed).
+pub fn run_native(options: AppOptions) -> eframe::Result {
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("blindspot")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([900.0, 600.0])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Wgpu,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "blindspot",
+        native,
+        Box::new(move |cc| Ok(Box::new(BlindspotApp::new(cc, options)))),
+    )
+}

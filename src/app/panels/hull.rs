@@ -1,0 +1,497 @@
+//! The hull view (§1.7–§1.9): the triangle spanned by a source and two LST outputs, in true
+//! geometry, coloured by source-class confidence on the GPU (our WGSL shader, through an
+//! egui-wgpu paint callback). Contours, colour bar, corner thumbnails, and a hover readout of
+//! the barycentric point, its confidence and its image. Table 2 and the §1.8 profile beside it.
+//! The lattice refines as it streams in: n = 10 (66 points), then 20, then 40.
+
+use egui::{Color32, Pos2, RichText, Ui};
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use crate::analysis::hull::lattice;
+use crate::app::heatmap::{HeatmapCallback, HeatmapFrame, PlaneToPixel, fit_corners};
+use crate::app::state::{Action, AppState, ExportKind};
+use crate::app::textures::{Textures, color_image, mix};
+use crate::app::worker::Slot;
+use crate::figures::lattice_field;
+
+use super::{SOURCE_COLOUR, TARGET_COLOUR, conf, export_bar, images::image_slot};
+
+/// Where the heatmap was last drawn: enough to find the pixel of any barycentric point.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DrawnHeatmap {
+    /// The paint-callback rect, in points.
+    pub rect: egui::Rect,
+    /// plane → position inside `rect` (points, y down).
+    pub map: PlaneToPixel,
+    pub p1: [f64; 2],
+    pub p2: [f64; 2],
+}
+
+impl DrawnHeatmap {
+    /// Screen position (points) of the point with weights (w1, w2) of x1 and x2.
+    pub fn position(&self, w1: f64, w2: f64) -> Pos2 {
+        let plane = [
+            w1 * self.p1[0] + w2 * self.p2[0],
+            w1 * self.p1[1] + w2 * self.p2[1],
+        ];
+        let [x, y] = self.map.apply(plane);
+        self.rect.min + egui::vec2(x, y)
+    }
+
+    /// The weights (w1, w2) of a screen position, and whether it lies in the triangle.
+    pub fn weights(&self, pos: Pos2) -> ([f64; 2], bool) {
+        let local = pos - self.rect.min;
+        let px = f64::from((local.x - self.map.origin[0]) / self.map.scale);
+        let py = f64::from((self.map.origin[1] - local.y) / self.map.scale);
+        let [a, b] = [self.p1, self.p2];
+        let det = a[0] * b[1] - a[1] * b[0];
+        if det.abs() < 1e-12 {
+            return ([0.0, 0.0], false);
+        }
+        let w1 = (px * b[1] - py * b[0]) / det;
+        let w2 = (a[0] * py - a[1] * px) / det;
+        let eps = 1e-9;
+        ([w1, w2], w1 >= -eps && w2 >= -eps && w1 + w2 <= 1.0 + eps)
+    }
+}
+
+#[derive(Default)]
+pub struct HullPanel {
+    pub drawn: Option<DrawnHeatmap>,
+}
+
+impl HullPanel {
+    pub fn ui(&mut self, ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
+        let wide = ui.available_width() > 900.0;
+        let side_width = if wide { 340.0 } else { 300.0 };
+        ui.horizontal_top(|ui| {
+            // Leave room for the separator and the spacing on both sides of it.
+            let gap = ui.spacing().item_spacing.x * 2.0 + 8.0;
+            let canvas_w = (ui.available_width() - side_width - gap).max(240.0);
+            ui.vertical(|ui| {
+                ui.set_width(canvas_w);
+                self.canvas(ui, state, textures, canvas_w);
+            });
+            ui.separator();
+            ui.vertical(|ui| {
+                ui.set_width(side_width);
+                egui::ScrollArea::vertical()
+                    .id_salt("hull side")
+                    .show(ui, |ui| controls(ui, state, textures));
+            });
+        });
+    }
+
+    fn canvas(&mut self, ui: &mut Ui, state: &mut AppState, textures: &mut Textures, width: f32) {
+        let (Some(report), Some(runs)) = (&state.hull.report, &state.hull.runs) else {
+            self.drawn = None;
+            ui.add_space(30.0);
+            ui.vertical_centered(|ui| {
+                ui.heading("No hull yet");
+                ui.label(
+                    "The hull is the triangle spanned by a source and two LST outputs. Pick a \
+                     second run of the same source, or a second target, or run both traversals \
+                     with one click (right).",
+                );
+                if let Some((n, done, total)) = state.hull.progress {
+                    ui.add(
+                        egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                            .text(format!("n = {n}: {done} of {total} points")),
+                    );
+                }
+            });
+            return;
+        };
+        let height = (ui.available_height() - 90.0).max(240.0);
+        let bar_w = 70.0;
+        let size = egui::vec2((width - bar_w).max(200.0), height.min(width));
+        let (rect, response) = ui.allocate_exact_size(size, egui::Sense::click());
+        let g = &report.geometry;
+        let (p1, p2) = if g.degenerate {
+            ([1.0, 0.0], [0.0, 1.0])
+        } else {
+            (g.p1, g.p2)
+        };
+        let (corners, map) = fit_corners(p1, p2, rect.width(), rect.height(), 0.16);
+        let drawn = DrawnHeatmap { rect, map, p1, p2 };
+        self.drawn = Some(drawn);
+        let (n, confidences) = state
+            .hull
+            .finest()
+            .unwrap_or((report.n, &report.confidences));
+        let contours = state.hull.contour_levels();
+        let frame = HeatmapFrame {
+            n,
+            confidences: confidences.to_vec(),
+            corners_ndc: corners,
+            contours: contours.clone(),
+            colormap: state.hull.colormap.figures(),
+        };
+        let painter = ui.painter_at(rect.expand(2.0));
+        painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
+        if frame.is_valid() {
+            painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
+                rect,
+                HeatmapCallback { frame },
+            ));
+        }
+        // Outline and the spec's lattice points (n = 10).
+        let stroke = egui::Stroke::new(1.0, ui.visuals().text_color().gamma_multiply(0.6));
+        let v = [
+            drawn.position(0.0, 0.0),
+            drawn.position(1.0, 0.0),
+            drawn.position(0.0, 1.0),
+        ];
+        painter.add(egui::Shape::closed_line(v.to_vec(), stroke));
+        let rn = report.n as f64;
+        for p in lattice(report.n) {
+            let pos = drawn.position(p.i as f64 / rn, p.j as f64 / rn);
+            painter.circle_filled(pos, 1.6, Color32::from_black_alpha(150));
+        }
+        // Corner thumbnails, pushed outward from the centroid.
+        let [a, b] = runs;
+        let shape = a.pixels.shape;
+        let images: [&[f32]; 3] = [
+            &a.pixels.source,
+            a.pixels.output.as_deref().unwrap_or(&a.pixels.source),
+            b.pixels.output.as_deref().unwrap_or(&b.pixels.source),
+        ];
+        let labels = [
+            format!("source ({})", report.source_class),
+            format!("x* → {}", report.target_classes[0]),
+            format!("x* → {}", report.target_classes[1]),
+        ];
+        let centroid = Pos2::new(
+            (v[0].x + v[1].x + v[2].x) / 3.0,
+            (v[0].y + v[1].y + v[2].y) / 3.0,
+        );
+        let thumb = (rect.width().min(rect.height()) * 0.11).clamp(36.0, 96.0);
+        for k in 0..3 {
+            let dir = (v[k] - centroid).normalized();
+            let c = v[k] + dir * (thumb * 0.75);
+            let r = egui::Rect::from_center_size(c, egui::vec2(thumb, thumb));
+            let key = format!("hull corner {k} {}", report.source);
+            let t = textures.get(ui.ctx(), &key, || color_image(images[k], shape));
+            painter.image(
+                t.id(),
+                r,
+                egui::Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+                Color32::WHITE,
+            );
+            painter.rect_stroke(r, 0.0, stroke, egui::StrokeKind::Outside);
+            let below = r.center_bottom() + egui::vec2(0.0, 2.0);
+            painter.text(
+                below,
+                egui::Align2::CENTER_TOP,
+                &labels[k],
+                egui::FontId::proportional(11.0),
+                ui.visuals().text_color(),
+            );
+        }
+        if g.degenerate {
+            painter.text(
+                rect.left_top() + egui::vec2(8.0, 8.0),
+                egui::Align2::LEFT_TOP,
+                "degenerate geometry (drawn as a right triangle)",
+                egui::FontId::proportional(12.0),
+                ui.visuals().warn_fg_color,
+            );
+        }
+        colour_bar(ui, state, rect, bar_w, &contours);
+        // Hover: weights, confidence and the image at that point.
+        if let Some(pos) = response.hover_pos() {
+            let ([w1, w2], inside) = drawn.weights(pos);
+            if inside {
+                let (w1, w2) = (w1.max(0.0), w2.max(0.0));
+                let c = lattice_field(n, confidences, w1 * n as f64, w2 * n as f64);
+                let w0 = (1.0 - w1 - w2).max(0.0);
+                let mixed = mix(images, [w0 as f32, w1 as f32, w2 as f32]);
+                let key = format!("hull hover {:.3} {:.3}", w1, w2);
+                let t = textures.get(ui.ctx(), &key, || color_image(&mixed, shape));
+                response.clone().on_hover_ui_at_pointer(|ui| {
+                    ui.label(format!(
+                        "w = ({w0:.3}, {w1:.3}, {w2:.3})  (source, x*₁, x*₂)"
+                    ));
+                    ui.label(
+                        RichText::new(format!("p({}) = {}", report.source_class, conf(c))).strong(),
+                    );
+                    ui.add(egui::Image::new((t.id(), egui::vec2(112.0, 112.0))));
+                });
+            }
+        }
+        ui.label(
+            RichText::new(format!(
+                "lattice n = {n} ({} points){}",
+                confidences.len(),
+                state
+                    .hull
+                    .progress
+                    .map_or(String::new(), |(n, d, t)| format!(
+                        " · computing n = {n}: {d}/{t}"
+                    ))
+            ))
+            .weak(),
+        );
+        exports(ui, state);
+    }
+}
+
+/// The colour bar right of the heatmap, with the contour levels marked.
+fn colour_bar(ui: &Ui, state: &AppState, heat: egui::Rect, width: f32, levels: &[f32]) {
+    let top = heat.top() + heat.height() * 0.1;
+    let bottom = heat.bottom() - heat.height() * 0.1;
+    let x0 = heat.right() + 12.0;
+    let bar = egui::Rect::from_min_max(Pos2::new(x0, top), Pos2::new(x0 + 16.0, bottom));
+    let painter = ui.painter();
+    let lut = state.hull.colormap.figures().levels();
+    let k_n = lut.len();
+    for (k, c) in lut.iter().enumerate() {
+        let y1 = bottom - (k as f32 / k_n as f32) * bar.height();
+        let y0 = bottom - ((k + 1) as f32 / k_n as f32) * bar.height();
+        painter.rect_filled(
+            egui::Rect::from_min_max(Pos2::new(bar.left(), y0 - 0.5), Pos2::new(bar.right(), y1)),
+            0.0,
+            Color32::from_rgb(c[0], c[1], c[2]),
+        );
+    }
+    let text = ui.visuals().text_color();
+    painter.rect_stroke(
+        bar,
+        0.0,
+        egui::Stroke::new(1.0, text),
+        egui::StrokeKind::Outside,
+    );
+    for k in 0..=5 {
+        let v = k as f32 / 5.0;
+        let y = bottom - v * bar.height();
+        painter.line_segment(
+            [Pos2::new(bar.right(), y), Pos2::new(bar.right() + 4.0, y)],
+            egui::Stroke::new(1.0, text),
+        );
+        painter.text(
+            Pos2::new(bar.right() + 6.0, y),
+            egui::Align2::LEFT_CENTER,
+            format!("{v:.1}"),
+            egui::FontId::proportional(11.0),
+            text,
+        );
+    }
+    for &level in levels {
+        let y = bottom - level * bar.height();
+        painter.line_segment(
+            [Pos2::new(bar.left(), y), Pos2::new(bar.right(), y)],
+            egui::Stroke::new(2.5, Color32::WHITE),
+        );
+        painter.line_segment(
+            [Pos2::new(bar.left(), y), Pos2::new(bar.right(), y)],
+            egui::Stroke::new(1.0, Color32::BLACK),
+        );
+    }
+    let _ = width;
+}
+
+fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
+    let busy = state.is_busy();
+    ui.heading("Triangle");
+    let partners: Vec<(usize, String)> = state
+        .hull_partners()
+        .into_iter()
+        .map(|(i, r)| (i, r.title()))
+        .collect();
+    if let Some([a, b]) = &state.hull.runs {
+        ui.label(RichText::new(format!("Shown: {}\n   and {}", a.title(), b.title())).small());
+    }
+    match state.shown_finished() {
+        Some(r) => {
+            ui.label(RichText::new(format!("Next hull starts from: {}", r.title())).small());
+        }
+        None => {
+            ui.label(
+                RichText::new("Run a traversal first: its source and output are two corners.")
+                    .weak(),
+            );
+        }
+    }
+    ui.horizontal(|ui| {
+        let selected = state
+            .hull
+            .second_run
+            .and_then(|i| partners.iter().find(|(k, _)| *k == i))
+            .map_or("second run…".to_string(), |(_, t)| t.clone());
+        egui::ComboBox::from_id_salt("second run")
+            .selected_text(selected)
+            .width(200.0)
+            .show_ui(ui, |ui| {
+                for (i, title) in &partners {
+                    ui.selectable_value(&mut state.hull.second_run, Some(*i), title);
+                }
+            })
+            .response
+            .on_hover_text("Second run: another run of the same source (its output is the third corner)");
+        let go = ui
+            .add_enabled(
+                !busy && state.hull.second_run.is_some(),
+                egui::Button::new("Hull of both"),
+            )
+            .on_hover_text("The hull of the shown run and this run (same source)")
+            .on_disabled_hover_text("Needs a second run of the same source");
+        if go.clicked()
+            && let Some(i) = state.hull.second_run
+        {
+            state.act(Action::HullWithRun(i));
+        }
+    });
+    if partners.is_empty() && state.shown_finished().is_some() {
+        ui.label(
+            RichText::new("No other run of this source yet.")
+                .weak()
+                .small(),
+        );
+    }
+    ui.add_space(4.0);
+    image_slot(ui, state, textures, Slot::SecondTarget, "Second target");
+    let can_run = state.spec().is_some()
+        && state.slot(Slot::SecondTarget).preview.is_some()
+        && state.slot(Slot::Source).preview.is_some();
+    ui.horizontal_wrapped(|ui| {
+        let second = ui
+            .add_enabled(
+                !busy && can_run && state.shown_finished().is_some(),
+                egui::Button::new("Traverse to second target"),
+            )
+            .on_hover_text("Run source → second target, then the hull with the shown run");
+        if second.clicked() {
+            state.act(Action::HullWithSecondTarget);
+        }
+        let both = ui
+            .add_enabled(
+                !busy && can_run && state.slot(Slot::Target).preview.is_some(),
+                egui::Button::new(RichText::new("Run both + hull").strong()),
+            )
+            .on_hover_text("Traverse source → target and source → second target, then the hull");
+        if both.clicked() {
+            state.act(Action::HullRunBoth);
+        }
+    });
+    ui.separator();
+    ui.horizontal(|ui| {
+        let label = ui.label("Contours");
+        ui.add(egui::TextEdit::singleline(&mut state.hull.contours_text).desired_width(110.0))
+            .labelled_by(label.id)
+            .on_hover_text("Confidence levels for contour lines, e.g. 0.5, 0.9 (up to 8)");
+    });
+    ui.horizontal(|ui| {
+        let label = ui.label("Colour map");
+        egui::ComboBox::from_id_salt("colormap")
+            .selected_text(state.hull.colormap.label())
+            .show_ui(ui, |ui| {
+                for c in crate::app::state::Colormap::ALL {
+                    ui.selectable_value(&mut state.hull.colormap, c, c.label());
+                }
+            })
+            .response
+            .labelled_by(label.id)
+            .on_hover_text("Perceptual colour maps: viridis (the paper's), cividis, magma");
+    });
+    if let Some(report) = &state.hull.report {
+        ui.separator();
+        table2(ui, report);
+        profile(ui, report);
+    }
+}
+
+/// The hull's export row, under the heatmap.
+fn exports(ui: &mut Ui, state: &mut AppState) {
+    export_bar(
+        ui,
+        state,
+        &[
+            (ExportKind::HullFigure, "Hull figure"),
+            (ExportKind::HullRender, "Heatmap render"),
+            (ExportKind::Profile, "Profile plot"),
+        ],
+    );
+    ui.horizontal(|ui| {
+        let label = ui.label("Heatmap render size");
+        ui.add(
+            egui::DragValue::new(&mut state.export.heatmap_px)
+                .range(256..=8192)
+                .suffix(" px"),
+        )
+        .labelled_by(label.id)
+        .on_hover_text("Pixel size of the offscreen GPU render (square)");
+    });
+}
+
+fn table2(ui: &mut Ui, report: &crate::run::HullReport) {
+    let m = &report.metrics;
+    ui.label(RichText::new(format!("Table 2 (n = {})", report.n)).strong());
+    egui::Grid::new("table 2")
+        .num_columns(2)
+        .striped(true)
+        .show(ui, |ui| {
+            let mut row = |k: &str, v: f32, tip: &str| {
+                ui.label(k).on_hover_text(tip);
+                ui.label(RichText::new(conf(v)).monospace());
+                ui.end_row();
+            };
+            row("p_src", m.p_src, "conf of the source (lattice point (0,0))");
+            row(
+                "mean hull conf",
+                m.mean_hull,
+                "mean conf over all lattice points",
+            );
+            row(
+                "frac > p_src",
+                m.frac[0],
+                "fraction of points above p_src (strict)",
+            );
+            row("frac > p_src−0.1", m.frac[1], "fraction above p_src − 0.1");
+            row("frac > p_src−0.2", m.frac[2], "fraction above p_src − 0.2");
+            row("frac > p_src−0.3", m.frac[3], "fraction above p_src − 0.3");
+            row(
+                "mean conf, linear paths",
+                m.mean_edges,
+                "mean conf along source → x*₁ and source → x*₂",
+            );
+            row(
+                "edge min",
+                m.edge_min,
+                "worst drop along the two straight paths",
+            );
+        });
+}
+
+fn profile(ui: &mut Ui, report: &crate::run::HullReport) {
+    ui.label(RichText::new("Straight paths from the source (§1.8)").strong());
+    let t = |k: usize, n: usize| k as f64 / n.max(1) as f64;
+    Plot::new("hull profile")
+        .height(150.0)
+        .legend(Legend::default())
+        .include_y(0.0)
+        .include_y(1.0)
+        .x_axis_label("t")
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            let colours = [SOURCE_COLOUR, TARGET_COLOUR];
+            for (k, curve) in report.profiles.iter().enumerate() {
+                let n = curve.len().saturating_sub(1);
+                let points: PlotPoints = curve
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| [t(i, n), f64::from(*c)])
+                    .collect();
+                let name = match k {
+                    0 => format!("→ x* ({})", report.target_classes[0]),
+                    1 => format!("→ x* ({})", report.target_classes[1]),
+                    2 => format!("→ target ({})", report.target_classes[0]),
+                    _ => format!("→ target ({})", report.target_classes[1]),
+                };
+                let mut line = Line::new(name, points).color(colours[k % 2]).width(1.8);
+                if k >= 2 {
+                    line = line.style(egui_plot::LineStyle::dashed_loose());
+                }
+                plot.line(line);
+            }
+        });
+}

@@ -1,0 +1,120 @@
+//! The app's panels: each a small struct with a `ui` method that reads [`AppState`] and asks for
+//! work through actions. The app only lays them out.
+
+pub mod grid;
+pub mod history;
+pub mod hull;
+pub mod images;
+pub mod model;
+pub mod params;
+pub mod status;
+pub mod traversal;
+pub mod widths;
+
+use egui::{Color32, RichText, Ui};
+
+use super::background::DialogPurpose;
+use super::state::{Action, AppState, ExportKind};
+use super::textures::{Textures, color_image};
+
+/// Colours of the traversal series, readable on the dark and the light theme.
+pub const SOURCE_COLOUR: Color32 = Color32::from_rgb(86, 180, 233);
+pub const TARGET_COLOUR: Color32 = Color32::from_rgb(230, 159, 0);
+pub const REJECTED_COLOUR: Color32 = Color32::from_rgb(213, 94, 0);
+pub const L2_COLOUR: Color32 = Color32::from_rgb(0, 158, 115);
+pub const LINF_COLOUR: Color32 = Color32::from_rgb(204, 121, 167);
+
+/// Draws model-space pixels at `side` points, nearest-neighbour, with a caption below.
+pub fn image_card(
+    ui: &mut Ui,
+    textures: &mut Textures,
+    key: &str,
+    pixels: &[f32],
+    shape: [usize; 3],
+    side: f32,
+    caption: &str,
+    detail: Option<RichText>,
+) -> egui::Response {
+    ui.vertical(|ui| {
+        let texture = textures.get(ui.ctx(), key, || color_image(pixels, shape));
+        let aspect = shape[2] as f32 / shape[1].max(1) as f32;
+        let size = egui::vec2(side * aspect.min(1.0), side / aspect.max(1.0));
+        let response = ui.add(
+            egui::Image::new((texture.id(), size))
+                .corner_radius(2.0)
+                .sense(egui::Sense::hover()),
+        );
+        ui.label(RichText::new(caption).strong());
+        if let Some(d) = detail {
+            ui.label(d);
+        }
+        response
+    })
+    .inner
+}
+
+/// An empty square where an image will go.
+pub fn placeholder(ui: &mut Ui, side: f32, text: &str) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::hover());
+    ui.painter().rect_stroke(
+        rect,
+        2.0,
+        ui.visuals().widgets.noninteractive.bg_stroke,
+        egui::StrokeKind::Inside,
+    );
+    ui.painter().text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        text,
+        egui::FontId::proportional(12.0),
+        ui.visuals().weak_text_color(),
+    );
+}
+
+/// The export row of a view: folder, PNG scale, and one button per thing to export.
+pub fn export_bar(ui: &mut Ui, state: &mut AppState, kinds: &[(ExportKind, &str)]) {
+    ui.horizontal_wrapped(|ui| {
+        let label = ui.label("Export to");
+        let field = ui.add(
+            egui::TextEdit::singleline(&mut state.export.dir_text)
+                .desired_width(220.0)
+                .hint_text("folder (created if missing)"),
+        );
+        field
+            .labelled_by(label.id)
+            .on_hover_text("Exports go into this folder; PNG and SVG of each figure.");
+        if ui
+            .button("Browse…")
+            .on_hover_text("Pick the export folder")
+            .clicked()
+        {
+            state.act(Action::Dialog(DialogPurpose::ExportDir));
+        }
+        let scale = ui.label("PNG scale");
+        ui.add(
+            egui::DragValue::new(&mut state.export.scale)
+                .range(1.0..=8.0)
+                .speed(0.1)
+                .suffix("×"),
+        )
+        .labelled_by(scale.id)
+        .on_hover_text("PNG scale: 1× is 144 px per inch; 2–4× for print.");
+        for (kind, label) in kinds {
+            if ui
+                .button(*label)
+                .on_hover_text(format!("Write the {} into the export folder", kind.label()))
+                .clicked()
+            {
+                state.act(Action::Export(*kind));
+            }
+        }
+        if state.export.in_flight > 0 {
+            ui.spinner();
+        }
+    });
+}
+
+/// `p` with two decimals, as every confidence in the app.
+pub fn conf(p: f32) -> String {
+    format!("{p:.2}")
+}

@@ -1,0 +1,419 @@
+//! The traversal view: source, current (or scrubbed) frame, target and |difference| side by
+//! side, a scrubber over the kept frames, and the confidence and distance curves with accepted
+//! and rejected steps told apart. Live while a run streams in; the same view for finished runs.
+
+use egui::{RichText, Ui};
+use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points, VLine};
+
+use crate::analysis::lst::PairStatus;
+use crate::app::state::{AppState, ExportKind, RunView};
+use crate::app::textures::{Textures, difference};
+use crate::app::worker::Slot;
+
+use super::{
+    L2_COLOUR, LINF_COLOUR, REJECTED_COLOUR, SOURCE_COLOUR, TARGET_COLOUR, conf, export_bar,
+    image_card, placeholder,
+};
+
+#[derive(Default)]
+pub struct TraversalPanel;
+
+/// What the images row shows at the scrub position.
+struct Shown<'a> {
+    pixels: &'a [f32],
+    caption: String,
+    key: String,
+    step: usize,
+}
+
+impl TraversalPanel {
+    pub fn ui(&mut self, ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
+        let live = state.live.is_some();
+        let mut follow = state.follow_live;
+        let mut zoom = state.zoom;
+        let scrub_before = state.scrub;
+        let run_key = match (&state.live, state.shown_run) {
+            (Some(l), _) => format!("live {}", l.job),
+            (None, Some(i)) => format!("run {i}"),
+            (None, None) => "none".into(),
+        };
+        let Some(view) = state.shown() else {
+            empty(ui, state, textures);
+            return;
+        };
+        let scrub_len = view.scrub_len();
+        // A live run follows its newest frame unless the user scrubbed away.
+        let mut scrub = scrub_before.min(scrub_len.saturating_sub(1));
+        if live && follow {
+            scrub = scrub_len.saturating_sub(1);
+        }
+        let shown = shown_image(&view, scrub, live && follow, &run_key);
+        images_row(ui, textures, &view, &shown, zoom, &run_key);
+
+        // Scrubber.
+        let mut new_scrub = scrub;
+        ui.horizontal(|ui| {
+            let frame_label = ui.label("Frame");
+            let max = scrub_len.saturating_sub(1);
+            let has_output = view.output.is_some();
+            let steps: Vec<usize> = (0..scrub_len).map(|i| view.scrub_step(i)).collect();
+            let slider =
+                egui::Slider::new(&mut new_scrub, 0..=max).custom_formatter(move |v, _| {
+                    let i = v as usize;
+                    if has_output && i + 1 == scrub_len {
+                        "x*".to_string()
+                    } else {
+                        format!("step {}", steps.get(i).copied().unwrap_or(0))
+                    }
+                });
+            ui.add_enabled(scrub_len > 1, slider)
+                .labelled_by(frame_label.id)
+                .on_hover_text("Move through the kept frames (← →, Home, End)");
+            if live {
+                ui.checkbox(&mut follow, "follow")
+                    .on_hover_text("Keep showing the newest frame while the run goes on");
+            }
+            ui.separator();
+            let zoom_label = ui.label("Zoom");
+            ui.add(
+                egui::Slider::new(&mut zoom, 1.0..=12.0)
+                    .step_by(1.0)
+                    .suffix("×"),
+            )
+            .labelled_by(zoom_label.id)
+            .on_hover_text("Image magnification, nearest-neighbour so pixels stay visible");
+        });
+
+        // Plots; a click jumps to the nearest kept frame.
+        if let Some(step) = plots(ui, &view, shown.step) {
+            new_scrub = view.scrub_index_near(step);
+            follow = false;
+        } else if new_scrub != scrub {
+            // Scrubbing back to the newest frame follows again.
+            follow = live && new_scrub + 1 >= scrub_len;
+        }
+        summary(ui, &view);
+        drop(view);
+        state.scrub = new_scrub;
+        state.follow_live = follow;
+        state.zoom = zoom;
+        if !live {
+            export_bar(
+                ui,
+                state,
+                &[
+                    (ExportKind::PathStrip, "Path strip"),
+                    (ExportKind::Confidence, "Confidence plot"),
+                    (ExportKind::Run, "Run record"),
+                ],
+            );
+        }
+    }
+}
+
+/// Before the first run: the picked pair, large, and what Run will do.
+fn empty(ui: &mut Ui, state: &AppState, textures: &mut Textures) {
+    ui.add_space(16.0);
+    let side = ((ui.available_width() - 160.0) / 2.0).clamp(96.0, 320.0);
+    ui.horizontal(|ui| {
+        for (slot, caption) in [(Slot::Source, "Source"), (Slot::Target, "Target")] {
+            match &state.slot(slot).preview {
+                Some(p) => {
+                    let top = p
+                        .top
+                        .first()
+                        .map_or(String::new(), |t| format!("{} · p = {}", t.1, conf(t.2)));
+                    image_card(
+                        ui,
+                        textures,
+                        &format!("empty {slot:?} {}", state.slot(slot).request),
+                        &p.pixels,
+                        p.shape,
+                        side,
+                        caption,
+                        Some(RichText::new(top)),
+                    );
+                }
+                None => placeholder(ui, side, caption),
+            }
+            if slot == Slot::Source {
+                ui.add_space(12.0);
+                ui.label(RichText::new("→").size(40.0).weak());
+                ui.add_space(12.0);
+            }
+        }
+    });
+    ui.add_space(12.0);
+    ui.label(RichText::new("No traversal yet").heading());
+    ui.label(if state.spec().is_some() {
+        "Run (Space) walks from the source toward the target, each step orthogonal to the \
+         gradient, so the model keeps its confidence in the source class while the image turns \
+         into the target."
+    } else {
+        "Loading the model…"
+    });
+}
+
+fn shown_image<'a>(view: &'a RunView<'a>, scrub: usize, live_newest: bool, run: &str) -> Shown<'a> {
+    if live_newest && let Some((step, pixels)) = view.current {
+        return Shown {
+            pixels,
+            caption: format!("step {} (live)", step + 1),
+            key: format!("{run} current {step}"),
+            step: step + 1,
+        };
+    }
+    match view.scrub_image(scrub) {
+        Some(pixels) => {
+            let is_output = view.output.is_some() && scrub + 1 == view.scrub_len();
+            Shown {
+                pixels,
+                caption: if is_output {
+                    "x* (output)".into()
+                } else {
+                    format!("step {}", view.scrub_step(scrub))
+                },
+                key: format!("{run} frame {scrub}"),
+                step: view.scrub_step(scrub),
+            }
+        }
+        None => Shown {
+            pixels: view.source,
+            caption: "start".into(),
+            key: format!("{run} source"),
+            step: 0,
+        },
+    }
+}
+
+fn images_row(
+    ui: &mut Ui,
+    textures: &mut Textures,
+    view: &RunView<'_>,
+    shown: &Shown<'_>,
+    zoom: f32,
+    run: &str,
+) {
+    let h = view.shape[1].max(1) as f32;
+    // Four images side by side, each at most a quarter of the width.
+    let spacing = ui.spacing().item_spacing.x * 3.0;
+    let fit = ((ui.available_width() - spacing) / 4.0).max(48.0);
+    let side = (h * zoom).min(fit).min(420.0);
+    // The step metrics of the shown image: at a frame, its logged confidences.
+    let shown_conf = view
+        .frames
+        .iter()
+        .find(|f| f.step == shown.step)
+        .map(|f| (f.source_confidence, f.target_confidence))
+        .or_else(|| {
+            shown
+                .step
+                .checked_sub(1)
+                .and_then(|s| view.steps.get(s))
+                .map(|s| (s.source_confidence, s.target_confidence))
+        });
+    let detail = |p_src: f32, p_tgt: f32| {
+        RichText::new(format!(
+            "p({}) {}  ·  p({}) {}",
+            view.source_class,
+            conf(p_src),
+            view.target_class,
+            conf(p_tgt)
+        ))
+        .small()
+    };
+    ui.horizontal(|ui| {
+        image_card(
+            ui,
+            textures,
+            &format!("{run} source"),
+            view.source,
+            view.shape,
+            side,
+            "Source",
+            Some(RichText::new(format!("{} · p0 {}", view.source_class, conf(view.p0))).small()),
+        );
+        let d = shown_conf.map(|(a, b)| detail(a, b));
+        image_card(
+            ui,
+            textures,
+            &shown.key,
+            shown.pixels,
+            view.shape,
+            side,
+            &shown.caption,
+            d,
+        );
+        image_card(
+            ui,
+            textures,
+            &format!("{run} target"),
+            view.target,
+            view.shape,
+            side,
+            "Target",
+            Some(RichText::new(view.target_class.to_string()).small()),
+        );
+        if shown.pixels.len() == view.source.len() {
+            let (diff, gain) = difference(shown.pixels, view.source);
+            image_card(
+                ui,
+                textures,
+                &format!("{} diff", shown.key),
+                &diff,
+                view.shape,
+                side,
+                "|difference|",
+                Some(RichText::new(format!("|shown − source| × {gain:.1}")).small()),
+            );
+        } else {
+            placeholder(ui, side, "");
+        }
+    });
+}
+
+/// The two plots; returns the step clicked on, if any.
+fn plots(ui: &mut Ui, view: &RunView<'_>, cursor_step: usize) -> Option<f64> {
+    let height = (ui.available_height() - 90.0).clamp(140.0, 360.0);
+    let width = (ui.available_width() - ui.spacing().item_spacing.x) / 2.0;
+    let mut clicked = None;
+    let iterations = view.iterations.max(1) as f64;
+    ui.horizontal(|ui| {
+        let conf_plot = Plot::new("confidence plot")
+            .width(width)
+            .height(height)
+            .legend(Legend::default())
+            .x_axis_label("step")
+            .y_axis_label("confidence")
+            .include_x(0.0)
+            .include_x(iterations)
+            .include_y(0.0)
+            .include_y(1.0)
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                let src: PlotPoints = view
+                    .steps
+                    .iter()
+                    .map(|s| [s.step as f64 + 1.0, f64::from(s.source_confidence)])
+                    .collect();
+                let tgt: PlotPoints = view
+                    .steps
+                    .iter()
+                    .map(|s| [s.step as f64 + 1.0, f64::from(s.target_confidence)])
+                    .collect();
+                plot.line(
+                    Line::new("p(source class)", src)
+                        .color(SOURCE_COLOUR)
+                        .width(2.0),
+                );
+                plot.line(
+                    Line::new("p(target class)", tgt)
+                        .color(TARGET_COLOUR)
+                        .width(2.0),
+                );
+                let floor = f64::from(view.p0 - view.pthresh);
+                plot.line(
+                    Line::new(
+                        "p0 − δ (acceptance floor)",
+                        PlotPoints::from(vec![[0.0, floor], [iterations, floor]]),
+                    )
+                    .color(SOURCE_COLOUR.gamma_multiply(0.5))
+                    .style(egui_plot::LineStyle::dashed_dense()),
+                );
+                rejected(plot, view, |s| f64::from(s.source_confidence));
+                plot.vline(VLine::new("shown", cursor_step as f64).color(ui_cursor()));
+                plot.pointer_coordinate()
+            });
+        if conf_plot.response.clicked() {
+            clicked = conf_plot.inner.map(|p| p.x);
+        }
+        let dist_plot = Plot::new("distance plot")
+            .width(width)
+            .height(height)
+            .legend(Legend::default())
+            .x_axis_label("step")
+            .y_axis_label("distance to target")
+            .include_x(0.0)
+            .include_x(iterations)
+            .include_y(0.0)
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                let l2: PlotPoints = view
+                    .steps
+                    .iter()
+                    .map(|s| [s.step as f64 + 1.0, f64::from(s.l2_normalized)])
+                    .collect();
+                let linf: PlotPoints = view
+                    .steps
+                    .iter()
+                    .map(|s| [s.step as f64 + 1.0, f64::from(s.linf)])
+                    .collect();
+                plot.line(Line::new("L2 (normalised)", l2).color(L2_COLOUR).width(2.0));
+                plot.line(Line::new("L∞", linf).color(LINF_COLOUR).width(2.0));
+                rejected(plot, view, |s| f64::from(s.l2_normalized));
+                plot.vline(VLine::new("shown", cursor_step as f64).color(ui_cursor()));
+                plot.pointer_coordinate()
+            });
+        if dist_plot.response.clicked() {
+            clicked = dist_plot.inner.map(|p| p.x);
+        }
+    });
+    clicked
+}
+
+fn ui_cursor() -> egui::Color32 {
+    egui::Color32::from_rgb(150, 150, 150)
+}
+
+/// Rejected steps as crosses on a curve.
+fn rejected(
+    plot: &mut egui_plot::PlotUi<'_>,
+    view: &RunView<'_>,
+    y: impl Fn(&crate::record::StepRecord) -> f64,
+) {
+    let points: Vec<[f64; 2]> = view
+        .steps
+        .iter()
+        .filter(|s| !s.accepted)
+        .map(|s| [s.step as f64 + 1.0, y(s)])
+        .collect();
+    if !points.is_empty() {
+        plot.points(
+            Points::new("rejected step", PlotPoints::from(points))
+                .shape(MarkerShape::Cross)
+                .radius(3.5)
+                .color(REJECTED_COLOUR),
+        );
+    }
+}
+
+fn summary(ui: &mut Ui, view: &RunView<'_>) {
+    let accepted = view.steps.iter().filter(|s| s.accepted).count();
+    let last = view.steps.last();
+    ui.horizontal_wrapped(|ui| {
+        let status = match view.status {
+            None => "running".to_string(),
+            Some(PairStatus::Done) => "done".into(),
+            Some(PairStatus::Stopped { steps }) => format!("stopped after {steps} steps"),
+            Some(PairStatus::Skipped(reason)) => format!("skipped: {reason:?}"),
+        };
+        ui.label(RichText::new(status).strong());
+        ui.label(format!(
+            "{} of {} steps · {accepted} accepted",
+            view.steps.len(),
+            view.iterations
+        ));
+        if let Some(s) = last {
+            ui.label(format!(
+                "p({}) {} · L2 {:.4} · L∞ {:.3}",
+                view.source_class,
+                conf(s.source_confidence),
+                s.l2_normalized,
+                s.linf
+            ));
+        }
+        if !view.model.is_empty() {
+            ui.weak(view.model);
+        }
+    });
+}
