@@ -522,8 +522,41 @@ fn from_tensor_rejects_wrong_shapes() {
     for shape in [vec![4, 2, 2], vec![2, 3, 2, 2], vec![3, 4]] {
         let t = Tensor::zeros(shape.clone(), DType::F32, &Device::Cpu).unwrap();
         let err = from_tensor(&t).unwrap_err();
-        assert!(err.to_string().contains("[3, H, W]"), "{shape:?}: {err}");
+        assert!(err.to_string().contains("C = 1 or 3"), "{shape:?}: {err}");
     }
+}
+
+#[test]
+fn gray_tensors_become_gray_rgb_images() {
+    let t = Tensor::from_vec(vec![0.0f32, 0.5, 1.0, 0.25], (1, 2, 2), &Device::Cpu).unwrap();
+    let img = from_tensor(&t).unwrap();
+    assert_eq!(*img.get_pixel(1, 0), Rgb([128, 128, 128]));
+    assert_eq!(*img.get_pixel(0, 1), Rgb([255, 255, 255]));
+}
+
+#[test]
+fn gray_models_take_gray_files_and_refuse_colour_ones_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Preprocess::Resize { height: 4, width: 4 };
+    let gray = dir.path().join("gray.png");
+    image::GrayImage::from_pixel(8, 8, image::Luma([51])).save(&gray).unwrap();
+    let t = blindspot::images::load_for_channels(&gray, &p, 1, &Device::Cpu).unwrap();
+    assert_eq!(t.dims(), &[1, 4, 4]);
+    let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(v.iter().all(|x| (x - 0.2).abs() < 1e-6), "{v:?}");
+    // The same gray file for an RGB model: three equal channels, as convert("RGB") gives.
+    let rgb = blindspot::images::load_for_channels(&gray, &p, 3, &Device::Cpu).unwrap();
+    assert_eq!(rgb.dims(), &[3, 4, 4]);
+    let colour = dir.path().join("colour.png");
+    image::RgbImage::from_pixel(8, 8, Rgb([200, 10, 10])).save(&colour).unwrap();
+    let err = blindspot::images::load_for_channels(&colour, &p, 1, &Device::Cpu).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, ImageError::Channels { found: 3, expected: 1, .. })
+            && text.contains("colour.png")
+            && text.contains("1-channel"),
+        "{text}"
+    );
 }
 
 #[test]
