@@ -1,0 +1,677 @@
+//! The engine's f32 CPU kernels. Activations are laid out channel-major, `[C][B][H][W]`, so a
+//! whole batch is one GEMM per convolution (`N = B·H·W` columns) and a per-channel loop touches
+//! one contiguous slice.
+//!
+//! Each layer has a forward and an input VJP; nothing here ever computes a weight gradient.
+
+use rayon::prelude::*;
+
+use super::gemm::{View, matmul};
+use crate::models::layers::Padding;
+
+/// Below this many elements a loop runs on the calling thread: rayon's fork/join costs more.
+const PARALLEL_MIN: usize = 1 << 15;
+
+/// im2col chunks hold at most this many floats (16 MiB), so a 224-px batch never materialises
+/// a 60 MB column matrix; the chunk is still wide enough for GEMM to run at full speed.
+const COL_BUDGET: usize = 1 << 22;
+
+/// The shape of an activation: `c` channels of `b` planes of `h x w`, laid out `[C][B][H][W]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dims {
+    pub c: usize,
+    pub b: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Dims {
+    pub fn plane(&self) -> usize {
+        self.h * self.w
+    }
+
+    pub fn per_channel(&self) -> usize {
+        self.b * self.h * self.w
+    }
+
+    pub fn len(&self) -> usize {
+        self.c * self.per_channel()
+    }
+}
+
+/// An elementwise activation fused into the op that precedes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    None,
+    Relu,
+    Relu6,
+}
+
+impl Activation {
+    #[inline(always)]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Self::None => v,
+            Self::Relu => v.max(0.0),
+            Self::Relu6 => v.clamp(0.0, 6.0),
+        }
+    }
+
+    /// Whether the gradient passes at an element whose *output* is `y`. From the output
+    /// alone this is exact: ReLU's output is > 0 iff its input is, ReLU6's is in (0, 6) iff
+    /// its input is, which is PyTorch's convention at the kinks too (threshold/hardtanh
+    /// backward pass nothing at exactly 0 or 6).
+    #[inline(always)]
+    fn passes(self, y: f32) -> bool {
+        match self {
+            Self::None => true,
+            Self::Relu => y > 0.0,
+            Self::Relu6 => y > 0.0 && y < 6.0,
+        }
+    }
+
+    /// `g *= act'(y)`, in place.
+    pub fn mask_gradient(self, g: &mut [f32], y: &[f32]) {
+        if self == Self::None {
+            return;
+        }
+        for_chunks(g, y, |g, y| {
+            for (g, &y) in g.iter_mut().zip(y) {
+                if !self.passes(y) {
+                    *g = 0.0;
+                }
+            }
+        });
+    }
+}
+
+/// Runs `f` over matching chunks of `a` and `b`, in parallel when they are large.
+fn for_chunks(a: &mut [f32], b: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sync + Send) {
+    if a.len() < PARALLEL_MIN {
+        f(a, b);
+    } else {
+        a.par_chunks_mut(PARALLEL_MIN)
+            .zip(b.par_chunks(PARALLEL_MIN))
+            .for_each(|(a, b)| f(a, b));
+    }
+}
+
+/// Runs `f(channel, slice)` over the `per_channel`-long channel slices of `data`.
+fn for_channels(data: &mut [f32], per_channel: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if per_channel == 0 {
+        return;
+    }
+    if data.len() < PARALLEL_MIN {
+        data.chunks_mut(per_channel)
+            .enumerate()
+            .for_each(|(c, s)| f(c, s));
+    } else {
+        data.par_chunks_mut(per_channel)
+            .enumerate()
+            .for_each(|(c, s)| f(c, s));
+    }
+}
+
+/// `dst += src`, in parallel when large.
+pub(crate) fn add_assign(dst: &mut [f32], src: &[f32]) {
+    for_chunks(dst, src, |d, s| {
+        for (d, &s) in d.iter_mut().zip(s) {
+            *d += s;
+        }
+    });
+}
+
+/// `y = act(a + b)`.
+pub(crate) fn add_forward(a: &[f32], b: &[f32], y: &mut [f32], act: Activation) {
+    let n = y.len();
+    let work = |off: usize, y: &mut [f32]| {
+        let (a, b) = (&a[off..off + y.len()], &b[off..off + y.len()]);
+        for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
+            *y = act.apply(a + b);
+        }
+    };
+    if n < PARALLEL_MIN {
+        work(0, y);
+    } else {
+        y.par_chunks_mut(PARALLEL_MIN)
+            .enumerate()
+            .for_each(|(i, y)| work(i * PARALLEL_MIN, y));
+    }
+}
+
+/// `y = act(x · scale[c] + shift[c])` per channel (an unfolded inference batch norm).
+pub(crate) fn affine_forward(
+    x: &[f32],
+    d: Dims,
+    scale: &[f32],
+    shift: &[f32],
+    y: &mut [f32],
+    act: Activation,
+) {
+    let per = d.per_channel();
+    for_channels(y, per, |c, y| {
+        let x = &x[c * per..(c + 1) * per];
+        let (s, t) = (scale[c], shift[c]);
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = act.apply(x * s + t);
+        }
+    });
+}
+
+/// `g *= scale[c]`, in place (the VJP of `affine_forward` once the mask is applied).
+pub(crate) fn scale_channels(g: &mut [f32], d: Dims, scale: &[f32]) {
+    for_channels(g, d.per_channel(), |c, g| {
+        let s = scale[c];
+        g.iter_mut().for_each(|g| *g *= s);
+    });
+}
+
+/// A convolution's weights in the layouts its forward and VJP multiply by.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvWeights {
+    pub out_c: usize,
+    pub in_c: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub padding: Padding,
+    /// One k x k filter per channel (groups == channels) instead of a dense [out, in] mix.
+    pub depthwise: bool,
+    /// `[out][in·kh·kw]` (`[C][kh·kw]` when depthwise).
+    pub weight: Vec<f32>,
+    /// `[in·kh·kw][out]`: the VJP's left operand, stored transposed once so the GEMM reads it
+    /// row by row. Empty when depthwise.
+    pub weight_t: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+/// Where a convolution's window lands for one input size.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    top: usize,
+    left: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl ConvWeights {
+    fn geometry(&self, h: usize, w: usize) -> Geometry {
+        let (top, bottom) = self.padding.amounts(h, self.kh, self.stride);
+        let (left, right) = self.padding.amounts(w, self.kw, self.stride);
+        Geometry {
+            kh: self.kh,
+            kw: self.kw,
+            stride: self.stride,
+            top,
+            left,
+            ho: (h + top + bottom - self.kh) / self.stride + 1,
+            wo: (w + left + right - self.kw) / self.stride + 1,
+        }
+    }
+
+    pub fn output_dims(&self, x: Dims) -> Dims {
+        let g = self.geometry(x.h, x.w);
+        Dims {
+            c: self.out_c,
+            b: x.b,
+            h: g.ho,
+            w: g.wo,
+        }
+    }
+
+    /// A 1x1, stride-1, unpadded conv: a plain GEMM over the activation as it lies.
+    fn is_pointwise(&self, g: &Geometry) -> bool {
+        !self.depthwise && g.kh == 1 && g.kw == 1 && g.stride == 1 && g.top == 0 && g.left == 0
+    }
+
+    /// `y = act(conv(x) + bias)`. `col` is scratch for the im2col chunks.
+    pub fn forward(&self, x: &[f32], xd: Dims, y: &mut [f32], col: &mut Vec<f32>, act: Activation) {
+        let g = self.geometry(xd.h, xd.w);
+        let yd = self.output_dims(xd);
+        let n = yd.per_channel();
+        if self.depthwise {
+            depthwise_forward(&self.weight, x, xd, y, yd, &g);
+        } else if self.is_pointwise(&g) {
+            matmul(
+                self.out_c,
+                n,
+                self.in_c,
+                y,
+                n,
+                false,
+                View::rows(&self.weight, self.in_c),
+                View::rows(x, n),
+            );
+        } else {
+            let k = self.in_c * g.kh * g.kw;
+            let rows = yd.b * g.ho;
+            let chunk = (COL_BUDGET / (k * g.wo).max(1)).max(1);
+            let mut r0 = 0;
+            while r0 < rows {
+                let r1 = (r0 + chunk).min(rows);
+                let nc = (r1 - r0) * g.wo;
+                col.resize(k * nc, 0.0);
+                im2col(x, xd, &g, r0, r1, &mut col[..k * nc]);
+                matmul(
+                    self.out_c,
+                    nc,
+                    k,
+                    &mut y[r0 * g.wo..],
+                    n,
+                    false,
+                    View::rows(&self.weight, k),
+                    View::rows(&col[..k * nc], nc),
+                );
+                r0 = r1;
+            }
+        }
+        let bias = self.bias.as_deref();
+        if bias.is_some() || act != Activation::None {
+            for_channels(y, n, |c, y| {
+                let b = bias.map_or(0.0, |b| b[c]);
+                y.iter_mut().for_each(|v| *v = act.apply(*v + b));
+            });
+        }
+    }
+
+    /// `dx (+)= conv^T(dy)`: the VJP with respect to the input. `dx` must be zeroed or hold
+    /// earlier contributions when `accumulate`; a fresh `dx` may hold anything otherwise.
+    pub fn input_vjp(
+        &self,
+        dy: &[f32],
+        xd: Dims,
+        dx: &mut [f32],
+        accumulate: bool,
+        col: &mut Vec<f32>,
+    ) {
+        let g = self.geometry(xd.h, xd.w);
+        let yd = self.output_dims(xd);
+        let n = yd.per_channel();
+        if self.is_pointwise(&g) {
+            matmul(
+                self.in_c,
+                n,
+                self.out_c,
+                dx,
+                n,
+                accumulate,
+                View::rows(&self.weight_t, self.out_c),
+                View::rows(dy, n),
+            );
+            return;
+        }
+        if !accumulate {
+            dx.fill(0.0);
+        }
+        if self.depthwise {
+            depthwise_vjp(&self.weight, dy, yd, dx, xd, &g);
+            return;
+        }
+        let k = self.in_c * g.kh * g.kw;
+        let rows = yd.b * g.ho;
+        let chunk = (COL_BUDGET / (k * g.wo).max(1)).max(1);
+        let mut r0 = 0;
+        while r0 < rows {
+            let r1 = (r0 + chunk).min(rows);
+            let nc = (r1 - r0) * g.wo;
+            col.resize(k * nc, 0.0);
+            matmul(
+                k,
+                nc,
+                self.out_c,
+                &mut col[..k * nc],
+                nc,
+                false,
+                View::rows(&self.weight_t, self.out_c),
+                View::rows(&dy[r0 * g.wo..], n),
+            );
+            col2im(&col[..k * nc], &g, r0, r1, dx, xd);
+            r0 = r1;
+        }
+    }
+}
+
+/// The output columns `lo..hi` whose input column `ox·s + kx − left` lies inside `0..w`.
+#[inline]
+fn valid_columns(g: &Geometry, kx: usize, w: usize) -> (usize, usize) {
+    let s = g.stride;
+    // ox·s + kx ≥ left  and  ox·s + kx < left + w
+    let lo = g.left.saturating_sub(kx).div_ceil(s);
+    let hi = (g.left + w).saturating_sub(kx).div_ceil(s).min(g.wo);
+    (lo.min(hi), hi)
+}
+
+/// The input row of output row `oy` and kernel row `ky`, when it is not padding.
+#[inline]
+fn input_row(g: &Geometry, oy: usize, ky: usize, h: usize) -> Option<usize> {
+    (oy * g.stride + ky).checked_sub(g.top).filter(|&iy| iy < h)
+}
+
+/// Columns for output rows `r0..r1` of the flattened (b, oy) row index: row
+/// `(ci·kh + ky)·kw + kx` of `col` holds, for each of those output pixels, the input pixel
+/// that kernel tap (ky, kx) of channel ci reads (0 in the padding).
+fn im2col(x: &[f32], xd: Dims, g: &Geometry, r0: usize, r1: usize, col: &mut [f32]) {
+    let nc = (r1 - r0) * g.wo;
+    let taps = g.kh * g.kw;
+    let fill = |krow: usize, dst: &mut [f32]| {
+        let (ci, tap) = (krow / taps, krow % taps);
+        let (ky, kx) = (tap / g.kw, tap % g.kw);
+        let (lo, hi) = valid_columns(g, kx, xd.w);
+        for r in r0..r1 {
+            let (b, oy) = (r / g.ho, r % g.ho);
+            let dst = &mut dst[(r - r0) * g.wo..(r - r0 + 1) * g.wo];
+            let Some(iy) = input_row(g, oy, ky, xd.h) else {
+                dst.fill(0.0);
+                continue;
+            };
+            let src = &x[((ci * xd.b + b) * xd.h + iy) * xd.w..][..xd.w];
+            dst[..lo].fill(0.0);
+            dst[hi..].fill(0.0);
+            if g.stride == 1 {
+                let start = lo + kx - g.left;
+                dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+            } else {
+                for (ox, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
+                    *d = src[ox * g.stride + kx - g.left];
+                }
+            }
+        }
+    };
+    if col.len() < PARALLEL_MIN {
+        col.chunks_mut(nc).enumerate().for_each(|(k, d)| fill(k, d));
+    } else {
+        col.par_chunks_mut(nc)
+            .enumerate()
+            .for_each(|(k, d)| fill(k, d));
+    }
+}
+
+/// The adjoint of `im2col`: adds every column entry back onto the input pixel it came from.
+fn col2im(col: &[f32], g: &Geometry, r0: usize, r1: usize, dx: &mut [f32], xd: Dims) {
+    let nc = (r1 - r0) * g.wo;
+    let taps = g.kh * g.kw;
+    for_channels(dx, xd.per_channel(), |ci, dxc| {
+        for tap in 0..taps {
+            let (ky, kx) = (tap / g.kw, tap % g.kw);
+            let (lo, hi) = valid_columns(g, kx, xd.w);
+            let row = &col[(ci * taps + tap) * nc..][..nc];
+            for r in r0..r1 {
+                let (b, oy) = (r / g.ho, r % g.ho);
+                let Some(iy) = input_row(g, oy, ky, xd.h) else {
+                    continue;
+                };
+                let dst = &mut dxc[(b * xd.h + iy) * xd.w..][..xd.w];
+                let src = &row[(r - r0) * g.wo..(r - r0 + 1) * g.wo];
+                if g.stride == 1 {
+                    let start = lo + kx - g.left;
+                    for (d, &s) in dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                        *d += s;
+                    }
+                } else {
+                    for (ox, &s) in src.iter().enumerate().take(hi).skip(lo) {
+                        dst[ox * g.stride + kx - g.left] += s;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// One k x k filter per channel, accumulated row by row so the output row stays in L1.
+fn depthwise_forward(w: &[f32], x: &[f32], xd: Dims, y: &mut [f32], yd: Dims, g: &Geometry) {
+    let taps = g.kh * g.kw;
+    for_channels(y, yd.per_channel(), |c, yc| {
+        let wc = &w[c * taps..(c + 1) * taps];
+        for b in 0..xd.b {
+            let xp = &x[(c * xd.b + b) * xd.plane()..][..xd.plane()];
+            let yp = &mut yc[b * yd.plane()..(b + 1) * yd.plane()];
+            for oy in 0..g.ho {
+                let dst = &mut yp[oy * g.wo..(oy + 1) * g.wo];
+                dst.fill(0.0);
+                for ky in 0..g.kh {
+                    let Some(iy) = input_row(g, oy, ky, xd.h) else {
+                        continue;
+                    };
+                    let src = &xp[iy * xd.w..(iy + 1) * xd.w];
+                    for kx in 0..g.kw {
+                        let wv = wc[ky * g.kw + kx];
+                        let (lo, hi) = valid_columns(g, kx, xd.w);
+                        if g.stride == 1 {
+                            let start = lo + kx - g.left;
+                            for (d, &s) in dst[lo..hi].iter_mut().zip(&src[start..]) {
+                                *d += wv * s;
+                            }
+                        } else {
+                            for (ox, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
+                                *d += wv * src[ox * g.stride + kx - g.left];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The adjoint of `depthwise_forward`, accumulated into `dx`.
+fn depthwise_vjp(w: &[f32], dy: &[f32], yd: Dims, dx: &mut [f32], xd: Dims, g: &Geometry) {
+    let taps = g.kh * g.kw;
+    for_channels(dx, xd.per_channel(), |c, dxc| {
+        let wc = &w[c * taps..(c + 1) * taps];
+        for b in 0..xd.b {
+            let dyp = &dy[(c * yd.b + b) * yd.plane()..][..yd.plane()];
+            let dxp = &mut dxc[b * xd.plane()..(b + 1) * xd.plane()];
+            for oy in 0..g.ho {
+                let src = &dyp[oy * g.wo..(oy + 1) * g.wo];
+                for ky in 0..g.kh {
+                    let Some(iy) = input_row(g, oy, ky, xd.h) else {
+                        continue;
+                    };
+                    let dst = &mut dxp[iy * xd.w..(iy + 1) * xd.w];
+                    for kx in 0..g.kw {
+                        let wv = wc[ky * g.kw + kx];
+                        let (lo, hi) = valid_columns(g, kx, xd.w);
+                        if g.stride == 1 {
+                            let start = lo + kx - g.left;
+                            for (d, &s) in
+                                dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi])
+                            {
+                                *d += wv * s;
+                            }
+                        } else {
+                            for (ox, &s) in src.iter().enumerate().take(hi).skip(lo) {
+                                dst[ox * g.stride + kx - g.left] += wv * s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// k x k max pooling with symmetric padding that never wins (PyTorch pads with −inf).
+/// Records the winning input index of each output for the VJP; the first maximum wins, as in
+/// PyTorch.
+pub(crate) fn max_pool_forward(
+    x: &[f32],
+    xd: Dims,
+    (k, stride, pad): (usize, usize, usize),
+    y: &mut [f32],
+    argmax: &mut [u32],
+) -> Dims {
+    let ho = (xd.h + 2 * pad - k) / stride + 1;
+    let wo = (xd.w + 2 * pad - k) / stride + 1;
+    let yd = Dims { h: ho, w: wo, ..xd };
+    let planes = xd.c * xd.b;
+    let work = |p: usize, y: &mut [f32], arg: &mut [u32]| {
+        let xp = &x[p * xd.plane()..(p + 1) * xd.plane()];
+        for oy in 0..ho {
+            let ys = (oy * stride).saturating_sub(pad);
+            let ye = (oy * stride + k).saturating_sub(pad).min(xd.h);
+            for ox in 0..wo {
+                let xs = (ox * stride).saturating_sub(pad);
+                let xe = (ox * stride + k).saturating_sub(pad).min(xd.w);
+                let (mut best, mut at) = (f32::NEG_INFINITY, ys * xd.w + xs);
+                for iy in ys..ye {
+                    for ix in xs..xe {
+                        let v = xp[iy * xd.w + ix];
+                        if v > best || v.is_nan() {
+                            best = v;
+                            at = iy * xd.w + ix;
+                        }
+                    }
+                }
+                y[oy * wo + ox] = best;
+                arg[oy * wo + ox] = at as u32;
+            }
+        }
+    };
+    let plane = yd.plane();
+    if planes * plane < PARALLEL_MIN {
+        y.chunks_mut(plane)
+            .zip(argmax.chunks_mut(plane))
+            .enumerate()
+            .take(planes)
+            .for_each(|(p, (y, a))| work(p, y, a));
+    } else {
+        y.par_chunks_mut(plane)
+            .zip(argmax.par_chunks_mut(plane))
+            .enumerate()
+            .take(planes)
+            .for_each(|(p, (y, a))| work(p, y, a));
+    }
+    yd
+}
+
+/// Routes each output gradient to the input that won its window; `dx` accumulates.
+pub(crate) fn max_pool_vjp(dy: &[f32], yd: Dims, argmax: &[u32], dx: &mut [f32], xd: Dims) {
+    let per_y = yd.per_channel();
+    for_channels(dx, xd.per_channel(), |c, dxc| {
+        for b in 0..xd.b {
+            let dxp = &mut dxc[b * xd.plane()..(b + 1) * xd.plane()];
+            let off = c * per_y + b * yd.plane();
+            for (&g, &at) in dy[off..off + yd.plane()].iter().zip(&argmax[off..]) {
+                dxp[at as usize] += g;
+            }
+        }
+    });
+}
+
+/// Mean over each plane: `[C][B][H][W]` -> `[C][B]`.
+pub(crate) fn global_avg_pool_forward(x: &[f32], xd: Dims, y: &mut [f32]) {
+    let plane = xd.plane();
+    let scale = 1.0 / plane as f64;
+    for (p, out) in y.iter_mut().enumerate().take(xd.c * xd.b) {
+        let sum: f64 = x[p * plane..(p + 1) * plane]
+            .iter()
+            .map(|&v| f64::from(v))
+            .sum();
+        *out = (sum * scale) as f32;
+    }
+}
+
+/// Spreads each pooled gradient evenly over its plane.
+pub(crate) fn global_avg_pool_vjp(dy: &[f32], xd: Dims, dx: &mut [f32], accumulate: bool) {
+    let plane = xd.plane();
+    let scale = 1.0 / plane as f32;
+    for_channels(dx, xd.per_channel(), |c, dxc| {
+        for b in 0..xd.b {
+            let g = dy[c * xd.b + b] * scale;
+            let dst = &mut dxc[b * plane..(b + 1) * plane];
+            if accumulate {
+                dst.iter_mut().for_each(|d| *d += g);
+            } else {
+                dst.fill(g);
+            }
+        }
+    });
+}
+
+/// The CIFAR option-A shortcut: `x[:, :, ::2, ::2]` with `pad` zero channels on each side.
+pub(crate) fn option_a_forward(x: &[f32], xd: Dims, pad: usize, y: &mut [f32]) -> Dims {
+    let yd = Dims {
+        c: xd.c + 2 * pad,
+        b: xd.b,
+        h: xd.h.div_ceil(2),
+        w: xd.w.div_ceil(2),
+    };
+    for_channels(y, yd.per_channel(), |c, yc| {
+        let Some(ci) = c.checked_sub(pad).filter(|&ci| ci < xd.c) else {
+            yc.fill(0.0);
+            return;
+        };
+        for b in 0..xd.b {
+            let xp = &x[(ci * xd.b + b) * xd.plane()..][..xd.plane()];
+            for oy in 0..yd.h {
+                for ox in 0..yd.w {
+                    yc[(b * yd.h + oy) * yd.w + ox] = xp[2 * oy * xd.w + 2 * ox];
+                }
+            }
+        }
+    });
+    yd
+}
+
+/// The adjoint of `option_a_forward`, accumulated into `dx`.
+pub(crate) fn option_a_vjp(dy: &[f32], yd: Dims, pad: usize, dx: &mut [f32], xd: Dims) {
+    for_channels(dx, xd.per_channel(), |ci, dxc| {
+        let c = ci + pad;
+        for b in 0..xd.b {
+            let src = &dy[(c * yd.b + b) * yd.plane()..][..yd.plane()];
+            for oy in 0..yd.h {
+                for ox in 0..yd.w {
+                    dxc[(b * xd.h + 2 * oy) * xd.w + 2 * ox] += src[oy * yd.w + ox];
+                }
+            }
+        }
+    });
+}
+
+/// `y[K][B] = W[K][C] · x[C][B] + bias`.
+pub(crate) fn linear_forward(
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    (out, inp, batch): (usize, usize, usize),
+    x: &[f32],
+    y: &mut [f32],
+) {
+    matmul(
+        out,
+        batch,
+        inp,
+        y,
+        batch,
+        false,
+        View::rows(weight, inp),
+        View::rows(x, batch),
+    );
+    if let Some(bias) = bias {
+        for (row, &b) in y.chunks_mut(batch).zip(bias) {
+            row.iter_mut().for_each(|v| *v += b);
+        }
+    }
+}
+
+/// `dx[C][B] (+)= Wᵀ · dy`.
+pub(crate) fn linear_vjp(
+    weight: &[f32],
+    (out, inp, batch): (usize, usize, usize),
+    dy: &[f32],
+    dx: &mut [f32],
+    accumulate: bool,
+) {
+    matmul(
+        inp,
+        batch,
+        out,
+        dx,
+        batch,
+        accumulate,
+        View::transposed(weight, inp),
+        View::rows(dy, batch),
+    );
+}
