@@ -227,6 +227,16 @@ impl Classifier {
         self.native
     }
 
+    /// FLOPs of one forward pass over a batch (convolutions and linear layers), when the
+    /// network runs on the engine.
+    pub fn forward_flops(&self, batch: usize) -> Option<f64> {
+        let [h, w] = self.spec.input_size;
+        let program = self.network.program()?;
+        program
+            .forward_flops((batch, self.spec.channels, h, w))
+            .ok()
+    }
+
     /// Bytes the engine keeps between calls (for allocation-growth checks).
     pub fn workspace_bytes(&self) -> usize {
         self.workspace.lock().map_or(0, |ws| ws.held_bytes())

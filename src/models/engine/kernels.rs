@@ -507,26 +507,32 @@ pub(crate) fn max_pool_forward(
     let wo = (xd.w + 2 * pad - k) / stride + 1;
     let yd = Dims { h: ho, w: wo, ..xd };
     let planes = xd.c * xd.b;
+    // Row by row over the input rows of each output row, so the running maxima of one output
+    // row stay in L1 and the compare loop has no 2-D index arithmetic.
     let work = |p: usize, y: &mut [f32], arg: &mut [u32]| {
         let xp = &x[p * xd.plane()..(p + 1) * xd.plane()];
         for oy in 0..ho {
             let ys = (oy * stride).saturating_sub(pad);
             let ye = (oy * stride + k).saturating_sub(pad).min(xd.h);
-            for ox in 0..wo {
-                let xs = (ox * stride).saturating_sub(pad);
-                let xe = (ox * stride + k).saturating_sub(pad).min(xd.w);
-                let (mut best, mut at) = (f32::NEG_INFINITY, ys * xd.w + xs);
-                for iy in ys..ye {
-                    for ix in xs..xe {
-                        let v = xp[iy * xd.w + ix];
-                        if v > best || v.is_nan() {
-                            best = v;
-                            at = iy * xd.w + ix;
+            let best = &mut y[oy * wo..(oy + 1) * wo];
+            let at = &mut arg[oy * wo..(oy + 1) * wo];
+            best.fill(f32::NEG_INFINITY);
+            for (ox, a) in at.iter_mut().enumerate() {
+                *a = (ys * xd.w + (ox * stride).saturating_sub(pad)) as u32;
+            }
+            for iy in ys..ye {
+                let src = &xp[iy * xd.w..(iy + 1) * xd.w];
+                for ox in 0..wo {
+                    let xs = (ox * stride).saturating_sub(pad);
+                    let xe = (ox * stride + k).saturating_sub(pad).min(xd.w);
+                    for (ix, &v) in src.iter().enumerate().take(xe).skip(xs) {
+                        // `!(v <= best)`: a larger value or a NaN wins, as in PyTorch.
+                        if !(v <= best[ox]) {
+                            best[ox] = v;
+                            at[ox] = (iy * xd.w + ix) as u32;
                         }
                     }
                 }
-                y[oy * wo + ox] = best;
-                arg[oy * wo + ox] = at as u32;
             }
         }
     };

@@ -348,6 +348,29 @@ impl Program {
         })
     }
 
+    /// Multiply-add FLOPs (2 per MAC) of one forward pass over `[b, c, h, w]`: convolutions
+    /// and linear layers, the work a GEMM-bound pass cannot avoid.
+    pub fn forward_flops(&self, (b, c, h, w): (usize, usize, usize, usize)) -> Result<f64> {
+        let plan = self.plan(Dims { c, b, h, w })?;
+        let mut flops = 0f64;
+        for (i, op) in self.ops.iter().enumerate() {
+            let yd = plan.dims[i + 1];
+            flops += match op {
+                Op::Conv { conv, .. } => {
+                    let per_output = if conv.depthwise {
+                        conv.kh * conv.kw
+                    } else {
+                        conv.in_c * conv.kh * conv.kw
+                    };
+                    2.0 * (yd.len() * per_output) as f64
+                }
+                Op::Linear { out, inp, .. } => 2.0 * (out * inp * b) as f64,
+                _ => 0.0,
+            };
+        }
+        Ok(flops)
+    }
+
     fn ensure_plan(&self, ws: &mut Workspace, input: Dims) -> Result<()> {
         if ws.plan.as_ref().is_none_or(|p| p.input != input) {
             ws.plan = Some(self.plan(input)?);
@@ -671,4 +694,30 @@ fn accumulate_or_move(slot: &mut Option<Vec<f32>>, g: Vec<f32>, pool: &mut Buffe
 /// Whether the engine can run a network whose weights look like `t`: f32 on the CPU.
 pub fn supports(t: &candle_core::Tensor) -> bool {
     t.dtype() == candle_core::DType::F32 && t.device().is_cpu()
+}
+
+/// The fp32 GEMM rate the engine reaches on this machine, GFLOP/s: the best of a few
+/// `n x n x n` products on the compute pool. Benchmarks divide by it.
+pub fn peak_gemm_gflops(n: usize) -> f64 {
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let mut c = vec![0f32; n * n];
+    let best = super::threads::install(|| {
+        (0..5)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                gemm::matmul(
+                    n,
+                    n,
+                    n,
+                    &mut c,
+                    n,
+                    false,
+                    gemm::View::rows(&a, n),
+                    gemm::View::rows(&a, n),
+                );
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    });
+    2.0 * (n as f64).powi(3) / best / 1e9
 }
