@@ -681,3 +681,206 @@ pub(crate) fn linear_vjp(
         View::rows(dy, batch),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use super::*;
+
+    fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// NCHW -> [C][B][H][W]
+    fn to_cnhw(x: &[f32], d: Dims) -> Vec<f32> {
+        let mut out = vec![0.0; x.len()];
+        for b in 0..d.b {
+            for c in 0..d.c {
+                let src = &x[(b * d.c + c) * d.plane()..][..d.plane()];
+                out[(c * d.b + b) * d.plane()..][..d.plane()].copy_from_slice(src);
+            }
+        }
+        out
+    }
+
+    fn conv(
+        out_c: usize,
+        in_c: usize,
+        k: usize,
+        stride: usize,
+        padding: Padding,
+        depthwise: bool,
+    ) -> ConvWeights {
+        let per = if depthwise { 1 } else { in_c };
+        let weight = pseudo_random(out_c * per * k * k, 3);
+        let kk = per * k * k;
+        let mut weight_t = vec![0.0; weight.len()];
+        if !depthwise {
+            for o in 0..out_c {
+                for i in 0..kk {
+                    weight_t[i * out_c + o] = weight[o * kk + i];
+                }
+            }
+        }
+        ConvWeights {
+            out_c,
+            in_c,
+            kh: k,
+            kw: k,
+            stride,
+            padding,
+            depthwise,
+            weight,
+            weight_t: if depthwise { Vec::new() } else { weight_t },
+            bias: Some(pseudo_random(out_c, 5)),
+        }
+    }
+
+    /// The forward pass against candle's conv2d, and the VJP against the adjoint identity
+    /// <conv(x), g> = <x, conv^T(g)> (linear without bias and activation).
+    fn check(cw: &ConvWeights, xd: Dims) {
+        let x = pseudo_random(xd.len(), 11);
+        let yd = cw.output_dims(xd);
+        let mut y = vec![0.0; yd.len()];
+        let mut col = Vec::new();
+        let x_cnhw = to_cnhw(&x, xd);
+        cw.forward(&x_cnhw, xd, &mut y, &mut col, Activation::None);
+
+        let dev = Device::Cpu;
+        let (t, bottom) = cw.padding.amounts(xd.h, cw.kh, cw.stride);
+        let (l, r) = cw.padding.amounts(xd.w, cw.kw, cw.stride);
+        let xt = Tensor::from_vec(x.clone(), (xd.b, xd.c, xd.h, xd.w), &dev)
+            .unwrap()
+            .pad_with_zeros(2, t, bottom)
+            .unwrap()
+            .pad_with_zeros(3, l, r)
+            .unwrap();
+        let per = if cw.depthwise { 1 } else { cw.in_c };
+        let groups = if cw.depthwise { cw.out_c } else { 1 };
+        let wt = Tensor::from_vec(cw.weight.clone(), (cw.out_c, per, cw.kh, cw.kw), &dev).unwrap();
+        let bias = Tensor::from_vec(cw.bias.clone().unwrap(), (1, cw.out_c, 1, 1), &dev).unwrap();
+        let expected = xt
+            .conv2d(&wt, 0, cw.stride, 1, groups)
+            .unwrap()
+            .broadcast_add(&bias)
+            .unwrap();
+        let (eb, ec, eh, ew) = expected.dims4().unwrap();
+        assert_eq!((ec, eb, eh, ew), (yd.c, yd.b, yd.h, yd.w));
+        let expected = to_cnhw(
+            &expected.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            yd,
+        );
+        let max_err = y
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(max_err < 1e-4, "forward off by {max_err} for {xd:?}");
+
+        // Adjoint identity, on the linear part.
+        let linear = ConvWeights {
+            bias: None,
+            ..cw.clone()
+        };
+        linear.forward(&x_cnhw, xd, &mut y, &mut col, Activation::None);
+        let g = pseudo_random(yd.len(), 17);
+        let mut dx = vec![f32::NAN; xd.len()];
+        linear.input_vjp(&g, xd, &mut dx, false, &mut col);
+        let lhs: f64 = y.iter().zip(&g).map(|(a, b)| f64::from(a * b)).sum();
+        let rhs: f64 = x_cnhw.iter().zip(&dx).map(|(a, b)| f64::from(a * b)).sum();
+        assert!(
+            (lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0),
+            "adjoint {lhs} vs {rhs} for {xd:?}"
+        );
+        // Accumulating adds onto what is there.
+        let mut twice = dx.clone();
+        linear.input_vjp(&g, xd, &mut twice, true, &mut col);
+        for (t, d) in twice.iter().zip(&dx) {
+            assert!((t - 2.0 * d).abs() <= 1e-5 * d.abs().max(1.0));
+        }
+    }
+
+    #[test]
+    fn convolutions_match_candle_and_their_vjps_are_adjoint() {
+        let d = |c, b, h, w| Dims { c, b, h, w };
+        check(
+            &conv(8, 3, 3, 1, Padding::Symmetric(1), false),
+            d(3, 2, 9, 7),
+        );
+        check(
+            &conv(6, 4, 3, 2, Padding::Symmetric(1), false),
+            d(4, 3, 8, 9),
+        );
+        check(
+            &conv(5, 3, 7, 2, Padding::Symmetric(3), false),
+            d(3, 2, 15, 16),
+        );
+        check(
+            &conv(7, 5, 1, 1, Padding::Symmetric(0), false),
+            d(5, 2, 6, 5),
+        );
+        check(
+            &conv(7, 5, 1, 2, Padding::Symmetric(0), false),
+            d(5, 2, 7, 6),
+        );
+        check(&conv(4, 3, 3, 2, Padding::TfSame, false), d(3, 2, 10, 11));
+        check(&conv(6, 6, 3, 1, Padding::TfSame, true), d(6, 2, 9, 8));
+        check(&conv(6, 6, 5, 2, Padding::TfSame, true), d(6, 3, 12, 11));
+        check(&conv(4, 4, 5, 1, Padding::TfSame, true), d(4, 1, 4, 4));
+    }
+
+    #[test]
+    fn max_pool_matches_a_direct_window_maximum_and_routes_gradients() {
+        let xd = Dims {
+            c: 2,
+            b: 2,
+            h: 7,
+            w: 8,
+        };
+        let x = pseudo_random(xd.len(), 23);
+        let (k, s, p) = (3, 2, 1);
+        let yd = Dims { h: 4, w: 4, ..xd };
+        let mut y = vec![0.0; yd.len()];
+        let mut arg = vec![0u32; yd.len()];
+        assert_eq!(max_pool_forward(&x, xd, (k, s, p), &mut y, &mut arg), yd);
+        for plane in 0..xd.c * xd.b {
+            for oy in 0..yd.h {
+                for ox in 0..yd.w {
+                    let mut best = f32::NEG_INFINITY;
+                    for iy in (oy * s).saturating_sub(p)..(oy * s + k - p).min(xd.h) {
+                        for ix in (ox * s).saturating_sub(p)..(ox * s + k - p).min(xd.w) {
+                            best = best.max(x[plane * xd.plane() + iy * xd.w + ix]);
+                        }
+                    }
+                    let o = plane * yd.plane() + oy * yd.w + ox;
+                    assert_eq!(y[o], best);
+                    assert_eq!(x[plane * xd.plane() + arg[o] as usize], best);
+                }
+            }
+        }
+        let g = vec![1.0; yd.len()];
+        let mut dx = vec![0.0; xd.len()];
+        max_pool_vjp(&g, yd, &arg, &mut dx, xd);
+        assert_eq!(dx.iter().sum::<f32>(), yd.len() as f32);
+    }
+
+    #[test]
+    fn activation_masks_follow_pytorch_at_the_kinks() {
+        let y = [0.0, 1.0, 6.0, 3.0];
+        let mut g = [1.0; 4];
+        Activation::Relu6.mask_gradient(&mut g, &y);
+        assert_eq!(g, [0.0, 1.0, 0.0, 1.0]);
+        let mut g = [1.0; 4];
+        Activation::Relu.mask_gradient(&mut g, &y);
+        assert_eq!(g, [0.0, 1.0, 1.0, 1.0]);
+    }
+}
