@@ -57,31 +57,36 @@ impl Activation {
         }
     }
 
-    /// Whether the gradient passes at an element whose *output* is `y`. From the output
-    /// alone this is exact: ReLU's output is > 0 iff its input is, ReLU6's is in (0, 6) iff
-    /// its input is, which is PyTorch's convention at the kinks too (threshold/hardtanh
-    /// backward pass nothing at exactly 0 or 6).
-    #[inline(always)]
-    fn passes(self, y: f32) -> bool {
+    // The gradient passes where the *output* y says the input was in the linear range. From
+    // the output alone this is exact: ReLU's output is > 0 iff its input is, ReLU6's is in
+    // (0, 6) iff its input is, which is PyTorch's convention at the kinks too
+    // (threshold/hardtanh backward pass nothing at exactly 0 or 6).
+
+    /// `g *= act'(y)`, in place. One loop per activation, written as selects, so it
+    /// vectorises (a `match` inside the loop kept it scalar: 18% of an EfficientNet step).
+    pub fn mask_gradient(self, g: &mut [f32], y: &[f32]) {
         match self {
-            Self::None => true,
-            Self::Relu => y > 0.0,
-            Self::Relu6 => y > 0.0 && y < 6.0,
+            Self::None => {}
+            Self::Relu => for_chunks(g, y, |g, y| {
+                for (g, &y) in g.iter_mut().zip(y) {
+                    *g = if y > 0.0 { *g } else { 0.0 };
+                }
+            }),
+            Self::Relu6 => for_chunks(g, y, |g, y| {
+                for (g, &y) in g.iter_mut().zip(y) {
+                    *g = if y > 0.0 && y < 6.0 { *g } else { 0.0 };
+                }
+            }),
         }
     }
 
-    /// `g *= act'(y)`, in place.
-    pub fn mask_gradient(self, g: &mut [f32], y: &[f32]) {
-        if self == Self::None {
-            return;
+    /// `v = act(v + bias)` over one channel, one loop per activation (see `mask_gradient`).
+    fn add_bias_apply(self, v: &mut [f32], bias: f32) {
+        match self {
+            Self::None => v.iter_mut().for_each(|v| *v += bias),
+            Self::Relu => v.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
+            Self::Relu6 => v.iter_mut().for_each(|v| *v = (*v + bias).clamp(0.0, 6.0)),
         }
-        for_chunks(g, y, |g, y| {
-            for (g, &y) in g.iter_mut().zip(y) {
-                if !self.passes(y) {
-                    *g = 0.0;
-                }
-            }
-        });
     }
 }
 
@@ -271,8 +276,7 @@ impl ConvWeights {
         let bias = self.bias.as_deref();
         if bias.is_some() || act != Activation::None {
             for_channels(y, n, |c, y| {
-                let b = bias.map_or(0.0, |b| b[c]);
-                y.iter_mut().for_each(|v| *v = act.apply(*v + b));
+                act.add_bias_apply(y, bias.map_or(0.0, |b| b[c]))
             });
         }
     }
