@@ -360,10 +360,48 @@ fn input_row(g: &Geometry, oy: usize, ky: usize, h: usize) -> Option<usize> {
 fn im2col(x: &[f32], xd: Dims, g: &Geometry, r0: usize, r1: usize, col: &mut [f32]) {
     let nc = (r1 - r0) * g.wo;
     let taps = g.kh * g.kw;
+    // Stride 1 with "same" width (every 3x3/pad-1 conv): a tap's column row is the input plane
+    // shifted by a constant, so each run of rows within one image is one memcpy, after which
+    // the few padding columns are zeroed. Row-by-row copies of 8-32 floats cost ResNet-20 a
+    // quarter of its time.
+    let shifted_planes = g.stride == 1 && g.wo == xd.w;
     let fill = |krow: usize, dst: &mut [f32]| {
         let (ci, tap) = (krow / taps, krow % taps);
         let (ky, kx) = (tap / g.kw, tap % g.kw);
         let (lo, hi) = valid_columns(g, kx, xd.w);
+        if shifted_planes {
+            let mut r = r0;
+            while r < r1 {
+                let (b, oy0) = (r / g.ho, r % g.ho);
+                let run = (g.ho - oy0).min(r1 - r);
+                let out = &mut dst[(r - r0) * g.wo..(r - r0 + run) * g.wo];
+                // Output rows oy0..oy0+run whose input row exists.
+                let first = (oy0..oy0 + run).find(|&oy| input_row(g, oy, ky, xd.h).is_some());
+                let last = (oy0..oy0 + run)
+                    .rev()
+                    .find(|&oy| input_row(g, oy, ky, xd.h).is_some());
+                match (first, last) {
+                    (Some(a), Some(z)) if lo < hi => {
+                        let (da, dz) = ((a - oy0) * g.wo, (z - oy0) * g.wo);
+                        out[..da].fill(0.0);
+                        out[dz + g.wo..].fill(0.0);
+                        let iy = a + ky - g.top;
+                        let plane = &x[(ci * xd.b + b) * xd.plane()..][..xd.plane()];
+                        let len = dz - da + hi - lo;
+                        let src_start = iy * xd.w + lo + kx - g.left;
+                        out[da + lo..da + lo + len]
+                            .copy_from_slice(&plane[src_start..src_start + len]);
+                        for row in out[da..dz + g.wo].chunks_mut(g.wo) {
+                            row[..lo].fill(0.0);
+                            row[hi..].fill(0.0);
+                        }
+                    }
+                    _ => out.fill(0.0),
+                }
+                r += run;
+            }
+            return;
+        }
         for r in r0..r1 {
             let (b, oy) = (r / g.ho, r % g.ho);
             let dst = &mut dst[(r - r0) * g.wo..(r - r0 + 1) * g.wo];
