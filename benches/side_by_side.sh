@@ -16,6 +16,6 @@ models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(resnet20 resnet18 resnet50 efficientnet_lite0)
 for m in "${models[@]}"; do
   "$PYTHON" benches/pytorch_reference.py --model "$m" --seconds "$SECS" --threads "$THREADS" --out "$OUT/pytorch_$m.json"
-  "$BIN" bench --model "$m" --with-no-fold --seconds "$SECS" --threads "$THREADS" --vs-json "$OUT/pytorch_$m.json"
+  "$BIN" bench --model "$m" --with-no-fold --hull-batch 66 --seconds "$SECS" --threads "$THREADS" --vs-json "$OUT/pytorch_$m.json"
   "$BIN" bench --model "$m" --seconds "$SECS" --hull-batch 0 --threads "$THREADS" --json --vs-json "$OUT/pytorch_$m.json" >> "$OUT/ours.jsonl"
 done
