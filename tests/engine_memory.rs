@@ -30,7 +30,7 @@ fn no_allocation_growth_over_400_steps() {
     assert!(model.uses_native_kernels());
     let x = Tensor::rand(0.1f32, 0.9f32, (2, 3, 32, 32), &Device::Cpu).unwrap();
     let objective = Objective::CrossEntropy(vec![1, 2]);
-    let mut step = || {
+    let step = || {
         let (_, g) = model.input_gradient(&x, &objective).unwrap();
         let _ = model
             .forward(&(&x + g.affine(1e-3, 0.0).unwrap()).unwrap())

@@ -16,6 +16,9 @@ use super::error::{ModelError, Result};
 use super::spec::ModelSpec;
 use super::threads;
 
+/// (batch, channels, height, width).
+type Shape4 = (usize, usize, usize, usize);
+
 /// A network body: logits for an already normalised NCHW batch.
 ///
 /// Implementations must be built only from candle operations that carry gradients
@@ -267,7 +270,7 @@ impl Classifier {
     }
 
     /// The pixels as a host f32 NCHW buffer and its shape.
-    fn host_pixels(x: &Tensor) -> Result<(Vec<f32>, (usize, usize, usize, usize))> {
+    fn host_pixels(x: &Tensor) -> Result<(Vec<f32>, Shape4)> {
         let shape = x.dims4()?;
         let data = x
             .to_device(&Device::Cpu)?

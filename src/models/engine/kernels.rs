@@ -569,6 +569,7 @@ pub(crate) fn max_pool_forward(
                     let xe = (ox * stride + k).saturating_sub(pad).min(xd.w);
                     for (ix, &v) in src.iter().enumerate().take(xe).skip(xs) {
                         // `!(v <= best)`: a larger value or a NaN wins, as in PyTorch.
+                        #[allow(clippy::neg_cmp_op_on_partial_ord)]
                         if !(v <= best[ox]) {
                             best[ox] = v;
                             at[ox] = (iy * xd.w + ix) as u32;

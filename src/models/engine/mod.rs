@@ -100,6 +100,9 @@ fn f32_data(t: &candle_core::Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
+/// Per-value buffers of one call; `None` once a value is released (or never computed).
+type Values = Vec<Option<Vec<f32>>>;
+
 /// Records a network as ops on values; value `k + 1` is the output of op `k`.
 #[derive(Debug, Default)]
 pub struct ProgramBuilder {
@@ -390,7 +393,7 @@ impl Program {
         (b, c, h, w): (usize, usize, usize, usize),
         norm: &Normalize<'_>,
         record: bool,
-    ) -> Result<(Vec<f32>, Vec<Option<Vec<f32>>>)> {
+    ) -> Result<(Vec<f32>, Values)> {
         if pixels.len() != b * c * h * w || norm.mean.len() != c || norm.inv_std.len() != c {
             bail!(
                 "engine input of {} values for [{b}, {c}, {h}, {w}]",
