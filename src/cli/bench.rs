@@ -1,15 +1,25 @@
-//! `blindspot bench`: milliseconds per LST iteration (forward + input gradient + forward, the
-//! cost of one step in ALGORITHMS.md §1.2) for standard layouts with seeded random weights.
-//! One JSON object per configuration and line with `--json`.
+//! `blindspot bench`: milliseconds per LST iteration for standard layouts with seeded random
+//! weights, optionally beside the PyTorch reference (`--vs-json`, written by
+//! `benches/pytorch_reference.py`).
+//!
+//! One LST iteration is what ALGORITHMS.md §1.2 costs per step, and what the reference script
+//! times in PyTorch: a forward pass that records what the gradient needs, the input gradient
+//! (frozen weights), and one more forward pass: `input_gradient` (which returns the logits of
+//! its forward pass) then `forward`. That is three forward passes' worth of FLOPs, the "bound"
+//! of the issue when divided by the machine's peak GEMM rate.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use blindspot::models::zoo::ZooModel;
-use blindspot::models::{LoadOptions, Objective, classifier_from_checkpoint};
+use blindspot::models::{
+    Classifier, LoadOptions, Objective, classifier_from_checkpoint, compute_threads,
+    set_compute_threads,
+};
 use candle_core::Tensor;
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -26,17 +36,34 @@ pub struct BenchArgs {
     min_iters: usize,
     #[arg(long, default_value_t = 50)]
     max_iters: usize,
-    /// Keep batch norm as a separate op (the no-folding baseline).
+    /// Keep batch norm as a separate op (the no-folding baseline) instead of folding it.
     #[arg(long)]
     no_fold: bool,
+    /// Time both: batch norm folded and the no-folding baseline.
+    #[arg(long, conflicts_with = "no_fold")]
+    with_no_fold: bool,
+    /// Candle's autograd instead of our kernels (the old path, for comparison).
+    #[arg(long)]
+    autograd: bool,
+    /// Also time a forward-only batch of this many images, as the hull heatmap runs it
+    /// (resnet20, resnet50; 66 in the issue); 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    hull_batch: usize,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Compute threads (`models::set_compute_threads`); all cores when absent.
+    #[arg(long)]
+    threads: Option<usize>,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
+    /// Reference timings (`benches/pytorch_reference.py --out FILE`) to print ours beside;
+    /// may be given more than once (rows are merged, the first match wins).
+    #[arg(long, value_name = "FILE")]
+    vs_json: Vec<PathBuf>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, Clone, Copy)]
 struct Stats {
     min: f64,
     median: f64,
@@ -44,14 +71,56 @@ struct Stats {
 
 #[derive(Serialize)]
 struct Record {
+    kind: &'static str,
     model: &'static str,
     input: usize,
     batch: usize,
     batch_norm: &'static str,
+    kernels: &'static str,
     device: String,
     threads: usize,
     iterations: usize,
+    /// The LST iteration (kind "lst_iteration"), or the forward-only batch (kind
+    /// "hull_forward"; the name is kept so scripts reading lst_iter_ms keep working).
     lst_iter_ms: Stats,
+    forward_ms: Stats,
+    /// Convolution and linear FLOPs of the timed work.
+    gflop: Option<f64>,
+    /// Achieved GFLOP/s over this run's measured peak GEMM rate.
+    peak_fraction: Option<f64>,
+    /// The bound: the timed FLOPs at peak GEMM rate, ms.
+    bound_ms: Option<f64>,
+    pytorch_ms: Option<f64>,
+    /// Ours over PyTorch's median; below 1 is faster.
+    ratio: Option<f64>,
+    /// Peak resident set of this process so far (VmHWM), MiB.
+    peak_rss_mib: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    #[serde(default)]
+    peak_gemm_gflops: Option<f64>,
+    #[serde(default)]
+    threads: Option<usize>,
+    #[serde(default)]
+    malloc_tuned: Option<bool>,
+    rows: Vec<ReferenceRow>,
+    #[serde(default)]
+    hull_forward: Vec<ReferenceHull>,
+}
+
+#[derive(Deserialize)]
+struct ReferenceRow {
+    model: String,
+    batch: usize,
+    lst_iter_ms: Stats,
+}
+
+#[derive(Deserialize)]
+struct ReferenceHull {
+    model: String,
+    batch: usize,
     forward_ms: Stats,
 }
 
@@ -64,6 +133,30 @@ fn stats(mut ms: Vec<f64>) -> Stats {
         0.5 * (ms[n / 2 - 1] + ms[n / 2])
     };
     Stats { min: ms[0], median }
+}
+
+/// VmHWM from /proc/self/status, MiB (Linux only).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Times `f` until `seconds` have passed (within the iteration bounds), after one warm-up.
+fn time_it(args: &BenchArgs, mut f: impl FnMut() -> Result<f64>) -> Result<(Vec<f64>, Vec<f64>)> {
+    f()?; // warm-up: allocator, thread pool, caches, workspace
+    let (mut total, mut part) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    while total.len() < args.max_iters
+        && (total.len() < args.min_iters
+            || started.elapsed() < Duration::from_secs_f64(args.seconds))
+    {
+        let start = Instant::now();
+        part.push(f()?);
+        total.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok((total, part))
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -81,69 +174,192 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if batches.contains(&0) {
         bail!("--batch must be at least 1");
     }
-    let device = super::device(&args.device)?;
-    let threads = candle_core::utils::get_num_threads();
-    for model_kind in models {
-        let opts = LoadOptions {
-            device: device.clone(),
-            fold_batch_norm: !args.no_fold,
-            ..LoadOptions::default()
-        };
-        let model = classifier_from_checkpoint(model_kind.checkpoint()?, String::new(), &opts)?;
-        let size = model_kind.input_size();
-        for &batch in &batches {
-            let x = Tensor::rand(0f32, 1f32, (batch, 3, size, size), &device)?;
-            let labels = Objective::CrossEntropy(vec![0; batch]);
-            let sync = || device.synchronize();
-            let one_iteration = || -> Result<(f64, f64)> {
-                let start = Instant::now();
-                let _ = model.forward(&x)?;
-                sync()?;
-                let forward = start.elapsed().as_secs_f64() * 1e3;
-                let _ = model.input_gradient(&x, &labels)?;
-                let _ = model.forward(&x)?;
-                sync()?;
-                Ok((start.elapsed().as_secs_f64() * 1e3, forward))
-            };
-            one_iteration()?; // warm-up: allocator, thread pool, caches
-            let (mut iter_ms, mut fwd_ms) = (Vec::new(), Vec::new());
-            let started = Instant::now();
-            while iter_ms.len() < args.max_iters
-                && (iter_ms.len() < args.min_iters
-                    || started.elapsed() < Duration::from_secs_f64(args.seconds))
-            {
-                let (total, forward) = one_iteration()?;
-                iter_ms.push(total);
-                fwd_ms.push(forward);
-            }
-            let record = Record {
-                model: model_kind.name(),
-                input: size,
-                batch,
-                batch_norm: if args.no_fold { "separate" } else { "folded" },
-                device: args.device.clone(),
-                threads,
-                iterations: iter_ms.len(),
-                lst_iter_ms: stats(iter_ms),
-                forward_ms: stats(fwd_ms),
-            };
-            if args.json {
-                println!("{}", serde_json::to_string(&record)?);
-            } else {
-                println!(
-                    "{:<20} {:>3}px batch {:<2} {:>9}: LST iteration median {:>9.1} ms (min {:>9.1}), forward {:>8.1} ms, {} iters, {} threads",
-                    record.model,
-                    size,
-                    batch,
-                    record.batch_norm,
-                    record.lst_iter_ms.median,
-                    record.lst_iter_ms.min,
-                    record.forward_ms.median,
-                    record.iterations,
-                    threads
-                );
+    let mut reference: Option<Reference> = None;
+    for path in &args.vs_json {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let r: Reference =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        match reference.as_mut() {
+            None => reference = Some(r),
+            Some(all) => {
+                all.rows.extend(r.rows);
+                all.hull_forward.extend(r.hull_forward);
             }
         }
     }
+    if let Some(n) = args.threads {
+        set_compute_threads(n);
+    }
+    let device = super::device(&args.device)?;
+    let threads = compute_threads();
+    let peak = device
+        .is_cpu()
+        .then(|| blindspot::models::engine::peak_gemm_gflops(2048));
+    if let Some(peak) = peak {
+        eprintln!("peak fp32 GEMM, ours: {peak:.1} GFLOP/s on {threads} threads");
+    }
+    if let Some(r) = &reference {
+        eprintln!(
+            "reference: PyTorch on {} threads, peak GEMM {} GFLOP/s, malloc tuned: {}",
+            r.threads.map_or("?".into(), |t| t.to_string()),
+            r.peak_gemm_gflops.map_or("?".into(), |p| format!("{p:.1}")),
+            r.malloc_tuned.map_or("?".into(), |m| m.to_string()),
+        );
+    }
+    let folds: Vec<bool> = if args.with_no_fold {
+        vec![true, false]
+    } else {
+        vec![!args.no_fold]
+    };
+    let mut records = Vec::new();
+    for model_kind in models {
+        for &fold in &folds {
+            let opts = LoadOptions {
+                device: device.clone(),
+                fold_batch_norm: fold,
+                ..LoadOptions::default()
+            };
+            let mut model =
+                classifier_from_checkpoint(model_kind.checkpoint()?, String::new(), &opts)?;
+            if args.autograd {
+                model = model.with_autograd();
+            }
+            let kernels = if model.uses_native_kernels() {
+                "engine"
+            } else {
+                "autograd"
+            };
+            let batch_norm = if fold { "folded" } else { "separate" };
+            let size = model_kind.input_size();
+            let describe = |kind, batch, (total, fwd): (Vec<f64>, Vec<f64>), passes: f64| {
+                let lst_iter_ms = stats(total);
+                let gflop = model.forward_flops(batch).map(|f| passes * f / 1e9);
+                let pytorch_ms = reference.as_ref().and_then(|r| match kind {
+                    "lst_iteration" => r
+                        .rows
+                        .iter()
+                        .find(|row| row.model == model_kind.name() && row.batch == batch)
+                        .map(|row| row.lst_iter_ms.median),
+                    _ => r
+                        .hull_forward
+                        .iter()
+                        .find(|row| row.model == model_kind.name() && row.batch == batch)
+                        .map(|row| row.forward_ms.median),
+                });
+                Record {
+                    kind,
+                    model: model_kind.name(),
+                    input: size,
+                    batch,
+                    batch_norm,
+                    kernels,
+                    device: args.device.clone(),
+                    threads,
+                    iterations: fwd.len(),
+                    lst_iter_ms,
+                    forward_ms: stats(fwd),
+                    gflop,
+                    peak_fraction: gflop
+                        .zip(peak)
+                        .map(|(g, p)| g / (lst_iter_ms.median * 1e-3) / p),
+                    bound_ms: gflop.zip(peak).map(|(g, p)| g / p * 1e3),
+                    pytorch_ms,
+                    ratio: pytorch_ms.map(|p| lst_iter_ms.median / p),
+                    peak_rss_mib: peak_rss_mib(),
+                }
+            };
+            for &batch in &batches {
+                let x = Tensor::rand(0f32, 1f32, (batch, 3, size, size), &device)?;
+                let labels = Objective::CrossEntropy(vec![0; batch]);
+                let timings = time_it(args, || lst_iteration(&model, &x, &labels, &device))?;
+                records.push(describe("lst_iteration", batch, timings, 3.0));
+                emit(args, records.last())?;
+            }
+            let hull_model = matches!(model_kind, ZooModel::Resnet20 | ZooModel::Resnet50);
+            if args.hull_batch > 0 && hull_model && fold {
+                let xs = Tensor::rand(0f32, 1f32, (args.hull_batch, 3, size, size), &device)?;
+                let timings = time_it(args, || {
+                    let start = Instant::now();
+                    let _ = model.forward(&xs)?;
+                    device.synchronize()?;
+                    Ok(start.elapsed().as_secs_f64() * 1e3)
+                })?;
+                records.push(describe("hull_forward", args.hull_batch, timings, 1.0));
+                emit(args, records.last())?;
+            }
+        }
+    }
+    if reference.is_some() && !args.json {
+        print_table(&records);
+    }
     Ok(())
+}
+
+/// One iteration; returns the ms of its final forward pass.
+fn lst_iteration(
+    model: &Classifier,
+    x: &Tensor,
+    labels: &Objective,
+    device: &candle_core::Device,
+) -> Result<f64> {
+    let _ = model.input_gradient(x, labels)?;
+    device.synchronize()?;
+    let start = Instant::now();
+    let _ = model.forward(x)?;
+    device.synchronize()?;
+    Ok(start.elapsed().as_secs_f64() * 1e3)
+}
+
+fn emit(args: &BenchArgs, record: Option<&Record>) -> Result<()> {
+    let Some(r) = record else { return Ok(()) };
+    if args.json {
+        println!("{}", serde_json::to_string(r)?);
+    } else if args.vs_json.is_empty() {
+        println!(
+            "{:<20} {:>3}px batch {:<2} {:>8} {:>8} {:<13}: median {:>9.1} ms (min {:>9.1}), forward {:>8.1} ms, {} iters, {} threads",
+            r.model,
+            r.input,
+            r.batch,
+            r.batch_norm,
+            r.kernels,
+            r.kind,
+            r.lst_iter_ms.median,
+            r.lst_iter_ms.min,
+            r.forward_ms.median,
+            r.iterations,
+            r.threads
+        );
+    } else {
+        eprintln!(
+            "done: {} batch {} {} {}",
+            r.model, r.batch, r.batch_norm, r.kind
+        );
+    }
+    Ok(())
+}
+
+fn print_table(records: &[Record]) {
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
+    println!(
+        "| what | model | input | batch | batch norm | ours ms | PyTorch ms | ratio | % peak GEMM | bound ms | peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in records {
+        println!(
+            "| {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |",
+            r.kind,
+            r.model,
+            r.input,
+            r.batch,
+            r.batch_norm,
+            r.lst_iter_ms.median,
+            opt(r.pytorch_ms, 1),
+            opt(r.ratio, 2),
+            opt(r.peak_fraction.map(|f| 100.0 * f), 0),
+            opt(r.bound_ms, 1),
+            opt(r.peak_rss_mib, 0),
+        );
+    }
 }

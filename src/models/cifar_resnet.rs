@@ -5,6 +5,7 @@
 use candle_core::{Module, Result as CResult, Tensor};
 
 use super::classifier::Network;
+use super::engine::{self, Activation, Program, ProgramBuilder};
 use super::error::Result;
 use super::layers::{ConvBn, Padding, global_avg_pool, option_a_shortcut};
 use super::weights::Weights;
@@ -96,6 +97,7 @@ pub struct CifarResNet {
     stem: ConvBn,
     blocks: Vec<BasicBlock>,
     linear: super::layers::Linear,
+    program: Option<Program>,
 }
 
 impl CifarResNet {
@@ -126,11 +128,34 @@ impl CifarResNet {
             }
         }
         let linear = w.linear("linear", cfg.num_classes, in_c, true)?;
-        Ok(Self {
+        let mut net = Self {
             stem,
             blocks,
             linear,
-        })
+            program: None,
+        };
+        if engine::supports(net.stem.conv().weight()) {
+            net.program = Some(net.compile()?);
+        }
+        Ok(net)
+    }
+
+    /// The same network as engine ops.
+    fn compile(&self) -> CResult<Program> {
+        let mut p = ProgramBuilder::new();
+        let mut x = p.conv_bn(p.input(), &self.stem, Activation::Relu)?;
+        for block in &self.blocks {
+            let h = p.conv_bn(x, &block.conv1, Activation::Relu)?;
+            let h = p.conv_bn(h, &block.conv2, Activation::None)?;
+            let shortcut = match block.shortcut_pad {
+                None => x,
+                Some(pad) => p.option_a_shortcut(x, pad),
+            };
+            x = p.add(h, shortcut, Activation::Relu);
+        }
+        let pooled = p.global_avg_pool(x);
+        p.linear(pooled, &self.linear)?;
+        p.finish()
     }
 }
 
@@ -141,5 +166,9 @@ impl Network for CifarResNet {
             x = block.forward(&x)?;
         }
         self.linear.forward(&global_avg_pool(&x)?)
+    }
+
+    fn program(&self) -> Option<&Program> {
+        self.program.as_ref()
     }
 }

@@ -5,6 +5,7 @@
 use candle_core::{Module, Result as CResult, Tensor};
 
 use super::classifier::Network;
+use super::engine::{self, Activation, Program, ProgramBuilder};
 use super::error::{ModelError, Result};
 use super::layers::{ConvBn, Linear, Padding, global_avg_pool, relu6};
 use super::weights::Weights;
@@ -163,6 +164,7 @@ pub struct EfficientNetLite {
     blocks: Vec<MbConv>,
     head: ConvBn,
     fc: Linear,
+    program: Option<Program>,
 }
 
 impl EfficientNetLite {
@@ -193,12 +195,40 @@ impl EfficientNetLite {
         )?;
         let head = ConvBn::new(head, w.batch_norm("_bn1", cfg.head_width, BN_EPS)?, fold)?;
         let fc = w.linear("_fc", cfg.num_classes, cfg.head_width, true)?;
-        Ok(Self {
+        let mut net = Self {
             stem,
             blocks,
             head,
             fc,
-        })
+            program: None,
+        };
+        if engine::supports(net.stem.conv().weight()) {
+            net.program = Some(net.compile()?);
+        }
+        Ok(net)
+    }
+
+    /// The same network as engine ops.
+    fn compile(&self) -> CResult<Program> {
+        let mut p = ProgramBuilder::new();
+        let mut x = p.conv_bn(p.input(), &self.stem, Activation::Relu6)?;
+        for block in &self.blocks {
+            let h = match &block.expand {
+                Some(e) => p.conv_bn(x, e, Activation::Relu6)?,
+                None => x,
+            };
+            let h = p.conv_bn(h, &block.depthwise, Activation::Relu6)?;
+            let h = p.conv_bn(h, &block.project, Activation::None)?;
+            x = if block.residual {
+                p.add(h, x, Activation::None)
+            } else {
+                h
+            };
+        }
+        let x = p.conv_bn(x, &self.head, Activation::Relu6)?;
+        let pooled = p.global_avg_pool(x);
+        p.linear(pooled, &self.fc)?;
+        p.finish()
     }
 }
 
@@ -210,5 +240,9 @@ impl Network for EfficientNetLite {
         }
         let x = relu6(&self.head.forward(&x)?)?;
         self.fc.forward(&global_avg_pool(&x)?)
+    }
+
+    fn program(&self) -> Option<&Program> {
+        self.program.as_ref()
     }
 }

@@ -167,6 +167,17 @@ impl Conv2d {
         &self.weight
     }
 
+    /// What the engine compiles this conv from.
+    pub(crate) fn parts(&self) -> ConvParts<'_> {
+        ConvParts {
+            weight: &self.weight,
+            bias: self.bias.as_ref(),
+            stride: self.stride,
+            padding: self.padding,
+            depthwise: self.depthwise_taps.is_some(),
+        }
+    }
+
     fn kernel(&self) -> (usize, usize) {
         let dims = self.weight.dims();
         (dims[2], dims[3])
@@ -248,6 +259,15 @@ impl Module for Conv2d {
     }
 }
 
+/// A conv's weights and settings, borrowed (see `Conv2d::parts`).
+pub(crate) struct ConvParts<'a> {
+    pub weight: &'a Tensor,
+    pub bias: Option<&'a Tensor>,
+    pub stride: usize,
+    pub padding: Padding,
+    pub depthwise: bool,
+}
+
 /// Inference-mode batch norm (running statistics).
 #[derive(Clone, Debug)]
 pub struct BatchNorm {
@@ -296,6 +316,15 @@ impl ConvBn {
     }
 }
 
+impl ConvBn {
+    /// The convolution (with the batch norm folded in, when it is).
+    pub fn conv(&self) -> &Conv2d {
+        match self {
+            Self::Folded(conv) | Self::Separate(conv, _) => conv,
+        }
+    }
+}
+
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
@@ -319,6 +348,11 @@ impl Linear {
             weight_t: weight.t()?.contiguous()?,
             bias,
         })
+    }
+
+    /// (Wᵀ [in, out], bias), for the engine.
+    pub(crate) fn parts(&self) -> (&Tensor, Option<&Tensor>) {
+        (&self.weight_t, self.bias.as_ref())
     }
 }
 

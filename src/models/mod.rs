@@ -5,10 +5,12 @@ pub mod cifar_resnet;
 pub mod classes;
 pub mod classifier;
 pub mod efficientnet_lite;
+pub mod engine;
 pub mod error;
 pub mod layers;
 pub mod load;
 pub mod spec;
+pub mod threads;
 pub mod torchvision_resnet;
 pub mod vit;
 pub mod weights;
@@ -21,3 +23,4 @@ pub use load::{
     load_classifier,
 };
 pub use spec::{ModelSpec, Normalization, Provenance};
+pub use threads::{compute_threads, set_compute_threads};

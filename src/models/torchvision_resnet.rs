@@ -6,6 +6,7 @@
 use candle_core::{Module, Result as CResult, Tensor};
 
 use super::classifier::Network;
+use super::engine::{self, Activation, Program, ProgramBuilder};
 use super::error::{ModelError, Result};
 use super::layers::{ConvBn, Linear, Padding, global_avg_pool, max_pool2d};
 use super::weights::Weights;
@@ -160,6 +161,7 @@ pub struct ResNet {
     stem: ConvBn,
     blocks: Vec<Block>,
     fc: Linear,
+    program: Option<Program>,
 }
 
 impl ResNet {
@@ -191,7 +193,43 @@ impl ResNet {
             }
         }
         let fc = w.linear("fc", cfg.num_classes, in_c, true)?;
-        Ok(Self { stem, blocks, fc })
+        let mut net = Self {
+            stem,
+            blocks,
+            fc,
+            program: None,
+        };
+        if engine::supports(net.stem.conv().weight()) {
+            net.program = Some(net.compile()?);
+        }
+        Ok(net)
+    }
+
+    /// The same network as engine ops.
+    fn compile(&self) -> CResult<Program> {
+        let mut p = ProgramBuilder::new();
+        let x = p.conv_bn(p.input(), &self.stem, Activation::Relu)?;
+        let mut x = p.max_pool(x, 3, 2, 1);
+        for block in &self.blocks {
+            let mut y = x;
+            let last = block.convs.len() - 1;
+            for (i, conv) in block.convs.iter().enumerate() {
+                let act = if i < last {
+                    Activation::Relu
+                } else {
+                    Activation::None
+                };
+                y = p.conv_bn(y, conv, act)?;
+            }
+            let shortcut = match &block.downsample {
+                Some(d) => p.conv_bn(x, d, Activation::None)?,
+                None => x,
+            };
+            x = p.add(y, shortcut, Activation::Relu);
+        }
+        let pooled = p.global_avg_pool(x);
+        p.linear(pooled, &self.fc)?;
+        p.finish()
     }
 }
 
@@ -203,5 +241,9 @@ impl Network for ResNet {
             x = block.forward(&x)?;
         }
         self.fc.forward(&global_avg_pool(&x)?)
+    }
+
+    fn program(&self) -> Option<&Program> {
+        self.program.as_ref()
     }
 }

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""PyTorch reference timings for `blindspot bench --vs-json FILE`.
+
+Times the same LST iteration as `blindspot bench` on the same layouts with random frozen
+weights: one forward pass that records the graph, the input gradient of the summed
+cross-entropy (weights have requires_grad=False, so no weight gradients), and one more
+forward pass without a graph. Also the forward-only batch of 66 hull points and the peak fp32
+GEMM rate of this machine. Writes one JSON object (see `--out`).
+
+    python3 -m venv venv && venv/bin/pip install torch torchvision
+    venv/bin/python benches/pytorch_reference.py --out pytorch.json [--model resnet50] [--batch 8]
+
+glibc malloc: PyTorch frees its activations on every call, and glibc returns big blocks to the
+kernel, so each call page-faults them back in. `--tuned-malloc` (or MALLOC_MMAP_THRESHOLD_ and
+MALLOC_TRIM_THRESHOLD_ in the environment) keeps them, which the issue measured at 2x for the
+ResNet-50 hull forward; the JSON records which setting was in force.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+MALLOC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+if "--tuned-malloc" in sys.argv and not all(v in os.environ for v in MALLOC_VARS):
+    # glibc reads these at start-up only: re-run this script with them set.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="17179869184", MALLOC_TRIM_THRESHOLD_="17179869184")
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import torchvision  # noqa: E402
+
+
+# --- CIFAR ResNet-20 (He et al. 2016, option-A shortcut), as akamaster/pytorch_resnet_cifar10.
+class CifarBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.pad = (cout // 4) if (stride != 1 or cin != cout) else None
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        s = x if self.pad is None else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+        return F.relu(y + s)
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, n=3, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        blocks, cin = [], 16
+        for s, w in enumerate([16, 32, 64]):
+            for i in range(n):
+                blocks.append(CifarBlock(cin, w, 2 if s > 0 and i == 0 else 1))
+                cin = w
+        self.blocks = nn.Sequential(*blocks)
+        self.linear = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn1(self.conv1(x))))
+        return self.linear(x.mean((2, 3)))
+
+
+# --- EfficientNet-Lite0: no squeeze-excite, ReLU6, BN eps 1e-3, TensorFlow "SAME" padding.
+class SameConv(nn.Conv2d):
+    def forward(self, x):
+        ih, iw = x.shape[-2:]
+        k, s = self.kernel_size[0], self.stride[0]
+        ph = max((-(-ih // s) - 1) * s + k - ih, 0)
+        pw = max((-(-iw // s) - 1) * s + k - iw, 0)
+        if ph or pw:
+            x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
+
+
+def conv_bn(cin, cout, k, s=1, groups=1):
+    return [SameConv(cin, cout, k, s, groups=groups, bias=False), nn.BatchNorm2d(cout, eps=1e-3)]
+
+
+class MBConv(nn.Module):
+    def __init__(self, cin, cout, k, s, expand):
+        super().__init__()
+        mid = cin * expand
+        layers = []
+        if expand != 1:
+            layers += conv_bn(cin, mid, 1) + [nn.ReLU6()]
+        layers += conv_bn(mid, mid, k, s, groups=mid) + [nn.ReLU6()]
+        layers += conv_bn(mid, cout, 1)
+        self.body = nn.Sequential(*layers)
+        self.residual = s == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.body(x)
+        return y + x if self.residual else y
+
+
+class EfficientNetLite0(nn.Module):
+    STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+              (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        self.stem = nn.Sequential(*conv_bn(3, 32, 3, 2), nn.ReLU6())
+        blocks, cin = [], 32
+        for repeats, k, s, e, out in self.STAGES:
+            for i in range(repeats):
+                blocks.append(MBConv(cin, out, k, s if i == 0 else 1, e))
+                cin = out
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(*conv_bn(320, 1280, 1), nn.ReLU6())
+        self.fc = nn.Linear(1280, classes)
+
+    def forward(self, x):
+        return self.fc(self.head(self.blocks(self.stem(x))).mean((2, 3)))
+
+
+MODELS = {
+    "resnet20": (lambda: CifarResNet(3, 10), 32),
+    "resnet18": (lambda: torchvision.models.resnet18(weights=None), 224),
+    "resnet50": (lambda: torchvision.models.resnet50(weights=None), 224),
+    "efficientnet_lite0": (lambda: EfficientNetLite0(1000), 224),
+}
+
+
+def randomize_batch_norm(model):
+    # Non-trivial running statistics, as trained models have (timing does not depend on them).
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
+
+
+def timed(fn, seconds, min_iters, max_iters):
+    fn()  # warm-up
+    times, start = [], time.perf_counter()
+    while len(times) < max_iters and (len(times) < min_iters or time.perf_counter() - start < seconds):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return {"min": min(times), "median": statistics.median(times), "iterations": len(times)}
+
+
+def peak_gemm_gflops(n=2048, reps=10):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = min(timed(lambda: a @ b, 0, reps, reps)["min"] for _ in range(2))
+    return 2 * n**3 / (best * 1e-3) / 1e9
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--model", action="append", choices=sorted(MODELS))
+    p.add_argument("--batch", type=int, action="append")
+    p.add_argument("--hull-batch", type=int, default=66)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--min-iters", type=int, default=3)
+    p.add_argument("--max-iters", type=int, default=50)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--tuned-malloc", action="store_true")
+    p.add_argument("--no-hull", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rows, hull = [], []
+    for name in args.model or list(MODELS):
+        build, size = MODELS[name]
+        model = build().eval()
+        randomize_batch_norm(model)
+        for prm in model.parameters():
+            prm.requires_grad_(False)
+        for batch in args.batch or [1, 8]:
+            x = torch.rand(batch, 3, size, size)
+            y = torch.zeros(batch, dtype=torch.long)
+
+            def forward():
+                with torch.no_grad():
+                    return model(x)
+
+            def iteration():
+                xg = x.clone().requires_grad_(True)
+                loss = F.cross_entropy(model(xg), y, reduction="sum")
+                (grad,) = torch.autograd.grad(loss, xg)
+                forward()
+                return grad
+
+            rows.append({
+                "model": name, "input": size, "batch": batch,
+                "lst_iter_ms": timed(iteration, args.seconds, args.min_iters, args.max_iters),
+                "forward_ms": timed(forward, args.seconds / 2, args.min_iters, args.max_iters),
+            })
+            print(json.dumps(rows[-1]), file=sys.stderr)
+        if not args.no_hull and name in ("resnet20", "resnet50"):
+            xs = torch.rand(args.hull_batch, 3, size, size)
+
+            def hull_forward():
+                with torch.no_grad():
+                    return model(xs)
+
+            hull.append({"model": name, "input": size, "batch": args.hull_batch,
+                         "forward_ms": timed(hull_forward, args.seconds, 2, 10)})
+            print(json.dumps(hull[-1]), file=sys.stderr)
+    out = {
+        "source": "pytorch",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "malloc_tuned": all(v in os.environ for v in MALLOC_VARS),
+        "peak_gemm_gflops": peak_gemm_gflops(),
+        "definition": "lst_iter = forward recording the graph + input gradient (frozen weights) + forward",
+        "rows": rows,
+        "hull_forward": hull,
+    }
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

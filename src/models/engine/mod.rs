@@ -1,0 +1,726 @@
+//! Our own forward pass and input-gradient pass for the convolutional classifiers, f32 on the
+//! CPU, used by `Classifier` in place of candle's autograd wherever a network provides a
+//! `Program`.
+//!
+//! Why not candle's autograd: its conv2d backward is a direct transposed-convolution loop with
+//! no GEMM, it always computes the weight gradient (which blindspot never needs), its
+//! depthwise conv is one small conv per channel, and every step allocates its whole graph
+//! afresh. Here a network is compiled once into a list of ops (`Program`); the forward pass
+//! keeps exactly what the reverse pass needs (the outputs of activations, whose sign gives
+//! the mask, and the max-pool winners), and the reverse pass walks the ops backwards with
+//! vector-Jacobian products for the input only: a convolution's VJP is one GEMM with the
+//! transposed weights plus col2im, a 1x1 convolution's a plain GEMM. Buffers come from a
+//! `BufferPool` kept between calls, so a long run allocates nothing per step.
+//!
+//! Candle tensors stay at the boundary: `Classifier` hands in the pixels and gets logits and
+//! the gradient back as tensors. f64, CUDA and networks without a program keep the autograd
+//! path, which the tests compare this one against.
+
+mod buffers;
+mod gemm;
+mod kernels;
+
+use candle_core::{Result, bail};
+
+use self::buffers::BufferPool;
+pub use self::kernels::Activation;
+use self::kernels::{ConvWeights, Dims};
+use super::layers::{Conv2d, ConvBn, Linear};
+
+/// A value of a program: the network input (after normalisation) or the output of an op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Value(usize);
+
+#[derive(Debug)]
+enum Op {
+    Conv {
+        x: usize,
+        conv: Box<ConvWeights>,
+        act: Activation,
+    },
+    /// A per-channel scale and shift: batch norm left unfolded (the benchmark baseline).
+    Affine {
+        x: usize,
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+        act: Activation,
+    },
+    Add {
+        a: usize,
+        b: usize,
+        act: Activation,
+    },
+    MaxPool {
+        x: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+    },
+    OptionA {
+        x: usize,
+        pad: usize,
+    },
+    GlobalAvgPool {
+        x: usize,
+    },
+    Linear {
+        x: usize,
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        out: usize,
+        inp: usize,
+    },
+}
+
+impl Op {
+    fn inputs(&self) -> [Option<usize>; 2] {
+        match *self {
+            Self::Conv { x, .. }
+            | Self::Affine { x, .. }
+            | Self::MaxPool { x, .. }
+            | Self::OptionA { x, .. }
+            | Self::GlobalAvgPool { x }
+            | Self::Linear { x, .. } => [Some(x), None],
+            Self::Add { a, b, .. } => [Some(a), Some(b)],
+        }
+    }
+
+    /// Whether the reverse pass reads this op's output (to mask by its activation).
+    fn output_needed_backward(&self) -> bool {
+        match self {
+            Self::Conv { act, .. } | Self::Affine { act, .. } | Self::Add { act, .. } => {
+                *act != Activation::None
+            }
+            _ => false,
+        }
+    }
+}
+
+fn f32_data(t: &candle_core::Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// Per-value buffers of one call; `None` once a value is released (or never computed).
+type Values = Vec<Option<Vec<f32>>>;
+
+/// Records a network as ops on values; value `k + 1` is the output of op `k`.
+#[derive(Debug, Default)]
+pub struct ProgramBuilder {
+    ops: Vec<Op>,
+}
+
+impl ProgramBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The normalised network input.
+    pub fn input(&self) -> Value {
+        Value(0)
+    }
+
+    fn push(&mut self, op: Op) -> Value {
+        self.ops.push(op);
+        Value(self.ops.len())
+    }
+
+    /// `act(conv(x) + bias)`. Weights must be f32 (the engine is f32 only).
+    pub fn conv(&mut self, x: Value, conv: &Conv2d, act: Activation) -> Result<Value> {
+        let parts = conv.parts();
+        let (out_c, in_per_group, kh, kw) = parts.weight.dims4()?;
+        let weight = f32_data(parts.weight)?;
+        let (in_c, weight_t) = if parts.depthwise {
+            (out_c, Vec::new())
+        } else {
+            let k = in_per_group * kh * kw;
+            let mut t = vec![0f32; weight.len()];
+            for o in 0..out_c {
+                for i in 0..k {
+                    t[i * out_c + o] = weight[o * k + i];
+                }
+            }
+            (in_per_group, t)
+        };
+        let bias = parts.bias.map(f32_data).transpose()?;
+        let conv = ConvWeights {
+            out_c,
+            in_c,
+            kh,
+            kw,
+            stride: parts.stride,
+            padding: parts.padding,
+            depthwise: parts.depthwise,
+            weight,
+            weight_t,
+            bias,
+        };
+        Ok(self.push(Op::Conv {
+            x: x.0,
+            conv: Box::new(conv),
+            act,
+        }))
+    }
+
+    /// A conv and its batch norm, folded or not as the layer was built.
+    pub fn conv_bn(&mut self, x: Value, layer: &ConvBn, act: Activation) -> Result<Value> {
+        match layer {
+            ConvBn::Folded(conv) => self.conv(x, conv, act),
+            ConvBn::Separate(conv, bn) => {
+                let y = self.conv(x, conv, Activation::None)?;
+                let (scale, shift) = bn.scale_shift()?;
+                Ok(self.push(Op::Affine {
+                    x: y.0,
+                    scale: f32_data(&scale)?,
+                    shift: f32_data(&shift)?,
+                    act,
+                }))
+            }
+        }
+    }
+
+    /// `act(a + b)`.
+    pub fn add(&mut self, a: Value, b: Value, act: Activation) -> Value {
+        self.push(Op::Add {
+            a: a.0,
+            b: b.0,
+            act,
+        })
+    }
+
+    pub fn max_pool(&mut self, x: Value, kernel: usize, stride: usize, pad: usize) -> Value {
+        self.push(Op::MaxPool {
+            x: x.0,
+            kernel,
+            stride,
+            pad,
+        })
+    }
+
+    pub fn option_a_shortcut(&mut self, x: Value, pad: usize) -> Value {
+        self.push(Op::OptionA { x: x.0, pad })
+    }
+
+    pub fn global_avg_pool(&mut self, x: Value) -> Value {
+        self.push(Op::GlobalAvgPool { x: x.0 })
+    }
+
+    pub fn linear(&mut self, x: Value, linear: &Linear) -> Result<Value> {
+        let (weight_t, bias) = linear.parts();
+        let (inp, out) = weight_t.dims2()?;
+        let weight = f32_data(&weight_t.t()?.contiguous()?)?;
+        let bias = bias.map(f32_data).transpose()?;
+        Ok(self.push(Op::Linear {
+            x: x.0,
+            weight,
+            bias,
+            out,
+            inp,
+        }))
+    }
+
+    /// The program whose output is the last value recorded (the logits).
+    pub fn finish(self) -> Result<Program> {
+        if !matches!(self.ops.last(), Some(Op::Linear { .. })) {
+            bail!("a program must end in the classifier's linear layer");
+        }
+        Ok(Program { ops: self.ops })
+    }
+}
+
+/// A compiled network: ops over values, shape-polymorphic in the batch and image size.
+#[derive(Debug)]
+pub struct Program {
+    ops: Vec<Op>,
+}
+
+/// Per-input-shape facts about a program.
+struct Plan {
+    input: Dims,
+    dims: Vec<Dims>,
+    /// The last op that reads each value in the forward pass.
+    last_use: Vec<usize>,
+}
+
+/// Everything a call needs besides the program, kept between calls. One per classifier.
+#[derive(Default)]
+pub(crate) struct Workspace {
+    plan: Option<Plan>,
+    pool: BufferPool,
+    col: Vec<f32>,
+    /// Max-pool winners, per op.
+    argmax: Vec<Vec<u32>>,
+}
+
+impl Workspace {
+    /// Bytes held between calls (pooled buffers and scratch), for allocation-growth tests.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.pool.bytes()
+            + 4 * self.col.capacity()
+            + self.argmax.iter().map(|a| 4 * a.capacity()).sum::<usize>()
+    }
+}
+
+/// The normalisation the classifier applies before the network: `(x − mean) · inv_std`.
+pub(crate) struct Normalize<'a> {
+    pub mean: &'a [f32],
+    pub inv_std: &'a [f32],
+}
+
+impl Program {
+    fn plan(&self, input: Dims) -> Result<Plan> {
+        let mut dims = Vec::with_capacity(self.ops.len() + 1);
+        dims.push(input);
+        let mut last_use = vec![0; self.ops.len() + 1];
+        for (i, op) in self.ops.iter().enumerate() {
+            for x in op.inputs().into_iter().flatten() {
+                last_use[x] = i;
+            }
+            let d = match op {
+                Op::Conv { x, conv, .. } => {
+                    let xd = dims[*x];
+                    let (kh, kw, s) = (conv.kh, conv.kw, conv.stride);
+                    let (t, b) = conv.padding.amounts(xd.h, kh, s);
+                    let (l, r) = conv.padding.amounts(xd.w, kw, s);
+                    if xd.c != conv.in_c || xd.h + t + b < kh || xd.w + l + r < kw {
+                        bail!(
+                            "op {i}: a {kh}x{kw} conv over {} channels cannot take a {}x{}x{} input",
+                            conv.in_c,
+                            xd.c,
+                            xd.h,
+                            xd.w
+                        );
+                    }
+                    conv.output_dims(xd)
+                }
+                Op::Affine { x, scale, .. } => {
+                    if dims[*x].c != scale.len() {
+                        bail!("op {i}: {} scales for {} channels", scale.len(), dims[*x].c);
+                    }
+                    dims[*x]
+                }
+                Op::Add { a, b, .. } => {
+                    if dims[*a] != dims[*b] {
+                        bail!("op {i}: adding {:?} to {:?}", dims[*a], dims[*b]);
+                    }
+                    dims[*a]
+                }
+                Op::MaxPool {
+                    x,
+                    kernel,
+                    stride,
+                    pad,
+                } => {
+                    let xd = dims[*x];
+                    if xd.h + 2 * pad < *kernel || xd.w + 2 * pad < *kernel || 2 * pad > *kernel {
+                        bail!("op {i}: max pool {kernel}/{stride}/{pad} over {xd:?}");
+                    }
+                    Dims {
+                        h: (xd.h + 2 * pad - kernel) / stride + 1,
+                        w: (xd.w + 2 * pad - kernel) / stride + 1,
+                        ..xd
+                    }
+                }
+                Op::OptionA { x, pad } => {
+                    let xd = dims[*x];
+                    Dims {
+                        c: xd.c + 2 * pad,
+                        h: xd.h.div_ceil(2),
+                        w: xd.w.div_ceil(2),
+                        ..xd
+                    }
+                }
+                Op::GlobalAvgPool { x } => Dims {
+                    h: 1,
+                    w: 1,
+                    ..dims[*x]
+                },
+                Op::Linear { x, out, inp, .. } => {
+                    let xd = dims[*x];
+                    if xd.c != *inp || xd.plane() != 1 {
+                        bail!("op {i}: linear {inp} -> {out} over {xd:?}");
+                    }
+                    Dims { c: *out, ..xd }
+                }
+            };
+            dims.push(d);
+        }
+        Ok(Plan {
+            input,
+            dims,
+            last_use,
+        })
+    }
+
+    /// Multiply-add FLOPs (2 per MAC) of one forward pass over `[b, c, h, w]`: convolutions
+    /// and linear layers, the work a GEMM-bound pass cannot avoid.
+    pub fn forward_flops(&self, (b, c, h, w): (usize, usize, usize, usize)) -> Result<f64> {
+        let plan = self.plan(Dims { c, b, h, w })?;
+        let mut flops = 0f64;
+        for (i, op) in self.ops.iter().enumerate() {
+            let yd = plan.dims[i + 1];
+            flops += match op {
+                Op::Conv { conv, .. } => {
+                    let per_output = if conv.depthwise {
+                        conv.kh * conv.kw
+                    } else {
+                        conv.in_c * conv.kh * conv.kw
+                    };
+                    2.0 * (yd.len() * per_output) as f64
+                }
+                Op::Linear { out, inp, .. } => 2.0 * (out * inp * b) as f64,
+                _ => 0.0,
+            };
+        }
+        Ok(flops)
+    }
+
+    fn ensure_plan(&self, ws: &mut Workspace, input: Dims) -> Result<()> {
+        if ws.plan.as_ref().is_none_or(|p| p.input != input) {
+            ws.plan = Some(self.plan(input)?);
+        }
+        if ws.argmax.len() != self.ops.len() {
+            ws.argmax = vec![Vec::new(); self.ops.len()];
+        }
+        Ok(())
+    }
+
+    /// Runs the ops; returns the logits `[B][K]` and, when `record`, every value the reverse
+    /// pass needs (the others go back to the pool as soon as their last reader has run).
+    fn run_forward(
+        &self,
+        ws: &mut Workspace,
+        pixels: &[f32],
+        (b, c, h, w): (usize, usize, usize, usize),
+        norm: &Normalize<'_>,
+        record: bool,
+    ) -> Result<(Vec<f32>, Values)> {
+        if pixels.len() != b * c * h * w || norm.mean.len() != c || norm.inv_std.len() != c {
+            bail!(
+                "engine input of {} values for [{b}, {c}, {h}, {w}]",
+                pixels.len()
+            );
+        }
+        let input = Dims { c, b, h, w };
+        self.ensure_plan(ws, input)?;
+        let Workspace {
+            plan,
+            pool,
+            col,
+            argmax,
+        } = ws;
+        let Some(plan) = plan.as_ref() else {
+            bail!("engine plan missing");
+        };
+        let mut values: Vec<Option<Vec<f32>>> = (0..=self.ops.len()).map(|_| None).collect();
+
+        // Normalise while turning NCHW into [C][B][H][W].
+        let mut x0 = pool.take(input.len());
+        let plane = input.plane();
+        for bi in 0..b {
+            for ci in 0..c {
+                let (m, s) = (norm.mean[ci], norm.inv_std[ci]);
+                let src = &pixels[(bi * c + ci) * plane..][..plane];
+                let dst = &mut x0[(ci * b + bi) * plane..][..plane];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = (v - m) * s;
+                }
+            }
+        }
+        values[0] = Some(x0);
+
+        for (i, op) in self.ops.iter().enumerate() {
+            let yd = plan.dims[i + 1];
+            let mut y = pool.take(yd.len());
+            for x in op.inputs().into_iter().flatten() {
+                if values[x].is_none() {
+                    bail!("op {i} reads value {x}, which is gone");
+                }
+            }
+            let get = |x: usize| values[x].as_deref().unwrap_or(&[]);
+            match op {
+                Op::Conv { x, conv, act } => {
+                    conv.forward(get(*x), plan.dims[*x], &mut y, col, *act);
+                }
+                Op::Affine {
+                    x,
+                    scale,
+                    shift,
+                    act,
+                } => kernels::affine_forward(get(*x), plan.dims[*x], scale, shift, &mut y, *act),
+                Op::Add { a, b, act } => kernels::add_forward(get(*a), get(*b), &mut y, *act),
+                Op::MaxPool {
+                    x,
+                    kernel,
+                    stride,
+                    pad,
+                } => {
+                    let arg = &mut argmax[i];
+                    arg.resize(yd.len(), 0);
+                    kernels::max_pool_forward(
+                        get(*x),
+                        plan.dims[*x],
+                        (*kernel, *stride, *pad),
+                        &mut y,
+                        arg,
+                    );
+                }
+                Op::OptionA { x, pad } => {
+                    kernels::option_a_forward(get(*x), plan.dims[*x], *pad, &mut y);
+                }
+                Op::GlobalAvgPool { x } => {
+                    kernels::global_avg_pool_forward(get(*x), plan.dims[*x], &mut y);
+                }
+                Op::Linear {
+                    x,
+                    weight,
+                    bias,
+                    out,
+                    inp,
+                } => kernels::linear_forward(
+                    weight,
+                    bias.as_deref(),
+                    (*out, *inp, b),
+                    get(*x),
+                    &mut y,
+                ),
+            }
+            values[i + 1] = Some(y);
+            for x in op.inputs().into_iter().flatten() {
+                let keep = record && x > 0 && self.ops[x - 1].output_needed_backward();
+                if plan.last_use[x] == i
+                    && !keep
+                    && let Some(buf) = values[x].take()
+                {
+                    pool.give(buf);
+                }
+            }
+        }
+        let last = self.ops.len();
+        let Some(out) = values[last].take() else {
+            bail!("engine produced no logits");
+        };
+        let k = plan.dims[last].c;
+        // [K][B] -> [B][K]
+        let mut logits = vec![0f32; b * k];
+        for ki in 0..k {
+            for bi in 0..b {
+                logits[bi * k + ki] = out[ki * b + bi];
+            }
+        }
+        pool.give(out);
+        Ok((logits, values))
+    }
+
+    /// Logits `[B][K]` for NCHW pixels `[B][C][H][W]`.
+    pub(crate) fn forward(
+        &self,
+        ws: &mut Workspace,
+        pixels: &[f32],
+        shape: (usize, usize, usize, usize),
+        norm: &Normalize<'_>,
+    ) -> Result<Vec<f32>> {
+        let (logits, values) = self.run_forward(ws, pixels, shape, norm, false)?;
+        for v in values.into_iter().flatten() {
+            ws.pool.give(v);
+        }
+        ws.pool.end_call();
+        Ok(logits)
+    }
+
+    /// Logits `[B][K]` and d objective / d pixels `[B][C][H][W]`, where `dlogits` turns the
+    /// logits into d objective / d logits (both `[B][K]`).
+    pub(crate) fn input_gradient(
+        &self,
+        ws: &mut Workspace,
+        pixels: &[f32],
+        shape: (usize, usize, usize, usize),
+        norm: &Normalize<'_>,
+        dlogits: impl FnOnce(&[f32]) -> Result<Vec<f32>>,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (b, c, h, w) = shape;
+        let (logits, mut values) = self.run_forward(ws, pixels, shape, norm, true)?;
+        let seed = dlogits(&logits)?;
+        let Workspace {
+            plan,
+            pool,
+            col,
+            argmax,
+        } = ws;
+        let Some(plan) = plan.as_ref() else {
+            bail!("engine plan missing");
+        };
+        let last = self.ops.len();
+        let k = plan.dims[last].c;
+        if seed.len() != b * k {
+            bail!("{} logit gradients for [{b}, {k}] logits", seed.len());
+        }
+        let mut grads: Vec<Option<Vec<f32>>> = (0..=last).map(|_| None).collect();
+        let mut g_out = pool.take(b * k);
+        for ki in 0..k {
+            for bi in 0..b {
+                g_out[ki * b + bi] = seed[bi * k + ki];
+            }
+        }
+        grads[last] = Some(g_out);
+
+        for (i, op) in self.ops.iter().enumerate().rev() {
+            let y = i + 1;
+            let Some(mut gy) = grads[y].take() else {
+                // Nothing downstream depends on this value: no contribution.
+                if let Some(v) = values[y].take() {
+                    pool.give(v);
+                }
+                continue;
+            };
+            let yv = values[y].take();
+            if let Some(yv) = &yv {
+                let act = match op {
+                    Op::Conv { act, .. } | Op::Affine { act, .. } | Op::Add { act, .. } => *act,
+                    _ => Activation::None,
+                };
+                act.mask_gradient(&mut gy, yv);
+            }
+            let yd = plan.dims[y];
+            match op {
+                Op::Conv { x, conv, .. } => {
+                    let xd = plan.dims[*x];
+                    let (mut dx, acc) = match grads[*x].take() {
+                        Some(g) => (g, true),
+                        None => (pool.take(xd.len()), false),
+                    };
+                    conv.input_vjp(&gy, xd, &mut dx, acc, col);
+                    grads[*x] = Some(dx);
+                    pool.give(gy);
+                }
+                Op::Affine { x, scale, .. } => {
+                    kernels::scale_channels(&mut gy, yd, scale);
+                    accumulate_or_move(&mut grads[*x], gy, pool);
+                }
+                Op::Add { a, b: bv, .. } => {
+                    match grads[*a].as_mut() {
+                        Some(ga) => kernels::add_assign(ga, &gy),
+                        None => {
+                            let mut copy = pool.take(gy.len());
+                            copy.copy_from_slice(&gy);
+                            grads[*a] = Some(copy);
+                        }
+                    }
+                    accumulate_or_move(&mut grads[*bv], gy, pool);
+                }
+                Op::MaxPool { x, .. } => {
+                    let xd = plan.dims[*x];
+                    let mut dx = grads[*x]
+                        .take()
+                        .unwrap_or_else(|| pool.take_zeroed(xd.len()));
+                    kernels::max_pool_vjp(&gy, yd, &argmax[i], &mut dx, xd);
+                    grads[*x] = Some(dx);
+                    pool.give(gy);
+                }
+                Op::OptionA { x, pad } => {
+                    let xd = plan.dims[*x];
+                    let mut dx = grads[*x]
+                        .take()
+                        .unwrap_or_else(|| pool.take_zeroed(xd.len()));
+                    kernels::option_a_vjp(&gy, yd, *pad, &mut dx, xd);
+                    grads[*x] = Some(dx);
+                    pool.give(gy);
+                }
+                Op::GlobalAvgPool { x } => {
+                    let xd = plan.dims[*x];
+                    let (mut dx, acc) = match grads[*x].take() {
+                        Some(g) => (g, true),
+                        None => (pool.take(xd.len()), false),
+                    };
+                    kernels::global_avg_pool_vjp(&gy, xd, &mut dx, acc);
+                    grads[*x] = Some(dx);
+                    pool.give(gy);
+                }
+                Op::Linear {
+                    x,
+                    weight,
+                    out,
+                    inp,
+                    ..
+                } => {
+                    let (mut dx, acc) = match grads[*x].take() {
+                        Some(g) => (g, true),
+                        None => (pool.take(plan.dims[*x].len()), false),
+                    };
+                    kernels::linear_vjp(weight, (*out, *inp, b), &gy, &mut dx, acc);
+                    grads[*x] = Some(dx);
+                    pool.give(gy);
+                }
+            }
+            if let Some(v) = yv {
+                pool.give(v);
+            }
+        }
+        for v in values.into_iter().flatten() {
+            pool.give(v);
+        }
+
+        // Through the normalisation, and back to NCHW.
+        let plane = h * w;
+        let mut grad = vec![0f32; b * c * plane];
+        if let Some(g0) = grads[0].take() {
+            for bi in 0..b {
+                for ci in 0..c {
+                    let s = norm.inv_std[ci];
+                    let src = &g0[(ci * b + bi) * plane..][..plane];
+                    let dst = &mut grad[(bi * c + ci) * plane..][..plane];
+                    for (d, &g) in dst.iter_mut().zip(src) {
+                        *d = g * s;
+                    }
+                }
+            }
+            pool.give(g0);
+        }
+        for g in grads.into_iter().flatten() {
+            pool.give(g);
+        }
+        pool.end_call();
+        Ok((logits, grad))
+    }
+}
+
+/// `slot += g`, or `slot = g` when it holds nothing yet (no copy).
+fn accumulate_or_move(slot: &mut Option<Vec<f32>>, g: Vec<f32>, pool: &mut BufferPool) {
+    match slot.as_mut() {
+        Some(s) => {
+            kernels::add_assign(s, &g);
+            pool.give(g);
+        }
+        None => *slot = Some(g),
+    }
+}
+
+/// Whether the engine can run a network whose weights look like `t`: f32 on the CPU.
+pub fn supports(t: &candle_core::Tensor) -> bool {
+    t.dtype() == candle_core::DType::F32 && t.device().is_cpu()
+}
+
+/// The fp32 GEMM rate the engine reaches on this machine, GFLOP/s: the best of a few
+/// `n x n x n` products on the compute pool. Benchmarks divide by it.
+pub fn peak_gemm_gflops(n: usize) -> f64 {
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let mut c = vec![0f32; n * n];
+    let best = super::threads::install(|| {
+        (0..5)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                gemm::matmul(
+                    n,
+                    n,
+                    n,
+                    &mut c,
+                    n,
+                    false,
+                    gemm::View::rows(&a, n),
+                    gemm::View::rows(&a, n),
+                );
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    });
+    2.0 * (n as f64).powi(3) / best / 1e9
+}
