@@ -565,8 +565,12 @@ fn snapshots_of_the_main_views_and_heatmap_pixels_match_the_colour_map() {
     assert_eq!(checked, 6);
     h.state_mut().state.hull.contours_text = "0.5, 0.9".into();
     h.run_ok();
-    h.snapshot("app_hull");
+    // These two views draw computed data (curves, the confidence field): a CPU with other
+    // SIMD kernels rounds the last float bits differently and moves a few anti-aliased pixels.
+    // The colours of the field are checked exactly above; the layout must not move.
+    let data_view = egui_kittest::SnapshotOptions::new().max_failed_pixels(48);
+    h.snapshot_options("app_hull", &data_view);
     h.get_by_label("Traversal").click();
     h.run_ok();
-    h.snapshot("app_traversal");
+    h.snapshot_options("app_traversal", &data_view);
 }

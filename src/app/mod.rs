@@ -1270,6 +1270,9 @@ impl eframe::App for BlindspotApp {
 
 /// Opens the app window (blocks until it is closed).
 pub fn run_native(options: AppOptions) -> eframe::Result {
+    // Model compute gets every core but one, so the UI thread always has one to draw on.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    crate::models::set_compute_threads(cores.saturating_sub(1).max(1));
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("blindspot")
