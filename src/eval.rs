@@ -78,11 +78,14 @@ fn invalid(m: String) -> RunError {
     RunError::Analysis(AnalysisError::Invalid(m))
 }
 
-/// Picks up to `k` images of distinct classes that the model classifies correctly with
-/// confidence above `min_confidence`, scanning the data set in a seeded random order
-/// (stream(seed, SAMPLE_SELECT, 0, 0)), so another seed gives another pool.
+/// Picks up to `k` images of distinct classes that the model, and every model of `also` (the
+/// other models of a comparison, §1.3), classifies correctly with confidence above
+/// `min_confidence`, scanning the data set in a seeded random order
+/// (stream(seed, SAMPLE_SELECT, 0, 0)), so another seed gives another pool. With the same
+/// `also`, the evaluations of the models of a comparison share one pool.
 pub fn select_pool(
     classifier: &Classifier,
+    also: &[&Classifier],
     dataset: &[LabeledImage],
     k: usize,
     min_confidence: f32,
@@ -109,11 +112,35 @@ pub fn select_pool(
                 images::load_for_channels(&im.path, &spec.preprocess, spec.channels, &Device::Cpu)
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let rows = logits_rows(&classifier.forward(&Tensor::stack(&xs, 0)?)?)?;
-        for (im, row) in wanted.iter().zip(&rows) {
+        let batch = Tensor::stack(&xs, 0)?;
+        let rows = logits_rows(&classifier.forward(&batch)?)?;
+        let mut others = Vec::with_capacity(also.len());
+        for model in also {
+            if model.spec().input_size != spec.input_size || model.spec().channels != spec.channels
+            {
+                return Err(invalid(format!(
+                    "the models of a comparison need one input shape: {} takes {:?}, {} takes {:?}",
+                    spec.architecture,
+                    spec.input_size,
+                    model.spec().architecture,
+                    model.spec().input_size
+                )));
+            }
+            others.push(logits_rows(&model.forward(&batch)?)?);
+        }
+        for (k_im, (im, row)) in wanted.iter().zip(&rows).enumerate() {
             let conf = softmax_at(row, im.label);
             let taken = pool.iter().any(|p| p.label as usize == im.label);
-            if !taken && argmax(row) == Some(im.label) && conf > min_confidence && pool.len() < k {
+            let everyone = others.iter().all(|rows| {
+                argmax(&rows[k_im]) == Some(im.label)
+                    && softmax_at(&rows[k_im], im.label) > min_confidence
+            });
+            if !taken
+                && argmax(row) == Some(im.label)
+                && conf > min_confidence
+                && everyone
+                && pool.len() < k
+            {
                 pool.push(PoolImage {
                     path: im.path.display().to_string(),
                     label: im.label as u32,
@@ -150,6 +177,7 @@ fn load_done(out: &Path, plan: &PairPlan) -> Option<(PairSummary, Option<Vec<f32
 /// batch of pairs and again while hulls are evaluated.
 pub fn run_eval(
     classifier: &Classifier,
+    pool_models: &[&Classifier],
     dataset: &[LabeledImage],
     opts: &EvalOptions,
     out: &Path,
@@ -162,7 +190,14 @@ pub fn run_eval(
     std::fs::create_dir_all(out.join("pairs")).map_err(io(out))?;
     let cfg = &opts.config;
     let k = opts.pool.min(classifier.spec().num_classes());
-    let pool = select_pool(classifier, dataset, k, cfg.pool_min_confidence, cfg.seed)?;
+    let pool = select_pool(
+        classifier,
+        pool_models,
+        dataset,
+        k,
+        cfg.pool_min_confidence,
+        cfg.seed,
+    )?;
     if pool.len() < 2 {
         return Err(invalid(format!(
             "only {} image(s) of distinct classes are classified correctly with confidence > {}; need 2",

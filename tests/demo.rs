@@ -142,16 +142,65 @@ fn init_starts_training_from_the_given_checkpoint() {
     assert_eq!(loaded.len(), stored.tensors.len());
     for (name, t) in &loaded {
         let s = &stored.tensors[name];
-        let same = (t - s).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let same = (t - s)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert_eq!(same, 0.0, "{name}");
     }
     let wider = TrainConfig {
         widths: [32, 64, 128],
         ..cfg
     };
-    let err = TrainNet::new(&candle_nn::VarMap::new(), &wider, CLASSES.len(), &Device::Cpu)
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("demo-standard.safetensors") && err.contains("conv1.weight"), "{err}");
+    let err = TrainNet::new(
+        &candle_nn::VarMap::new(),
+        &wider,
+        CLASSES.len(),
+        &Device::Cpu,
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("demo-standard.safetensors") && err.contains("conv1.weight"),
+        "{err}"
+    );
+}
+
+/// The pool of a comparison (§1.3) holds only images that every model of it classifies
+/// correctly with confidence above 0.6, so both demo models are evaluated on one pool.
+#[test]
+fn a_comparison_pool_satisfies_every_model() {
+    use blindspot::eval::select_pool;
+    let standard = DemoModel::Standard.load(&LoadOptions::default()).unwrap();
+    let robust = DemoModel::Robust.load(&LoadOptions::default()).unwrap();
+    let gallery = blindspot::images::list_dataset(std::path::Path::new("assets/gallery")).unwrap();
+    let alone = select_pool(&standard, &[], &gallery.images, 10, 0.6, 0).unwrap();
+    let both = select_pool(&standard, &[&robust], &gallery.images, 10, 0.6, 0).unwrap();
+    let swapped = select_pool(&robust, &[&standard], &gallery.images, 10, 0.6, 0).unwrap();
+    let paths =
+        |p: &[blindspot::eval::PoolImage]| p.iter().map(|i| i.path.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        paths(&both),
+        paths(&swapped),
+        "one pool whichever model leads"
+    );
+    assert!(both.len() >= 2 && both.len() <= alone.len());
+    for image in &both {
+        for model in [&standard, &robust] {
+            let x =
+                blindspot::run::InputImage::load(std::path::Path::new(&image.path), model).unwrap();
+            let p = model
+                .probabilities(&x.pixels.unsqueeze(0).unwrap())
+                .unwrap();
+            let p = p.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+            assert_eq!(best as u32, image.label, "{}", image.path);
+            assert!(p[best] > 0.6, "{}: {}", image.path, p[best]);
+        }
+    }
 }

@@ -33,6 +33,12 @@ pub struct EvalArgs {
     /// Continue an evaluation in --out: finished pairs are kept.
     #[arg(long)]
     resume: bool,
+    /// Another model of the comparison (repeatable): pool images must be classified correctly,
+    /// with confidence above the pool threshold, by these too (ALGORITHMS.md §1.3), so that
+    /// every model's evaluation runs on the same pool. A checkpoint path, or demo:standard /
+    /// demo:robust.
+    #[arg(long = "pool-model")]
+    pool_models: Vec<String>,
     #[command(flatten)]
     lst: LstArgs,
 }
@@ -47,6 +53,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         );
     }
     let dataset = images::list_dataset(&args.images)?;
+    let others = args
+        .pool_models
+        .iter()
+        .map(|m| super::load_named_model(m, &args.model))
+        .collect::<Result<Vec<_>>>()?;
+    let others: Vec<&blindspot::models::Classifier> = others.iter().collect();
     let opts = EvalOptions {
         pairs: args.pairs,
         pool: args.pool,
@@ -60,6 +72,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     );
     let tables = run_eval(
         &model,
+        &others,
         &dataset.images,
         &opts,
         &args.out,

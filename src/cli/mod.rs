@@ -108,6 +108,29 @@ impl ModelArgs {
     }
 }
 
+/// A model named on the command line: `demo:standard`, `demo:robust`, or a checkpoint path
+/// (loaded with the device and architecture settings of `like`).
+pub fn load_named_model(name: &str, like: &ModelArgs) -> Result<Classifier> {
+    let args = match name.strip_prefix("demo:") {
+        Some("standard") => ModelArgs {
+            weights: None,
+            demo: DemoChoice::Standard,
+            ..like.clone()
+        },
+        Some("robust") => ModelArgs {
+            weights: None,
+            demo: DemoChoice::Robust,
+            ..like.clone()
+        },
+        Some(other) => anyhow::bail!("unknown demo model `{other}`: expected standard or robust"),
+        None => ModelArgs {
+            weights: Some(PathBuf::from(name)),
+            ..like.clone()
+        },
+    };
+    args.load()
+}
+
 pub fn device(name: &str) -> Result<candle_core::Device> {
     match name {
         "cpu" => Ok(candle_core::Device::Cpu),
