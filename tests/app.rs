@@ -382,7 +382,9 @@ fn bad_files_and_paths_give_visible_errors_and_the_app_keeps_working() {
         a.state.model.loading.is_none() && !a.state.notices.is_empty()
     });
     h.get_by_label_contains("Cannot load model");
-    h.get_all_by_label_contains("broken.safetensors").next().unwrap();
+    h.get_all_by_label_contains("broken.safetensors")
+        .next()
+        .unwrap();
     h.get_by_label_contains("still using demo standard");
     assert!(h.state().state.demo().is_some());
     h.get_by_label("Dismiss").click();

@@ -5,12 +5,18 @@
 
 #![cfg(feature = "app")]
 
-use blindspot::app::heatmap::{HeatmapFrame, PlaneToPixel, fit_corners, headless_device, render_offscreen};
+use blindspot::app::heatmap::{
+    HeatmapFrame, PlaneToPixel, fit_corners, headless_device, render_offscreen,
+};
 use blindspot::figures::{Colormap, lattice_field};
 
 const SIZE: u32 = 400;
 
-fn frame(n: usize, conf: impl Fn(usize, usize) -> f32, contours: Vec<f32>) -> (HeatmapFrame, PlaneToPixel, [[f64; 2]; 2]) {
+fn frame(
+    n: usize,
+    conf: impl Fn(usize, usize) -> f32,
+    contours: Vec<f32>,
+) -> (HeatmapFrame, PlaneToPixel, [[f64; 2]; 2]) {
     let p1 = [1.0, 0.0];
     let p2 = [0.35, 0.8];
     let (corners_ndc, map) = fit_corners(p1, p2, SIZE as f32, SIZE as f32, 0.05);
@@ -38,7 +44,10 @@ fn weights_at(map: &PlaneToPixel, [p1, p2]: [[f64; 2]; 2], x: u32, y: u32) -> (f
     let px = (f64::from(x) + 0.5 - f64::from(map.origin[0])) / f64::from(map.scale);
     let py = (f64::from(map.origin[1]) - (f64::from(y) + 0.5)) / f64::from(map.scale);
     let det = p1[0] * p2[1] - p1[1] * p2[0];
-    ((px * p2[1] - py * p2[0]) / det, (p1[0] * py - p1[1] * px) / det)
+    (
+        (px * p2[1] - py * p2[0]) / det,
+        (p1[0] * py - p1[1] * px) / det,
+    )
 }
 
 fn pixel_of(map: &PlaneToPixel, [p1, p2]: [[f64; 2]; 2], w1: f64, w2: f64) -> (u32, u32) {
@@ -59,7 +68,11 @@ fn assert_colour(got: [u8; 4], c: f32, at: &str) {
             let e = Colormap::Viridis.levels()[k];
             (0..3).all(|ch| (i32::from(got[ch]) - i32::from(e[ch])).abs() <= 1)
         });
-    assert!(ok, "{at}: conf {c}, pixel {got:?}, expected {:?}", Colormap::Viridis.colour(c));
+    assert!(
+        ok,
+        "{at}: conf {c}, pixel {got:?}, expected {:?}",
+        Colormap::Viridis.colour(c)
+    );
     assert_eq!(got[3], 255, "{at}: inside pixels are opaque");
 }
 
@@ -75,12 +88,28 @@ fn pixels_follow_the_colour_map_of_the_interpolated_confidence() {
     let (f, map, plane) = frame(n, conf, Vec::new());
     let image = render_offscreen(&device, &queue, &f, SIZE, SIZE, [0, 0, 0, 0]).unwrap();
     let mut checked = 0;
-    for (w1, w2) in [(0.0, 0.0), (0.21, 0.33), (0.52, 0.11), (0.08, 0.63), (0.34, 0.36), (0.71, 0.17), (0.05, 0.05), (0.45, 0.45)] {
+    for (w1, w2) in [
+        (0.0, 0.0),
+        (0.21, 0.33),
+        (0.52, 0.11),
+        (0.08, 0.63),
+        (0.34, 0.36),
+        (0.71, 0.17),
+        (0.05, 0.05),
+        (0.45, 0.45),
+    ] {
         let (x, y) = pixel_of(&map, plane, w1, w2);
         // Points on the border: step one pixel inside.
-        let (x, y) = if (w1, w2) == (0.0, 0.0) { (x + 2, y - 2) } else { (x, y) };
+        let (x, y) = if (w1, w2) == (0.0, 0.0) {
+            (x + 2, y - 2)
+        } else {
+            (x, y)
+        };
         let (a, b) = weights_at(&map, plane, x, y);
-        assert!(a >= 0.0 && b >= 0.0 && a + b <= 1.0, "({w1}, {w2}) is inside");
+        assert!(
+            a >= 0.0 && b >= 0.0 && a + b <= 1.0,
+            "({w1}, {w2}) is inside"
+        );
         let c = lattice_field(n, &f.confidences, a * n as f64, b * n as f64);
         assert_colour(image.get_pixel(x, y).0, c, &format!("w = ({w1}, {w2})"));
         checked += 1;
@@ -97,7 +126,11 @@ fn pixels_follow_the_colour_map_of_the_interpolated_confidence() {
                 assert_colour(image.get_pixel(x, y).0, c, &format!("pixel ({x}, {y})"));
                 inside += 1;
             } else if a < -margin || b < -margin || a + b > 1.0 + margin {
-                assert_eq!(image.get_pixel(x, y).0, [0, 0, 0, 0], "outside at ({x}, {y})");
+                assert_eq!(
+                    image.get_pixel(x, y).0,
+                    [0, 0, 0, 0],
+                    "outside at ({x}, {y})"
+                );
             }
         }
     }

@@ -537,9 +537,14 @@ fn gray_tensors_become_gray_rgb_images() {
 #[test]
 fn gray_models_take_gray_files_and_refuse_colour_ones_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Preprocess::Resize { height: 4, width: 4 };
+    let p = Preprocess::Resize {
+        height: 4,
+        width: 4,
+    };
     let gray = dir.path().join("gray.png");
-    image::GrayImage::from_pixel(8, 8, image::Luma([51])).save(&gray).unwrap();
+    image::GrayImage::from_pixel(8, 8, image::Luma([51]))
+        .save(&gray)
+        .unwrap();
     let t = blindspot::images::load_for_channels(&gray, &p, 1, &Device::Cpu).unwrap();
     assert_eq!(t.dims(), &[1, 4, 4]);
     let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -548,12 +553,20 @@ fn gray_models_take_gray_files_and_refuse_colour_ones_naming_the_file() {
     let rgb = blindspot::images::load_for_channels(&gray, &p, 3, &Device::Cpu).unwrap();
     assert_eq!(rgb.dims(), &[3, 4, 4]);
     let colour = dir.path().join("colour.png");
-    image::RgbImage::from_pixel(8, 8, Rgb([200, 10, 10])).save(&colour).unwrap();
+    image::RgbImage::from_pixel(8, 8, Rgb([200, 10, 10]))
+        .save(&colour)
+        .unwrap();
     let err = blindspot::images::load_for_channels(&colour, &p, 1, &Device::Cpu).unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(err, ImageError::Channels { found: 3, expected: 1, .. })
-            && text.contains("colour.png")
+        matches!(
+            err,
+            ImageError::Channels {
+                found: 3,
+                expected: 1,
+                ..
+            }
+        ) && text.contains("colour.png")
             && text.contains("1-channel"),
         "{text}"
     );

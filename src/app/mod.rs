@@ -625,6 +625,10 @@ impl BlindspotApp {
                 }
                 let id = self.state.next_id();
                 let images = self.state.grid.images.clone();
+                // The grid shows outputs only: widths would cost 256 passes per radius and frame
+                // for every one of its K(K-1) pairs.
+                let mut config = self.state.config.clone();
+                config.width.enabled = false;
                 let job = ActiveJob::new(
                     id,
                     JobKind::Grid,
@@ -638,7 +642,7 @@ impl BlindspotApp {
                 self.worker.send(Command::Grid {
                     job: id,
                     images,
-                    config: self.state.config.clone(),
+                    config,
                     control,
                 });
             }

@@ -508,7 +508,11 @@ impl WorkerState {
             None,
             0,
             |view| {
-                let last = view.step + 1 == config.iterations;
+                // The last step, and a step after which the run pauses or stops, always show
+                // their iterate, so a paused view is up to date.
+                let last = view.step + 1 == config.iterations
+                    || control.is_paused()
+                    || control.is_cancelled();
                 let due = last_image.is_none_or(|t| t.elapsed() >= LIVE_IMAGE_INTERVAL);
                 let iterate = if due || last {
                     last_image = Some(Instant::now());

@@ -132,7 +132,7 @@ impl GridPanel {
                                     pixels,
                                     grid.shape,
                                     cell,
-                                    &format!("p = {}", conf(*p)),
+                                    &format!("p({}) = {}", grid.class_names[j], conf(*p)),
                                     None,
                                 );
                             }

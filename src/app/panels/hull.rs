@@ -327,7 +327,9 @@ fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
                 }
             })
             .response
-            .on_hover_text("Second run: another run of the same source (its output is the third corner)");
+            .on_hover_text(
+                "Second run: another run of the same source (its output is the third corner)",
+            );
         let go = ui
             .add_enabled(
                 !busy && state.hull.second_run.is_some(),
@@ -467,7 +469,7 @@ fn profile(ui: &mut Ui, report: &crate::run::HullReport) {
     let t = |k: usize, n: usize| k as f64 / n.max(1) as f64;
     Plot::new("hull profile")
         .height(150.0)
-        .legend(Legend::default())
+        .legend(Legend::default().follow_insertion_order(true))
         .include_y(0.0)
         .include_y(1.0)
         .x_axis_label("t")

@@ -29,6 +29,7 @@ struct Shown<'a> {
 impl TraversalPanel {
     pub fn ui(&mut self, ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
         let live = state.live.is_some();
+        let presenting = state.presentation;
         let mut follow = state.follow_live;
         let mut zoom = state.zoom;
         let scrub_before = state.scrub;
@@ -73,15 +74,17 @@ impl TraversalPanel {
                 ui.checkbox(&mut follow, "follow")
                     .on_hover_text("Keep showing the newest frame while the run goes on");
             }
-            ui.separator();
-            let zoom_label = ui.label("Zoom");
-            ui.add(
-                egui::Slider::new(&mut zoom, 1.0..=12.0)
-                    .step_by(1.0)
-                    .suffix("×"),
-            )
-            .labelled_by(zoom_label.id)
-            .on_hover_text("Image magnification, nearest-neighbour so pixels stay visible");
+            if !presenting {
+                ui.separator();
+                let zoom_label = ui.label("Zoom");
+                ui.add(
+                    egui::Slider::new(&mut zoom, 1.0..=12.0)
+                        .step_by(1.0)
+                        .suffix("×"),
+                )
+                .labelled_by(zoom_label.id)
+                .on_hover_text("Image magnification, nearest-neighbour so pixels stay visible");
+            }
         });
 
         // Plots; a click jumps to the nearest kept frame.
@@ -97,7 +100,7 @@ impl TraversalPanel {
         state.scrub = new_scrub;
         state.follow_live = follow;
         state.zoom = zoom;
-        if !live {
+        if !live && !presenting {
             export_bar(
                 ui,
                 state,
@@ -282,7 +285,7 @@ fn plots(ui: &mut Ui, view: &RunView<'_>, cursor_step: usize) -> Option<f64> {
         let conf_plot = Plot::new("confidence plot")
             .width(width)
             .height(height)
-            .legend(Legend::default())
+            .legend(Legend::default().follow_insertion_order(true))
             .x_axis_label("step")
             .y_axis_label("confidence")
             .include_x(0.0)
@@ -330,7 +333,7 @@ fn plots(ui: &mut Ui, view: &RunView<'_>, cursor_step: usize) -> Option<f64> {
         let dist_plot = Plot::new("distance plot")
             .width(width)
             .height(height)
-            .legend(Legend::default())
+            .legend(Legend::default().follow_insertion_order(true))
             .x_axis_label("step")
             .y_axis_label("distance to target")
             .include_x(0.0)

@@ -26,15 +26,12 @@ fn radius_colour(k: usize, count: usize) -> egui::Color32 {
 
 impl WidthsPanel {
     pub fn ui(&mut self, ui: &mut Ui, state: &mut AppState) {
+        if state.live.is_some() {
+            ui.label(RichText::new("Widths show when the run has finished.").weak());
+            return;
+        }
         let Some(run) = state.shown_finished().cloned() else {
-            ui.label(
-                RichText::new(if state.live.is_some() {
-                    "Widths show when the run has finished."
-                } else {
-                    "No run yet."
-                })
-                .weak(),
-            );
+            ui.label(RichText::new("No run yet.").weak());
             return;
         };
         let record = &run.record;
@@ -73,7 +70,7 @@ impl WidthsPanel {
         for (q, name) in [(1usize, "q95"), (0usize, "q05")] {
             Plot::new(format!("width {name}"))
                 .height(height)
-                .legend(Legend::default())
+                .legend(Legend::default().follow_insertion_order(true))
                 .include_y(0.0)
                 .include_y(1.0)
                 .x_axis_label("step")
