@@ -201,6 +201,14 @@ fn save_png(pixels: &[f32], shape: [usize; 3], path: &Path) -> Result<()> {
 }
 
 impl RunRecord {
+    /// The kept frames that carry a width measurement, as (step, measurement).
+    pub fn measured_widths(&self) -> Vec<(usize, &WidthMeasurement)> {
+        self.frames
+            .iter()
+            .filter_map(|f| f.width.as_ref().map(|w| (f.step, w)))
+            .collect()
+    }
+
     /// Writes the record and its pixels into `dir` (created if needed).
     pub fn save(&self, pixels: &RunPixels, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir.join("frames")).map_err(io_err(dir))?;

@@ -100,11 +100,7 @@ pub fn confidence_plot(record: &RunRecord) -> Result<Figure> {
 
 /// The path-width heatmaps, when the run measured widths.
 pub fn width_plot(record: &RunRecord) -> Result<Option<Figure>> {
-    let measured: Vec<_> = record
-        .frames
-        .iter()
-        .filter_map(|f| f.width.as_ref().map(|w| (f.step, w)))
-        .collect();
+    let measured = record.measured_widths();
     if measured.is_empty() {
         return Ok(None);
     }

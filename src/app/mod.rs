@@ -763,7 +763,7 @@ impl BlindspotApp {
                         rgb(&out(&runs[1])?)?,
                     ],
                     contours: st.hull.contour_levels(),
-                    colormap: st.hull.colormap.figures(),
+                    colormap: st.hull.colormap,
                 }
             }
             ExportKind::HullRender => {
@@ -776,7 +776,7 @@ impl BlindspotApp {
                     queue: rs.queue.clone(),
                     report: finest()?,
                     contours: st.hull.contour_levels(),
-                    colormap: st.hull.colormap.figures(),
+                    colormap: st.hull.colormap,
                     size: st.export.heatmap_px.clamp(256, 8192),
                 }
             }

@@ -339,7 +339,7 @@ pub struct HullState {
     pub progress: Option<(usize, usize, usize)>,
     /// The contour field of the panel.
     pub contours_text: String,
-    pub colormap: Colormap,
+    pub colormap: crate::figures::Colormap,
     /// A hull waiting for traversals still to run: their jobs, then the runs as they finish.
     pub pending: Option<PendingHull>,
     /// Picked second run (index into `AppState::runs`).
@@ -378,35 +378,6 @@ pub struct PendingHull {
     pub done: Vec<Arc<FinishedRun>>,
     /// Reuse this run as the first corner (the "second target" flow).
     pub first: Option<Arc<FinishedRun>>,
-}
-
-/// Perceptual colour maps for the heatmap.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Colormap {
-    #[default]
-    Viridis,
-    Cividis,
-    Magma,
-}
-
-impl Colormap {
-    pub const ALL: [Colormap; 3] = [Colormap::Viridis, Colormap::Cividis, Colormap::Magma];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Colormap::Viridis => "viridis",
-            Colormap::Cividis => "cividis",
-            Colormap::Magma => "magma",
-        }
-    }
-
-    pub fn figures(self) -> crate::figures::Colormap {
-        match self {
-            Colormap::Viridis => crate::figures::Colormap::Viridis,
-            Colormap::Cividis => crate::figures::Colormap::Cividis,
-            Colormap::Magma => crate::figures::Colormap::Magma,
-        }
-    }
 }
 
 /// The grid tab's data.

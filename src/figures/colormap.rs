@@ -46,6 +46,16 @@ pub enum Colormap {
 }
 
 impl Colormap {
+    pub const ALL: [Colormap; 3] = [Colormap::Viridis, Colormap::Cividis, Colormap::Magma];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Colormap::Viridis => "viridis",
+            Colormap::Cividis => "cividis",
+            Colormap::Magma => "magma",
+        }
+    }
+
     /// The colour of `value` (clamped to [0, 1]; NaN is grey, as in [`viridis`]).
     pub fn colour(self, value: f32) -> [u8; 3] {
         if value.is_nan() {

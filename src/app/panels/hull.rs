@@ -125,7 +125,7 @@ impl HullPanel {
             confidences: confidences.to_vec(),
             corners_ndc: corners,
             contours: contours.clone(),
-            colormap: state.hull.colormap.figures(),
+            colormap: state.hull.colormap,
         };
         let painter = ui.painter_at(rect.expand(2.0));
         painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
@@ -243,7 +243,7 @@ fn colour_bar(ui: &Ui, state: &AppState, heat: egui::Rect, width: f32, levels: &
     let x0 = heat.right() + 12.0;
     let bar = egui::Rect::from_min_max(Pos2::new(x0, top), Pos2::new(x0 + 16.0, bottom));
     let painter = ui.painter();
-    let lut = state.hull.colormap.figures().levels();
+    let lut = state.hull.colormap.levels();
     let k_n = lut.len();
     for (k, c) in lut.iter().enumerate() {
         let y1 = bottom - (k as f32 / k_n as f32) * bar.height();
@@ -387,7 +387,7 @@ fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
         egui::ComboBox::from_id_salt("colormap")
             .selected_text(state.hull.colormap.label())
             .show_ui(ui, |ui| {
-                for c in crate::app::state::Colormap::ALL {
+                for c in crate::figures::Colormap::ALL {
                     ui.selectable_value(&mut state.hull.colormap, c, c.label());
                 }
             })

@@ -35,11 +35,7 @@ impl WidthsPanel {
             return;
         };
         let record = &run.record;
-        let measured: Vec<_> = record
-            .frames
-            .iter()
-            .filter_map(|f| f.width.as_ref().map(|w| (f.step, w)))
-            .collect();
+        let measured = record.measured_widths();
         if measured.is_empty() {
             ui.add_space(20.0);
             ui.label(RichText::new("This run has no width measurements.").strong());
