@@ -576,3 +576,71 @@ fn snapshots_of_the_main_views_and_heatmap_pixels_match_the_colour_map() {
     h.run_ok();
     h.snapshot_options("app_traversal", &data_view);
 }
+
+/// A file as the window system hands it over on a drop.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn drop_file(h: &mut App, path: &Path) {
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(path.to_path_buf())));
+    h.step();
+}
+
+#[test]
+fn dropped_files_load_images_checkpoints_and_run_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = start(dir.path());
+    quick(&mut h, 10);
+    // An image dropped outside the source card becomes the target.
+    let (_, heart) = blindspot::demo::gallery()
+        .iter()
+        .find(|(n, _)| *n == "heart_2")
+        .unwrap();
+    let heart_png = dir.path().join("my heart.png");
+    std::fs::write(&heart_png, heart).unwrap();
+    drop_file(&mut h, &heart_png);
+    wait(&mut h, "the dropped target", |a| {
+        a.state
+            .slot(Slot::Target)
+            .preview
+            .as_ref()
+            .is_some_and(|p| p.source == ImageSource::File(heart_png.clone()))
+    });
+    h.get_by_label("my heart.png");
+    // A run folder opens in the traversal view.
+    h.get_by_label("▶ Run").click();
+    wait(&mut h, "the run", |a| {
+        !a.state.is_busy() && a.state.runs.len() == 1
+    });
+    let saved = h.state().state.runs[0].dir.clone().unwrap();
+    drop_file(&mut h, &saved);
+    wait(&mut h, "the dropped run", |a| a.state.runs.len() == 2);
+    assert_eq!(
+        h.state().state.runs[1].record,
+        h.state().state.runs[0].record
+    );
+    // A checkpoint loads as the model (here the robust demo model's file).
+    let robust = std::fs::canonicalize("weights/demo-robust.safetensors").unwrap();
+    drop_file(&mut h, &robust);
+    wait(&mut h, "the dropped checkpoint", |a| {
+        a.state.model.loading.is_none() && a.state.demo().is_none()
+    });
+    assert!(
+        h.state().title().contains("demo-robust.safetensors"),
+        "{}",
+        h.state().title()
+    );
+    assert_eq!(h.state().state.recent_models, vec![robust]);
+}
