@@ -524,7 +524,7 @@ impl AppState {
             shown_run: None,
             scrub: 0,
             follow_live: true,
-            zoom: 6.0,
+            zoom: 8.0,
             hull: HullState {
                 contours_text: "0.5, 0.9".into(),
                 ..HullState::default()

@@ -78,7 +78,7 @@ impl TraversalPanel {
                 ui.separator();
                 let zoom_label = ui.label("Zoom");
                 ui.add(
-                    egui::Slider::new(&mut zoom, 1.0..=12.0)
+                    egui::Slider::new(&mut zoom, 1.0..=24.0)
                         .step_by(1.0)
                         .suffix("×"),
                 )
@@ -201,7 +201,8 @@ fn images_row(
     // Four images side by side, each at most a quarter of the width.
     let spacing = ui.spacing().item_spacing.x * 3.0;
     let fit = ((ui.available_width() - spacing) / 4.0).max(48.0);
-    let side = (h * zoom).min(fit).min(420.0);
+    // At most 40% of the height, so the plots keep room on short windows.
+    let side = (h * zoom).min(fit).min(ui.available_height() * 0.4);
     // The step metrics of the shown image: at a frame, its logged confidences.
     let shown_conf = view
         .frames
@@ -277,7 +278,7 @@ fn images_row(
 
 /// The two plots; returns the step clicked on, if any.
 fn plots(ui: &mut Ui, view: &RunView<'_>, cursor_step: usize) -> Option<f64> {
-    let height = (ui.available_height() - 90.0).clamp(140.0, 360.0);
+    let height = (ui.available_height() - 90.0).clamp(140.0, 900.0);
     let width = (ui.available_width() - ui.spacing().item_spacing.x) / 2.0;
     let mut clicked = None;
     let iterations = view.iterations.max(1) as f64;
