@@ -152,6 +152,27 @@ fn init_starts_training_from_the_given_checkpoint() {
             .unwrap();
         assert_eq!(same, 0.0, "{name}");
     }
+    // Adversarial fine-tuning from it is deterministic too: two short runs, identical bytes.
+    let short = TrainConfig {
+        images_per_epoch: 64,
+        epochs: 1,
+        batch_size: 32,
+        pgd: Some(PgdConfig {
+            epsilon: 1.0,
+            steps: 2,
+            ..PgdConfig::default()
+        }),
+        ..cfg.clone()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = Vec::new();
+    for k in 0..2 {
+        let trained = train_on_shapes(&short, &Device::Cpu, |_| true).unwrap();
+        let path = dir.path().join(format!("robust{k}.safetensors"));
+        save_checkpoint(&trained, &short, "robust smoke", &path).unwrap();
+        bytes.push(std::fs::read(&path).unwrap());
+    }
+    assert_eq!(bytes[0], bytes[1]);
     let wider = TrainConfig {
         widths: [32, 64, 128],
         ..cfg
