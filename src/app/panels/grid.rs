@@ -9,7 +9,7 @@ use crate::app::textures::Textures;
 use crate::app::worker::ImageSource;
 
 use super::images::decode_png;
-use super::{conf, export_bar, image_card};
+use super::{Pixels, conf, export_bar, image_card};
 
 #[derive(Default)]
 pub struct GridPanel;
@@ -128,9 +128,11 @@ impl GridPanel {
                                 image_card(
                                     ui,
                                     textures,
-                                    &format!("grid {model} {i} {j}"),
-                                    pixels,
-                                    grid.shape,
+                                    Pixels {
+                                        key: &format!("grid {model} {i} {j}"),
+                                        data: pixels,
+                                        shape: grid.shape,
+                                    },
                                     cell,
                                     &format!("p({}) = {}", grid.class_names[j], conf(*p)),
                                     None,

@@ -24,17 +24,28 @@ pub const REJECTED_COLOUR: Color32 = Color32::from_rgb(213, 94, 0);
 pub const L2_COLOUR: Color32 = Color32::from_rgb(0, 158, 115);
 pub const LINF_COLOUR: Color32 = Color32::from_rgb(204, 121, 167);
 
-/// Draws model-space pixels at `side` points, nearest-neighbour, with a caption below.
+/// Model-space pixels to show: [C, H, W] in [0, 1], cached as a texture under `key`.
+pub struct Pixels<'a> {
+    pub key: &'a str,
+    pub data: &'a [f32],
+    pub shape: [usize; 3],
+}
+
+/// Draws model-space pixels at `side` points, nearest-neighbour, with a caption (and an
+/// optional detail line) below.
 pub fn image_card(
     ui: &mut Ui,
     textures: &mut Textures,
-    key: &str,
-    pixels: &[f32],
-    shape: [usize; 3],
+    image: Pixels<'_>,
     side: f32,
     caption: &str,
     detail: Option<RichText>,
 ) -> egui::Response {
+    let Pixels {
+        key,
+        data: pixels,
+        shape,
+    } = image;
     ui.vertical(|ui| {
         let texture = textures.get(ui.ctx(), key, || color_image(pixels, shape));
         let aspect = shape[2] as f32 / shape[1].max(1) as f32;

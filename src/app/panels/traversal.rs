@@ -11,8 +11,8 @@ use crate::app::textures::{Textures, difference};
 use crate::app::worker::Slot;
 
 use super::{
-    L2_COLOUR, LINF_COLOUR, REJECTED_COLOUR, SOURCE_COLOUR, TARGET_COLOUR, conf, export_bar,
-    image_card, placeholder,
+    L2_COLOUR, LINF_COLOUR, Pixels, REJECTED_COLOUR, SOURCE_COLOUR, TARGET_COLOUR, conf,
+    export_bar, image_card, placeholder,
 };
 
 #[derive(Default)]
@@ -96,7 +96,6 @@ impl TraversalPanel {
             follow = live && new_scrub + 1 >= scrub_len;
         }
         summary(ui, &view);
-        drop(view);
         state.scrub = new_scrub;
         state.follow_live = follow;
         state.zoom = zoom;
@@ -129,9 +128,11 @@ fn empty(ui: &mut Ui, state: &AppState, textures: &mut Textures) {
                     image_card(
                         ui,
                         textures,
-                        &format!("empty {slot:?} {}", state.slot(slot).request),
-                        &p.pixels,
-                        p.shape,
+                        Pixels {
+                            key: &format!("empty {slot:?} {}", state.slot(slot).request),
+                            data: &p.pixels,
+                            shape: p.shape,
+                        },
                         side,
                         caption,
                         Some(RichText::new(top)),
@@ -230,9 +231,11 @@ fn images_row(
         image_card(
             ui,
             textures,
-            &format!("{run} source"),
-            view.source,
-            view.shape,
+            Pixels {
+                key: &format!("{run} source"),
+                data: view.source,
+                shape: view.shape,
+            },
             side,
             "Source",
             Some(RichText::new(format!("{} · p0 {}", view.source_class, conf(view.p0))).small()),
@@ -241,9 +244,11 @@ fn images_row(
         image_card(
             ui,
             textures,
-            &shown.key,
-            shown.pixels,
-            view.shape,
+            Pixels {
+                key: &shown.key,
+                data: shown.pixels,
+                shape: view.shape,
+            },
             side,
             &shown.caption,
             d,
@@ -251,9 +256,11 @@ fn images_row(
         image_card(
             ui,
             textures,
-            &format!("{run} target"),
-            view.target,
-            view.shape,
+            Pixels {
+                key: &format!("{run} target"),
+                data: view.target,
+                shape: view.shape,
+            },
             side,
             "Target",
             Some(RichText::new(view.target_class.to_string()).small()),
@@ -263,9 +270,11 @@ fn images_row(
             image_card(
                 ui,
                 textures,
-                &format!("{} diff", shown.key),
-                &diff,
-                view.shape,
+                Pixels {
+                    key: &format!("{} diff", shown.key),
+                    data: &diff,
+                    shape: view.shape,
+                },
                 side,
                 "|difference|",
                 Some(RichText::new(format!("|shown − source| × {gain:.1}")).small()),
