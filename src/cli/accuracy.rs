@@ -45,7 +45,7 @@ pub fn run(args: &AccuracyArgs) -> Result<()> {
         &model,
         source.len(),
         args.batch,
-        |i| source.get(i, &model.spec().preprocess, &device),
+        |i| source.get(i, model.spec(), &device),
         |done| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
@@ -123,13 +123,14 @@ impl Source {
     fn get(
         &self,
         i: usize,
-        preprocess: &images::Preprocess,
+        spec: &blindspot::models::ModelSpec,
         device: &Device,
     ) -> Result<(Tensor, u32)> {
         match self {
             Self::Files(files) => {
                 let item = &files[i];
-                let x = images::load_for_model(&item.path, preprocess, device)?;
+                let x =
+                    images::load_for_channels(&item.path, &spec.preprocess, spec.channels, device)?;
                 Ok((x, item.label as u32))
             }
             Self::Tensors { images, labels } => {
