@@ -11,7 +11,9 @@
 
 use std::sync::{Arc, RwLock};
 
-static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
+/// `Some(None)` records that no pool could be started: compute then runs on the caller's
+/// thread (and rayon's global pool), which is slower but still correct.
+static POOL: RwLock<Option<Option<Arc<rayon::ThreadPool>>>> = RwLock::new(None);
 
 /// The default size: `RAYON_NUM_THREADS` when set (as rayon and candle read it), else every
 /// core the process may run on.
@@ -23,22 +25,19 @@ fn default_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn build(threads: usize) -> Arc<rayon::ThreadPool> {
-    let built = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .thread_name(|i| format!("blindspot-compute-{i}"))
-        .build();
-    match built {
-        Ok(pool) => Arc::new(pool),
-        // Spawning threads failed (a resource limit): a one-thread pool runs on the caller's
-        // own thread budget; if even that fails there is nothing sensible left to do.
-        Err(_) => Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()
-                .expect("cannot start even one compute thread"),
-        ),
-    }
+fn build(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
+    let named = |n: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("blindspot-compute-{i}"))
+            .build()
+    };
+    // Spawning threads can fail under a resource limit: try a one-thread pool next, and if
+    // even that fails run without a pool of our own rather than refuse to compute.
+    named(threads.max(1))
+        .or_else(|_| named(1))
+        .ok()
+        .map(Arc::new)
 }
 
 /// Sizes the pool that all model compute runs in. Call it once at start-up: the desktop app
@@ -55,10 +54,12 @@ pub fn set_compute_threads(threads: usize) {
 
 /// The number of threads model compute runs on.
 pub fn compute_threads() -> usize {
-    pool().current_num_threads()
+    pool().map_or_else(rayon::current_num_threads, |pool| {
+        pool.current_num_threads()
+    })
 }
 
-fn pool() -> Arc<rayon::ThreadPool> {
+fn pool() -> Option<Arc<rayon::ThreadPool>> {
     if let Ok(slot) = POOL.read()
         && let Some(pool) = slot.as_ref()
     {
@@ -71,7 +72,11 @@ fn pool() -> Arc<rayon::ThreadPool> {
     slot.get_or_insert_with(|| build(default_threads())).clone()
 }
 
-/// Runs `f` on the compute pool (directly when already on one of its threads).
+/// Runs `f` on the compute pool (directly when already on one of its threads, or when no
+/// pool could be started).
 pub(crate) fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    pool().install(f)
+    match pool() {
+        Some(pool) => pool.install(f),
+        None => f(),
+    }
 }

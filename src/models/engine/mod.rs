@@ -19,8 +19,10 @@
 mod buffers;
 mod gemm;
 mod kernels;
+mod parallel;
 
 use candle_core::{Result, bail};
+use rayon::prelude::*;
 
 use self::buffers::BufferPool;
 pub use self::kernels::Activation;
@@ -249,6 +251,8 @@ pub(crate) struct Workspace {
     col: Vec<f32>,
     /// Max-pool winners, per op.
     argmax: Vec<Vec<u32>>,
+    /// One workspace per batch shard (`parallel`), kept like everything else.
+    shards: Vec<Workspace>,
 }
 
 impl Workspace {
@@ -257,6 +261,7 @@ impl Workspace {
         self.pool.bytes()
             + 4 * self.col.capacity()
             + self.argmax.iter().map(|a| 4 * a.capacity()).sum::<usize>()
+            + self.shards.iter().map(Workspace::held_bytes).sum::<usize>()
     }
 }
 
@@ -407,6 +412,7 @@ impl Program {
             pool,
             col,
             argmax,
+            ..
         } = ws;
         let Some(plan) = plan.as_ref() else {
             bail!("engine plan missing");
@@ -454,8 +460,12 @@ impl Program {
                     stride,
                     pad,
                 } => {
-                    let arg = &mut argmax[i];
-                    arg.resize(yd.len(), 0);
+                    let arg = if record {
+                        argmax[i].resize(yd.len(), 0);
+                        Some(argmax[i].as_mut_slice())
+                    } else {
+                        None
+                    };
                     kernels::max_pool_forward(
                         get(*x),
                         plan.dims[*x],
@@ -511,8 +521,43 @@ impl Program {
         Ok((logits, values))
     }
 
-    /// Logits `[B][K]` for NCHW pixels `[B][C][H][W]`.
+    /// Logits `[B][K]` for NCHW pixels `[B][C][H][W]`. A batch runs as one shard per compute
+    /// thread (`parallel`).
     pub(crate) fn forward(
+        &self,
+        ws: &mut Workspace,
+        pixels: &[f32],
+        shape: (usize, usize, usize, usize),
+        norm: &Normalize<'_>,
+    ) -> Result<Vec<f32>> {
+        let (b, c, h, w) = shape;
+        let shards = parallel::shard_count(b);
+        if shards <= 1 {
+            return self.forward_unsharded(ws, pixels, shape, norm);
+        }
+        check_pixels(pixels, shape)?;
+        let image = c * h * w;
+        let ranges = parallel::shard_ranges(b, shards);
+        ws.shards.resize_with(ranges.len(), Workspace::default);
+        let parts: Vec<Result<Vec<f32>>> = ws
+            .shards
+            .par_iter_mut()
+            .zip(ranges.par_iter())
+            .map(|(shard, r)| {
+                parallel::serial(|| {
+                    let part = &pixels[r.start * image..r.end * image];
+                    self.forward_unsharded(shard, part, (r.len(), c, h, w), norm)
+                })
+            })
+            .collect();
+        let mut logits = Vec::new();
+        for part in parts {
+            logits.extend(part?);
+        }
+        Ok(logits)
+    }
+
+    fn forward_unsharded(
         &self,
         ws: &mut Workspace,
         pixels: &[f32],
@@ -528,7 +573,9 @@ impl Program {
     }
 
     /// Logits `[B][K]` and d objective / d pixels `[B][C][H][W]`, where `dlogits` turns the
-    /// logits into d objective / d logits (both `[B][K]`).
+    /// logits into d objective / d logits (both `[B][K]`). A batch runs as one shard per
+    /// compute thread: every shard's forward pass, then `dlogits` once over all the logits,
+    /// then every shard's reverse pass.
     pub(crate) fn input_gradient(
         &self,
         ws: &mut Workspace,
@@ -538,13 +585,76 @@ impl Program {
         dlogits: impl FnOnce(&[f32]) -> Result<Vec<f32>>,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         let (b, c, h, w) = shape;
-        let (logits, mut values) = self.run_forward(ws, pixels, shape, norm, true)?;
+        let shards = parallel::shard_count(b);
+        if shards <= 1 {
+            let (logits, values) = self.run_forward(ws, pixels, shape, norm, true)?;
+            let seed = dlogits(&logits)?;
+            let grad = self.run_backward(ws, values, &seed, shape, norm)?;
+            return Ok((logits, grad));
+        }
+        check_pixels(pixels, shape)?;
+        let image = c * h * w;
+        let ranges = parallel::shard_ranges(b, shards);
+        ws.shards.resize_with(ranges.len(), Workspace::default);
+        let forwards: Vec<Result<(Vec<f32>, Values)>> = ws
+            .shards
+            .par_iter_mut()
+            .zip(ranges.par_iter())
+            .map(|(shard, r)| {
+                parallel::serial(|| {
+                    let part = &pixels[r.start * image..r.end * image];
+                    self.run_forward(shard, part, (r.len(), c, h, w), norm, true)
+                })
+            })
+            .collect();
+        let mut logits = Vec::new();
+        let mut values = Vec::with_capacity(forwards.len());
+        for f in forwards {
+            let (l, v) = f?;
+            logits.extend(l);
+            values.push(v);
+        }
         let seed = dlogits(&logits)?;
+        let k = logits.len() / b.max(1);
+        if seed.len() != logits.len() {
+            bail!("{} logit gradients for [{b}, {k}] logits", seed.len());
+        }
+        let grads: Vec<Result<Vec<f32>>> = ws
+            .shards
+            .par_iter_mut()
+            .zip(values.into_par_iter())
+            .zip(ranges.par_iter())
+            .map(|((shard, v), r)| {
+                parallel::serial(|| {
+                    let seed = &seed[r.start * k..r.end * k];
+                    self.run_backward(shard, v, seed, (r.len(), c, h, w), norm)
+                })
+            })
+            .collect();
+        let mut grad = Vec::with_capacity(pixels.len());
+        for g in grads {
+            grad.extend(g?);
+        }
+        Ok((logits, grad))
+    }
+
+    /// The reverse pass over the values a recording `run_forward` kept: d objective / d
+    /// pixels `[B][C][H][W]` for d objective / d logits `seed` `[B][K]`.
+    fn run_backward(
+        &self,
+        ws: &mut Workspace,
+        mut values: Values,
+        seed: &[f32],
+        shape: (usize, usize, usize, usize),
+        norm: &Normalize<'_>,
+    ) -> Result<Vec<f32>> {
+        let (b, c, h, w) = shape;
         let Workspace {
             plan,
             pool,
             col,
             argmax,
+            ..
         } = ws;
         let Some(plan) = plan.as_ref() else {
             bail!("engine plan missing");
@@ -679,8 +789,18 @@ impl Program {
             pool.give(g);
         }
         pool.end_call();
-        Ok((logits, grad))
+        Ok(grad)
     }
+}
+
+fn check_pixels(pixels: &[f32], (b, c, h, w): (usize, usize, usize, usize)) -> Result<()> {
+    if pixels.len() != b * c * h * w {
+        bail!(
+            "engine input of {} values for [{b}, {c}, {h}, {w}]",
+            pixels.len()
+        );
+    }
+    Ok(())
 }
 
 /// `slot += g`, or `slot = g` when it holds nothing yet (no copy).
