@@ -86,7 +86,21 @@ fn small_eval_writes_tables_and_resumes_without_redoing_pairs() {
     assert!(out.join("pairs/pair_00007.json").is_file());
     let again: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("tables.json")).unwrap()).unwrap();
-    assert_eq!(again["l2"], tables["l2"], "resumed results are the same");
+    // The recomputed pair ran in a batch of one instead of eight, and the engine's blocking
+    // (batch shards, GEMM blocks, im2col chunks) follows the batch, so it agrees to float
+    // rounding compounded over the traversal's steps (~3e-6 in that pair's normalised L2)
+    // rather than bit for bit; the other seven pairs were reused as written.
+    for key in ["mean", "std"] {
+        let (a, b) = (
+            again["l2"][key].as_f64().unwrap(),
+            tables["l2"][key].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-5,
+            "resumed results are the same: l2 {key} {a} vs {b}"
+        );
+    }
+    assert_eq!(again["l2"]["n"], tables["l2"]["n"]);
 }
 
 /// The full 100-pair evaluation behind the numbers in the README (about 8 minutes in a
