@@ -538,18 +538,10 @@ impl Program {
         check_pixels(pixels, shape)?;
         let image = c * h * w;
         let ranges = parallel::shard_ranges(b, shards);
-        ws.shards.resize_with(ranges.len(), Workspace::default);
-        let parts: Vec<Result<Vec<f32>>> = ws
-            .shards
-            .par_iter_mut()
-            .zip(ranges.par_iter())
-            .map(|(shard, r)| {
-                parallel::serial(|| {
-                    let part = &pixels[r.start * image..r.end * image];
-                    self.forward_unsharded(shard, part, (r.len(), c, h, w), norm)
-                })
-            })
-            .collect();
+        let parts = on_shards(ws, &ranges, vec![(); ranges.len()], |shard, r, ()| {
+            let part = &pixels[r.start * image..r.end * image];
+            self.forward_unsharded(shard, part, (r.len(), c, h, w), norm)
+        });
         let mut logits = Vec::new();
         for part in parts {
             logits.extend(part?);
@@ -595,18 +587,10 @@ impl Program {
         check_pixels(pixels, shape)?;
         let image = c * h * w;
         let ranges = parallel::shard_ranges(b, shards);
-        ws.shards.resize_with(ranges.len(), Workspace::default);
-        let forwards: Vec<Result<(Vec<f32>, Values)>> = ws
-            .shards
-            .par_iter_mut()
-            .zip(ranges.par_iter())
-            .map(|(shard, r)| {
-                parallel::serial(|| {
-                    let part = &pixels[r.start * image..r.end * image];
-                    self.run_forward(shard, part, (r.len(), c, h, w), norm, true)
-                })
-            })
-            .collect();
+        let forwards = on_shards(ws, &ranges, vec![(); ranges.len()], |shard, r, ()| {
+            let part = &pixels[r.start * image..r.end * image];
+            self.run_forward(shard, part, (r.len(), c, h, w), norm, true)
+        });
         let mut logits = Vec::new();
         let mut values = Vec::with_capacity(forwards.len());
         for f in forwards {
@@ -619,18 +603,10 @@ impl Program {
         if seed.len() != logits.len() {
             bail!("{} logit gradients for [{b}, {k}] logits", seed.len());
         }
-        let grads: Vec<Result<Vec<f32>>> = ws
-            .shards
-            .par_iter_mut()
-            .zip(values.into_par_iter())
-            .zip(ranges.par_iter())
-            .map(|((shard, v), r)| {
-                parallel::serial(|| {
-                    let seed = &seed[r.start * k..r.end * k];
-                    self.run_backward(shard, v, seed, (r.len(), c, h, w), norm)
-                })
-            })
-            .collect();
+        let grads = on_shards(ws, &ranges, values, |shard, r, v| {
+            let seed = &seed[r.start * k..r.end * k];
+            self.run_backward(shard, v, seed, (r.len(), c, h, w), norm)
+        });
         let mut grad = Vec::with_capacity(pixels.len());
         for g in grads {
             grad.extend(g?);
@@ -791,6 +767,23 @@ impl Program {
         pool.end_call();
         Ok(grad)
     }
+}
+
+/// Runs `f(workspace, images, item)` for every shard of a batch (`parallel`), in parallel
+/// and each with serial kernels, on the shard's own kept workspace; results in shard order.
+fn on_shards<T: Send, R: Send>(
+    ws: &mut Workspace,
+    ranges: &[std::ops::Range<usize>],
+    items: Vec<T>,
+    f: impl Fn(&mut Workspace, std::ops::Range<usize>, T) -> R + Sync,
+) -> Vec<R> {
+    ws.shards.resize_with(ranges.len(), Workspace::default);
+    ws.shards
+        .par_iter_mut()
+        .zip(ranges.par_iter())
+        .zip(items.into_par_iter())
+        .map(|((shard, r), item)| parallel::serial(|| f(shard, r.clone(), item)))
+        .collect()
 }
 
 fn check_pixels(pixels: &[f32], (b, c, h, w): (usize, usize, usize, usize)) -> Result<()> {
