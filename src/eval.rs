@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::AnalysisError;
 use crate::analysis::confidence::{argmax, logits_rows, softmax_at};
 use crate::analysis::hull::{TriangleMetrics, aggregate_triangles, evaluate_hull, table2};
-use crate::analysis::lst::{LstConfig, LstPair, PairPlan, PairStatus, Traversal, evaluation_pairs};
+use crate::analysis::lst::LstConfig;
+use crate::analysis::plans::{PairPlan, evaluation_pairs, examples_pairs};
 use crate::analysis::rng::{SAMPLE_SELECT, permutation, stream};
 use crate::analysis::stats::{MeanStd, mean_std_f32};
+use crate::analysis::{PairStatus, Traversal, WalkPair};
 use crate::images::{self, LabeledImage};
 use crate::models::Classifier;
 use crate::record::{RecordError, write_atomic};
@@ -240,9 +242,9 @@ pub fn run_eval(
         .collect();
     progress("pairs", done.len(), plans.len());
     for batch in todo.chunks(opts.batch.max(1)) {
-        let pairs: Vec<LstPair> = batch
+        let pairs: Vec<WalkPair> = batch
             .iter()
-            .map(|p| LstPair {
+            .map(|p| WalkPair {
                 source: pixels[p.source].clone(),
                 label: pool[p.source].label,
                 target: pixels[p.target].clone(),
@@ -473,10 +475,10 @@ pub fn examples_grid_live(
     )?;
     let rows = logits_rows(&classifier.forward(&batch)?)?;
     let labels: Vec<u32> = rows.iter().map(|r| argmax(r).unwrap_or(0) as u32).collect();
-    let plans = crate::analysis::lst::examples_pairs(k);
-    let pairs: Vec<LstPair> = plans
+    let plans = examples_pairs(k);
+    let pairs: Vec<WalkPair> = plans
         .iter()
-        .map(|p| LstPair {
+        .map(|p| WalkPair {
             source: pool[p.source].pixels.clone(),
             label: labels[p.source],
             target: pool[p.target].pixels.clone(),

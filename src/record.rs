@@ -15,8 +15,9 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::analysis::lst::{LstConfig, PairStatus, SampleStep};
+use crate::analysis::lst::LstConfig;
 use crate::analysis::width::WidthMeasurement;
+use crate::analysis::{PairStatus, SampleStep};
 use crate::images::{self, ImageError};
 use crate::models::ModelSpec;
 

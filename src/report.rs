@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use image::RgbImage;
 
 use crate::analysis::hull::PROFILE_STEPS;
-use crate::analysis::lst::path_strip_frames;
+use crate::analysis::plans::path_strip_frames;
 use crate::analysis::width::WidthStatus;
 use crate::figures::{
     self, Figure, FigureError, HullFigureData, ProfileCurve, StepPoint, StripFrame, WidthFigureData,

@@ -9,7 +9,8 @@ use candle_core::{DType, Tensor};
 
 use crate::analysis::AnalysisError;
 use crate::analysis::confidence::{argmax, logits_rows};
-use crate::analysis::lst::{LstConfig, LstPair, PairStatus, SampleStep, Traversal};
+use crate::analysis::lst::LstConfig;
+use crate::analysis::{PairStatus, SampleStep, Traversal, WalkPair};
 use crate::images::{self, ImageError};
 use crate::models::{Classifier, ModelError};
 use crate::record::{
@@ -174,7 +175,7 @@ pub fn traverse_live(
     let predicted = predict(classifier, &both)?;
     let label = source_label.unwrap_or(predicted[0]);
     let target_label = predicted[1];
-    let pair = LstPair {
+    let pair = WalkPair {
         source: source.pixels.clone(),
         label,
         target: target.pixels.clone(),

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use blindspot::analysis::lst::PairStatus;
+use blindspot::analysis::PairStatus;
 use blindspot::app::state::Tab;
 use blindspot::app::worker::{ImageSource, Slot};
 use blindspot::app::{AppOptions, BlindspotApp};

@@ -6,7 +6,7 @@ mod common;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use blindspot::analysis::lst::{LstConfig, PairStatus};
+use blindspot::analysis::{LstConfig, PairStatus};
 use blindspot::models::{LoadOptions, load_classifier};
 use blindspot::record::RunRecord;
 use blindspot::run::{InputImage, hull_from_runs, kept_source_class, traverse};

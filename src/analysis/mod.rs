@@ -1,6 +1,6 @@
-//! The analysis math: Level Set Traversal with its path, distance, hull and path-width
-//! evaluations (ALGORITHMS.md §0–§1). No UI, no file I/O; it builds on `models::Classifier`
-//! and knows nothing of layers.
+//! The analysis math: Level Set Traversal and NSPGD (one walker, two rule sets) with their
+//! path, distance, hull, path-width and reach evaluations (ALGORITHMS.md §0–§2). No UI, no
+//! file I/O; it builds on `models::Classifier` and knows nothing of layers.
 
 pub mod accuracy;
 pub mod confidence;
@@ -8,9 +8,14 @@ pub mod error;
 pub mod hull;
 pub mod lst;
 pub mod metrics;
+pub mod nspgd;
 pub mod pgd;
+pub mod plans;
+pub mod reach;
 pub mod rng;
 pub mod stats;
+pub mod tables;
+pub mod walker;
 pub mod width;
 
 #[cfg(test)]
@@ -22,10 +27,14 @@ pub use hull::{
     down_triangles, evaluate_hull, hull_geometry, interpolation_profile, lattice,
     lattice_positions, table2, up_triangles,
 };
-pub use lst::{
-    LoggedIterate, LstConfig, LstPair, PairOutput, PairResult, PairStatus, SampleStep, SkipReason,
-    StepEvent, Traversal, run_lst,
-};
+pub use lst::LstConfig;
 pub use metrics::Distances;
+pub use nspgd::NspgdConfig;
+pub use plans::{PairPlan, ReachPlan};
 pub use stats::MeanStd;
+pub use tables::{Table1, table1};
+pub use walker::{
+    LoggedIterate, Method, PairOutput, PairResult, PairStatus, SampleStep, SkipReason, StepEvent,
+    Traversal, WalkConfig, WalkPair, run_walk,
+};
 pub use width::{WidthConfig, WidthDirections, WidthMeasurement, WidthStatus, measure_width};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::analysis::hull::HullEvaluation;
-use crate::analysis::lst::{LstConfig, PairStatus};
+use crate::analysis::{LstConfig, PairStatus};
 use crate::demo::DemoModel;
 use crate::eval::ExamplesGrid;
 use crate::history::{HistoryEntry, HistoryProblem};

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::analysis::confidence::{logits_rows, softmax_at};
 use crate::analysis::hull::HullEvaluation;
-use crate::analysis::lst::{LstConfig, SampleStep};
+use crate::analysis::{LstConfig, SampleStep};
 use crate::demo::DemoModel;
 use crate::eval::ExamplesGrid;
 use crate::history::History;

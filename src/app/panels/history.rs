@@ -3,7 +3,6 @@
 
 use egui::{RichText, Ui};
 
-use crate::analysis::lst::PairStatus;
 use crate::app::background::DialogPurpose;
 use crate::app::state::{Action, AppState};
 
@@ -114,11 +113,7 @@ impl HistoryPanel {
                         ));
                         ui.label(format!("{} → {}", r.source.class_name, r.target.class_name));
                         ui.label(&r.model.architecture);
-                        ui.label(match r.status {
-                            PairStatus::Done => "done".to_string(),
-                            PairStatus::Stopped { steps } => format!("stopped at {steps}"),
-                            PairStatus::Skipped(_) => "skipped".into(),
-                        });
+                        ui.label(r.status.label());
                         ui.label(
                             r.final_output
                                 .as_ref()

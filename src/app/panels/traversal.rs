@@ -5,7 +5,6 @@
 use egui::{RichText, Ui};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points, VLine};
 
-use crate::analysis::lst::PairStatus;
 use crate::app::state::{AppState, ExportKind, RunView};
 use crate::app::textures::{Textures, difference};
 use crate::app::worker::Slot;
@@ -406,9 +405,7 @@ fn summary(ui: &mut Ui, view: &RunView<'_>) {
     ui.horizontal_wrapped(|ui| {
         let status = match view.status {
             None => "running".to_string(),
-            Some(PairStatus::Done) => "done".into(),
-            Some(PairStatus::Stopped { steps }) => format!("stopped after {steps} steps"),
-            Some(PairStatus::Skipped(reason)) => format!("skipped: {reason:?}"),
+            Some(status) => status.label(),
         };
         ui.label(RichText::new(status).strong());
         ui.label(format!(
