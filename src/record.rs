@@ -15,14 +15,15 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::analysis::lst::LstConfig;
 use crate::analysis::width::WidthMeasurement;
-use crate::analysis::{PairStatus, SampleStep};
+use crate::analysis::{PairStatus, SampleStep, WalkConfig};
 use crate::images::{self, ImageError};
 use crate::models::ModelSpec;
 
 /// Bumped whenever a field changes meaning; older records are rejected with a clear message.
-pub const RECORD_VERSION: u32 = 1;
+/// Version 2: `config` names its walk (`"method": "lst"` or `"nspgd"`); version 1 records
+/// are LST runs and load as such.
+pub const RECORD_VERSION: u32 = 2;
 pub const RUN_JSON: &str = "run.json";
 pub const TENSORS_FILE: &str = "tensors.safetensors";
 
@@ -112,7 +113,7 @@ pub struct RunRecord {
     pub version: u32,
     /// Seconds since the Unix epoch when the run finished.
     pub created_unix: u64,
-    pub config: LstConfig,
+    pub config: WalkConfig,
     pub model: ModelSpec,
     pub source: ImageInfo,
     pub target: ImageInfo,
@@ -271,13 +272,24 @@ impl RunRecord {
             path: path.clone(),
             source,
         })?;
-        if v.version != RECORD_VERSION {
-            return Err(RecordError::Version {
-                path,
-                found: v.version,
-            });
+        let json_err = |source| RecordError::Json {
+            path: path.clone(),
+            source,
+        };
+        match v.version {
+            RECORD_VERSION => serde_json::from_slice(&text).map_err(json_err),
+            1 => {
+                // Every version-1 record is an LST run: name its method and read it on.
+                let mut value: serde_json::Value =
+                    serde_json::from_slice(&text).map_err(json_err)?;
+                if let Some(config) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
+                    config.insert("method".into(), "lst".into());
+                }
+                value["version"] = RECORD_VERSION.into();
+                serde_json::from_value(value).map_err(json_err)
+            }
+            found => Err(RecordError::Version { path, found }),
         }
-        serde_json::from_slice(&text).map_err(|source| RecordError::Json { path, source })
     }
 
     /// Reads `run.json` and the exact pixels.

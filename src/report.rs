@@ -106,7 +106,7 @@ pub fn width_plot(record: &RunRecord) -> Result<Option<Figure>> {
     }
     let data = WidthFigureData {
         logged_steps: measured.iter().map(|(s, _)| *s).collect(),
-        radii: record.config.width.radii.clone(),
+        radii: record.config.width().radii.clone(),
         q05: measured
             .iter()
             .map(|(_, w)| w.rows.iter().map(|r| r[0]).collect())

@@ -9,8 +9,7 @@ use candle_core::{DType, Tensor};
 
 use crate::analysis::AnalysisError;
 use crate::analysis::confidence::{argmax, logits_rows};
-use crate::analysis::lst::LstConfig;
-use crate::analysis::{PairStatus, SampleStep, Traversal, WalkPair};
+use crate::analysis::{PairStatus, SampleStep, Traversal, WalkConfig, WalkPair};
 use crate::images::{self, ImageError};
 use crate::models::{Classifier, ModelError};
 use crate::record::{
@@ -122,7 +121,7 @@ pub fn predict(classifier: &Classifier, batch: &Tensor) -> Result<Vec<u32>> {
 /// every iteration as it completes and may stop the run between any two steps.
 pub fn traverse(
     classifier: &Classifier,
-    config: &LstConfig,
+    config: impl Into<WalkConfig>,
     source: &InputImage,
     target: &InputImage,
     source_label: Option<u32>,
@@ -152,18 +151,16 @@ pub struct StepView<'a> {
 impl StepView<'_> {
     /// The current iterate x after this step's accept/reject decision, [C, H, W] row-major.
     pub fn iterate(&self) -> Result<Vec<f32>> {
-        let x = self
-            .traversal
-            .iterates()
-            .ok_or_else(|| AnalysisError::Invalid("the traversal has no running sample".into()))?;
-        Ok(x.get(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+        self.traversal
+            .iterate_of(self.sample.pair_index)?
+            .ok_or_else(|| AnalysisError::Invalid("the traversal has no such sample".into()).into())
     }
 }
 
 /// [`traverse`] for live views: `on_step` also gets the iterate on request.
 pub fn traverse_live(
     classifier: &Classifier,
-    config: &LstConfig,
+    config: impl Into<WalkConfig>,
     source: &InputImage,
     target: &InputImage,
     source_label: Option<u32>,
@@ -182,7 +179,8 @@ pub fn traverse_live(
         target_label,
         pair_id,
     };
-    let mut traversal = Traversal::new(classifier, config, std::slice::from_ref(&pair))?;
+    let config: WalkConfig = config.into();
+    let mut traversal = Traversal::new(classifier, config.clone(), std::slice::from_ref(&pair))?;
     let mut recorder = RunRecorder::new();
     while let Some(event) = traversal.step()? {
         let Some(sample) = event.samples.first() else {
@@ -240,7 +238,7 @@ pub fn traverse_live(
         created_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        config: config.clone(),
+        config,
         model: spec.clone(),
         source: info(source, &source_host, label, "source.png"),
         target: info(target, &target_host, target_label, "target.png"),
@@ -271,11 +269,16 @@ pub fn traverse_live(
 
 /// True when the run kept the source class all the way (the blind spot was found).
 pub fn kept_source_class(record: &RunRecord) -> bool {
-    matches!(record.status, PairStatus::Done | PairStatus::Stopped { .. })
-        && record
-            .final_output
-            .as_ref()
-            .is_some_and(|f| f.predicted_class == record.source.label)
+    matches!(
+        record.status,
+        PairStatus::Done
+            | PairStatus::Stopped { .. }
+            | PairStatus::Completed
+            | PairStatus::Finished { .. }
+    ) && record
+        .final_output
+        .as_ref()
+        .is_some_and(|f| f.predicted_class == record.source.label)
 }
 
 /// The triangle source / output A / output B of two runs from the same source (§1.7–§1.9),

@@ -305,8 +305,8 @@ impl FinishedRun {
             p0: r.p0,
             source_class: &r.source.class_name,
             target_class: &r.target.class_name,
-            iterations: r.config.iterations,
-            pthresh: r.config.pthresh,
+            iterations: r.config.iterations(),
+            pthresh: r.config.threshold(),
             status: Some(r.status),
             model: &r.model.architecture,
         }

@@ -45,7 +45,7 @@ impl WidthsPanel {
             );
             return;
         }
-        let radii = &record.config.width.radii;
+        let radii = &record.config.width().radii;
         let skipped = measured
             .iter()
             .filter(|(_, w)| w.status == WidthStatus::Skipped)
