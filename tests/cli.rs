@@ -164,3 +164,66 @@ fn bench_prints_one_json_object_per_configuration() {
     );
     assert!(min > 0.0 && min <= median, "{v}");
 }
+
+/// `blindspot nspgd` on ResNet-20 and a real CIFAR-10 pair: a run record in traverse's layout
+/// that names its walk, with an NSPGD status and widths from iteration 0, 6, ….
+#[test]
+fn nspgd_writes_a_run_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cat_ship");
+    let w = shared("weights/resnet20_cifar10.safetensors");
+    let d = shared("data/cifar10_test_png");
+    let (ok, stdout, stderr) = blindspot(&[
+        "nspgd",
+        "-w",
+        w.to_str().unwrap(),
+        "--source",
+        d.join("cat/0000.png").to_str().unwrap(),
+        "--target",
+        d.join("ship/0001.png").to_str().unwrap(),
+        "--iterations",
+        "13",
+        "--widths",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("cat -> ship"), "{stdout}");
+    let record = blindspot::record::RunRecord::load(&out).unwrap();
+    assert_eq!(record.config.method(), blindspot::analysis::Method::Nspgd);
+    assert!(
+        matches!(
+            record.status,
+            blindspot::analysis::PairStatus::Completed
+                | blindspot::analysis::PairStatus::Finished { .. }
+        ),
+        "{:?}",
+        record.status
+    );
+    let steps: Vec<usize> = record.frames.iter().map(|f| f.step).collect();
+    assert_eq!(steps, vec![0, 6, 12]);
+    for f in &record.frames {
+        let w = f.width.as_ref().expect("widths at 0, 6, 12");
+        assert_eq!(w.rows.len(), 7);
+        assert!(w.rows.iter().all(|r| r[0] <= r[1]));
+    }
+    // Source confidence is kept within tau of p0 by every accepted step.
+    let last = record.final_output.as_ref().unwrap();
+    assert!(record.p0 - last.source_confidence < 0.05);
+    assert!(out.join("widths.png").is_file() && out.join("path_strip.png").is_file());
+
+    // A bad setting names its flag and its range.
+    let (ok, _, stderr) = blindspot(&[
+        "nspgd",
+        "--source",
+        "gallery:circle_1",
+        "--target",
+        "gallery:star_1",
+        "--tau",
+        "-1",
+        "--out",
+        dir.path().join("bad").to_str().unwrap(),
+    ]);
+    assert!(!ok && stderr.contains("--tau -1"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

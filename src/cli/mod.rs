@@ -10,6 +10,7 @@ mod eval;
 mod grid;
 mod hull;
 mod lst_args;
+mod nspgd;
 mod traverse;
 
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Level Set Traversal from a source toward a target image; writes a run record.
     Traverse(traverse::TraverseArgs),
+    /// NSPGD, the one-sided null-space walk, from a source toward a target; writes a run record.
+    Nspgd(nspgd::NspgdArgs),
     /// The triangular hull of a source and two LST outputs.
     Hull(hull::HullArgs),
     /// Full evaluation over an image folder: Table 1 and Table 2.
@@ -156,6 +159,7 @@ pub fn run() -> Result<()> {
         Command::Accuracy(args) => accuracy::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Traverse(args) => traverse::run(&args),
+        Command::Nspgd(args) => nspgd::run(&args),
         Command::Hull(args) => hull::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Grid(args) => grid::run(&args),

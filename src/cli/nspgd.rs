@@ -1,0 +1,126 @@
+//! `blindspot nspgd`: one null-space projected walk (ALGORITHMS.md §2.2) from a source toward
+//! a target image, written as a run record in the same layout as `traverse`.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use blindspot::analysis::NspgdConfig;
+use blindspot::run::{InputImage, traverse};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ModelArgs;
+
+#[derive(Args)]
+pub struct NspgdArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The source image (its class is the one kept).
+    #[arg(long)]
+    source: PathBuf,
+    /// The target image the walk moves toward.
+    #[arg(long)]
+    target: PathBuf,
+    /// Source class index; by default the model's prediction on the source.
+    #[arg(long)]
+    label: Option<u32>,
+    /// Output folder for run.json, tensors, frames and figures.
+    #[arg(long)]
+    out: PathBuf,
+    /// Step size eta along the one-sided projected direction (default 0.05).
+    #[arg(long, allow_negative_numbers = true)]
+    step_size: Option<f32>,
+    /// Iterations at most (default 100); a walk finishes at its first rejected step.
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// tau: a step is accepted while p0 - p(clamp(x'))[y] < tau (default 0.05).
+    #[arg(long, allow_negative_numbers = true)]
+    tau: Option<f32>,
+    /// Keep a frame every this many iterations (default 6, the width schedule).
+    #[arg(long)]
+    log_step: Option<usize>,
+    /// Seed of the width directions.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Measure path widths at iterations 0, 6, ..., 54 (radii 5..30, 256 directions).
+    #[arg(long)]
+    widths: bool,
+}
+
+impl NspgdArgs {
+    fn config(&self) -> Result<NspgdConfig> {
+        let mut c = NspgdConfig::default();
+        if let Some(v) = self.step_size {
+            anyhow::ensure!(v > 0.0, "--step-size {v}: must be > 0");
+            c.step_size = v;
+        }
+        if let Some(v) = self.iterations {
+            anyhow::ensure!(v >= 1, "--iterations {v}: must be at least 1");
+            c.iterations = v;
+        }
+        if let Some(v) = self.tau {
+            anyhow::ensure!(v >= 0.0, "--tau {v}: must be >= 0");
+            c.tau = v;
+        }
+        if let Some(v) = self.log_step {
+            anyhow::ensure!(v >= 1, "--log-step {v}: must be at least 1");
+            c.log_step = v;
+        }
+        c.seed = self.seed;
+        c.width.enabled = self.widths;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+pub fn run(args: &NspgdArgs) -> Result<()> {
+    let config = args.config()?;
+    let model = args.model.load()?;
+    let source = InputImage::load(&args.source, &model)?;
+    let target = InputImage::load(&args.target, &model)?;
+    let bar = ProgressBar::new(config.iterations as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  {per_sec}")
+            .context("progress template")?,
+    );
+    let (record, pixels) = traverse(
+        &model,
+        &config,
+        &source,
+        &target,
+        args.label,
+        0,
+        |step, s| {
+            bar.set_position(step as u64 + 1);
+            bar.set_message(format!(
+                "p(src) {:.3}  p(tgt) {:.3}  L2 {:.4}",
+                s.source_conf, s.target_conf, s.l2
+            ));
+            ControlFlow::Continue(())
+        },
+    )?;
+    bar.finish_and_clear();
+    record.save(&pixels, &args.out)?;
+    blindspot::report::write_run_figures(&record, &pixels, &args.out)?;
+    println!(
+        "{} -> {} with {}: {}",
+        record.source.class_name,
+        record.target.class_name,
+        record.model.architecture,
+        record.status.label()
+    );
+    if let Some(f) = &record.final_output {
+        println!(
+            "p0 {:.4}; final p(source) {:.4}, p(target) {:.4}; to target: L2 (normalised) {:.4}, Linf {:.4}; {} steps accepted",
+            record.p0,
+            f.source_confidence,
+            f.target_confidence,
+            f.l2_normalized,
+            f.linf,
+            f.accepted_steps
+        );
+    }
+    println!("run written to {}", args.out.display());
+    Ok(())
+}
