@@ -96,6 +96,21 @@ fn resnet20_keeps_the_source_class_while_reaching_the_target() {
         let (loaded, loaded_pixels) = RunRecord::load_with_pixels(&run_dir).unwrap();
         assert_eq!(loaded, record);
         assert_eq!(loaded_pixels, pixels);
+        // A version-1 record (written before NSPGD: no `method` in its config) opens as LST.
+        if k == 0 {
+            let path = run_dir.join("run.json");
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            v["version"] = 1.into();
+            v["config"].as_object_mut().unwrap().remove("method");
+            std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+            assert_eq!(RunRecord::load(&run_dir).unwrap(), record);
+            v["version"] = 99.into();
+            std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+            let err = RunRecord::load(&run_dir).unwrap_err().to_string();
+            assert!(err.contains("version 99"), "{err}");
+            record.save(&pixels, &run_dir).unwrap();
+        }
         assert_eq!(record.frames.len(), config.num_logs());
         for f in [
             "run.json",
