@@ -1,16 +1,15 @@
 //! `blindspot nspgd`: one null-space projected walk (ALGORITHMS.md §2.2) from a source toward
 //! a target image, written as a run record in the same layout as `traverse`.
 
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use blindspot::analysis::NspgdConfig;
-use blindspot::run::{InputImage, traverse};
+use blindspot::run::InputImage;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ModelArgs;
+use super::traverse::walk_with_progress;
 
 #[derive(Args)]
 pub struct NspgdArgs {
@@ -79,28 +78,7 @@ pub fn run(args: &NspgdArgs) -> Result<()> {
     let model = args.model.load()?;
     let source = InputImage::load(&args.source, &model)?;
     let target = InputImage::load(&args.target, &model)?;
-    let bar = ProgressBar::new(config.iterations as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  {per_sec}")
-            .context("progress template")?,
-    );
-    let (record, pixels) = traverse(
-        &model,
-        &config,
-        &source,
-        &target,
-        args.label,
-        0,
-        |step, s| {
-            bar.set_position(step as u64 + 1);
-            bar.set_message(format!(
-                "p(src) {:.3}  p(tgt) {:.3}  L2 {:.4}",
-                s.source_conf, s.target_conf, s.l2
-            ));
-            ControlFlow::Continue(())
-        },
-    )?;
-    bar.finish_and_clear();
+    let (record, pixels) = walk_with_progress(&model, &config, &source, &target, args.label)?;
     record.save(&pixels, &args.out)?;
     blindspot::report::write_run_figures(&record, &pixels, &args.out)?;
     println!(

@@ -5,6 +5,9 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use blindspot::analysis::WalkConfig;
+use blindspot::models::Classifier;
+use blindspot::record::{RunPixels, RunRecord};
 use blindspot::run::{InputImage, kept_source_class, traverse};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,33 +35,39 @@ pub struct TraverseArgs {
     lst: LstArgs,
 }
 
+/// One walk (LST or NSPGD) of a single pair with a terminal progress bar; the bar's length
+/// is the walk's iteration count (an NSPGD walk may finish before it).
+pub(super) fn walk_with_progress(
+    model: &Classifier,
+    config: impl Into<WalkConfig>,
+    source: &InputImage,
+    target: &InputImage,
+    label: Option<u32>,
+) -> Result<(RunRecord, RunPixels)> {
+    let config: WalkConfig = config.into();
+    let bar = ProgressBar::new(config.iterations() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  {per_sec}  eta {eta}")
+            .context("progress template")?,
+    );
+    let walked = traverse(model, config, source, target, label, 0, |step, s| {
+        bar.set_position(step as u64 + 1);
+        bar.set_message(format!(
+            "p(src) {:.3}  p(tgt) {:.3}  L2 {:.4}",
+            s.source_conf, s.target_conf, s.l2
+        ));
+        ControlFlow::Continue(())
+    })?;
+    bar.finish_and_clear();
+    Ok(walked)
+}
+
 pub fn run(args: &TraverseArgs) -> Result<()> {
     let model = args.model.load()?;
     let config = args.lst.config(model.spec().input_size)?;
     let source = InputImage::load(&args.source, &model)?;
     let target = InputImage::load(&args.target, &model)?;
-    let bar = ProgressBar::new(config.iterations as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  {per_sec}  eta {eta}")
-            .context("progress template")?,
-    );
-    let (record, pixels) = traverse(
-        &model,
-        &config,
-        &source,
-        &target,
-        args.label,
-        0,
-        |step, s| {
-            bar.set_position(step as u64 + 1);
-            bar.set_message(format!(
-                "p(src) {:.3}  p(tgt) {:.3}  L2 {:.4}",
-                s.source_conf, s.target_conf, s.l2
-            ));
-            ControlFlow::Continue(())
-        },
-    )?;
-    bar.finish_and_clear();
+    let (record, pixels) = walk_with_progress(&model, &config, &source, &target, args.label)?;
     record.save(&pixels, &args.out)?;
     blindspot::report::write_run_figures(&record, &pixels, &args.out)?;
     let name = |i: u32| model.spec().class_name(i as usize).to_string();

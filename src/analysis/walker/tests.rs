@@ -13,10 +13,10 @@ use super::super::test_models::{
 use super::super::width::{WidthConfig, WidthStatus};
 use super::*;
 
-const SHAPE: [usize; 3] = [3, 8, 8];
-const DIM: usize = 192;
+pub(super) const SHAPE: [usize; 3] = [3, 8, 8];
+pub(super) const DIM: usize = 192;
 
-fn predicted(classifier: &Classifier, image: &[f32]) -> u32 {
+pub(super) fn predicted(classifier: &Classifier, image: &[f32]) -> u32 {
     let t = image_tensor(image.to_vec(), SHAPE)
         .unsqueeze(0)
         .expect("batch");
@@ -25,7 +25,7 @@ fn predicted(classifier: &Classifier, image: &[f32]) -> u32 {
 }
 
 /// A pair whose source label is the model's prediction.
-fn pair(classifier: &Classifier, s: u64, t: u64, pair_id: u64) -> WalkPair {
+pub(super) fn pair(classifier: &Classifier, s: u64, t: u64, pair_id: u64) -> WalkPair {
     let (xs, xt) = (random_image(s, SHAPE), random_image(t, SHAPE));
     WalkPair {
         label: predicted(classifier, &xs),

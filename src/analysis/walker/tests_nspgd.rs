@@ -8,10 +8,8 @@ use super::super::test_models::{
     Linear, constant_classifier, image_tensor, linear_classifier, random_image, with_network,
 };
 use super::super::width::WidthConfig;
+use super::tests::{DIM, SHAPE, pair, predicted};
 use super::*;
-
-const SHAPE: [usize; 3] = [3, 8, 8];
-const DIM: usize = 192;
 
 fn flat(t: &Tensor) -> Vec<f32> {
     t.flatten_all()
@@ -29,25 +27,6 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
         .zip(b)
         .map(|(&x, &y)| f64::from(x) * f64::from(y))
         .sum()
-}
-
-fn predicted(classifier: &Classifier, image: &[f32]) -> u32 {
-    let t = image_tensor(image.to_vec(), SHAPE)
-        .unsqueeze(0)
-        .expect("batch");
-    let rows = logits_rows(&classifier.forward(&t).expect("forward")).expect("rows");
-    argmax(&rows[0]).expect("finite") as u32
-}
-
-fn pair(classifier: &Classifier, s: u64, t: u64, pair_id: u64) -> WalkPair {
-    let (xs, xt) = (random_image(s, SHAPE), random_image(t, SHAPE));
-    WalkPair {
-        label: predicted(classifier, &xs),
-        target_label: predicted(classifier, &xt),
-        source: image_tensor(xs, SHAPE),
-        target: image_tensor(xt, SHAPE),
-        pair_id,
-    }
 }
 
 fn config() -> NspgdConfig {
