@@ -36,7 +36,9 @@ fn read_golden(path: &Path) -> Golden {
     }
 }
 
-/// The weights file a golden belongs to: `golden_X.safetensors` -> `X*.safetensors`.
+/// The weights file a golden belongs to: `golden_X.safetensors` -> `X.safetensors`, or
+/// `X_<dataset>.safetensors` (one more name part). Variants such as `resnet20_pgd_cifar10`
+/// (the robust twins) share the prefix but have no golden of their own.
 fn weights_for(golden: &Path) -> PathBuf {
     let stem = golden
         .file_stem()
@@ -53,7 +55,11 @@ fn weights_for(golden: &Path) -> PathBuf {
             let name = p.file_name().unwrap().to_str().unwrap();
             name.ends_with(".safetensors")
                 && !name.starts_with("golden_")
-                && (name.starts_with(&format!("{stem}_")) || name.starts_with(&format!("{stem}.")))
+                && (name == format!("{stem}.safetensors")
+                    || name
+                        .strip_prefix(&format!("{stem}_"))
+                        .and_then(|rest| rest.strip_suffix(".safetensors"))
+                        .is_some_and(|dataset| !dataset.contains('_')))
         })
         .collect();
     candidates.sort();
