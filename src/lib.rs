@@ -1,7 +1,7 @@
 //! blindspot: find where vision models are blind.
 //!
 //! Layout (arrows point one way): `cli` and `app` use `run`, `eval`, `report`, `history` and `record`,
-//! which use `analysis`, which uses `models`. `images` and `figures` are leaves that depend on
+//! which use `analysis`, which uses `models`. `images`, `figures` and `paths` are leaves that depend on
 //! nothing of ours.
 
 pub mod analysis;
@@ -13,6 +13,7 @@ pub mod figures;
 pub mod history;
 pub mod images;
 pub mod models;
+pub mod paths;
 pub mod record;
 pub mod report;
 pub mod run;

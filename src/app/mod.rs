@@ -65,10 +65,7 @@ impl Default for AppOptions {
 /// `$BLINDSPOT_DATA_DIR/runs`, else the platform data folder's `runs`
 /// (e.g. `~/.local/share/blindspot/runs`).
 pub fn default_history_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("BLINDSPOT_DATA_DIR") {
-        return Some(PathBuf::from(dir).join("runs"));
-    }
-    directories::ProjectDirs::from("", "", "blindspot").map(|d| d.data_dir().join("runs"))
+    crate::paths::data_dir().map(|d| d.join("runs"))
 }
 
 /// `~/Documents/blindspot` (or `~/blindspot` without a documents folder).

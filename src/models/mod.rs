@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod layers;
 pub mod load;
+pub mod lpips;
 pub mod spec;
 pub mod threads;
 pub mod torchvision_resnet;
@@ -22,5 +23,6 @@ pub use load::{
     Architecture, LoadOptions, Sidecar, classifier_from_checkpoint, detect_architecture,
     load_classifier,
 };
+pub use lpips::{Lpips, load_lpips, locate_lpips};
 pub use spec::{ModelSpec, Normalization, Provenance};
 pub use threads::{compute_threads, set_compute_threads};

@@ -227,6 +227,34 @@ impl ProgramBuilder {
         }
         Ok(Program { ops: self.ops })
     }
+
+    /// A feature extractor with no classifier head (LPIPS's backbone): its values are read
+    /// with `Program::with_features`, never as logits.
+    pub fn finish_features(self) -> Result<Program> {
+        if self.ops.is_empty() {
+            bail!("a feature program needs at least one op");
+        }
+        Ok(Program { ops: self.ops })
+    }
+}
+
+/// One value of a forward pass as `Program::with_features` hands it out: `data` is laid out
+/// `[channels][batch][height][width]`, the engine's own layout (channel-major, so a
+/// per-pixel reduction over channels strides by `batch * height * width`).
+#[derive(Clone, Copy, Debug)]
+pub struct FeatureMap<'a> {
+    pub data: &'a [f32],
+    pub channels: usize,
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl FeatureMap<'_> {
+    /// `batch * height * width`: the stride between channels.
+    pub fn per_channel(&self) -> usize {
+        self.batch * self.height * self.width
+    }
 }
 
 /// A compiled network: ops over values, shape-polymorphic in the batch and image size.
@@ -395,10 +423,86 @@ impl Program {
         &self,
         ws: &mut Workspace,
         pixels: &[f32],
-        (b, c, h, w): (usize, usize, usize, usize),
+        shape: (usize, usize, usize, usize),
         norm: &Normalize<'_>,
         record: bool,
     ) -> Result<(Vec<f32>, Values)> {
+        let b = shape.0;
+        let mut values = self.run_ops(ws, pixels, shape, norm, record, &[])?;
+        let last = self.ops.len();
+        let Some(out) = values[last].take() else {
+            bail!("engine produced no logits");
+        };
+        let Some(plan) = ws.plan.as_ref() else {
+            bail!("engine plan missing");
+        };
+        let k = plan.dims[last].c;
+        // [K][B] -> [B][K]
+        let mut logits = vec![0f32; b * k];
+        for ki in 0..k {
+            for bi in 0..b {
+                logits[bi * k + ki] = out[ki * b + bi];
+            }
+        }
+        ws.pool.give(out);
+        Ok((logits, values))
+    }
+
+    /// Runs the forward pass over NCHW pixels and hands `read` the values `taps` (for example
+    /// the ReLU outputs LPIPS compares), then returns every buffer to the pool. Unsharded: a
+    /// layer's own kernels split across threads, which suits the large images LPIPS sees.
+    pub(crate) fn with_features<R>(
+        &self,
+        ws: &mut Workspace,
+        pixels: &[f32],
+        shape: (usize, usize, usize, usize),
+        norm: &Normalize<'_>,
+        taps: &[Value],
+        read: impl FnOnce(&[FeatureMap<'_>]) -> R,
+    ) -> Result<R> {
+        let keep: Vec<usize> = taps.iter().map(|v| v.0).collect();
+        if let Some(bad) = keep.iter().find(|&&v| v > self.ops.len()) {
+            bail!("feature tap {bad} is not a value of this program");
+        }
+        let values = self.run_ops(ws, pixels, shape, norm, false, &keep)?;
+        let result = {
+            let Some(plan) = ws.plan.as_ref() else {
+                bail!("engine plan missing");
+            };
+            let mut maps = Vec::with_capacity(keep.len());
+            for &v in &keep {
+                let Some(data) = values[v].as_deref() else {
+                    bail!("feature tap {v} was not kept");
+                };
+                let d = plan.dims[v];
+                maps.push(FeatureMap {
+                    data,
+                    channels: d.c,
+                    batch: d.b,
+                    height: d.h,
+                    width: d.w,
+                });
+            }
+            read(&maps)
+        };
+        for v in values.into_iter().flatten() {
+            ws.pool.give(v);
+        }
+        ws.pool.end_call();
+        Ok(result)
+    }
+
+    /// The ops of a forward pass. Returns the values still held: the last one, the ones
+    /// `keep` names, and when `record` every value the reverse pass needs.
+    fn run_ops(
+        &self,
+        ws: &mut Workspace,
+        pixels: &[f32],
+        (b, c, h, w): (usize, usize, usize, usize),
+        norm: &Normalize<'_>,
+        record: bool,
+        keep: &[usize],
+    ) -> Result<Values> {
         if pixels.len() != b * c * h * w || norm.mean.len() != c || norm.inv_std.len() != c {
             bail!(
                 "engine input of {} values for [{b}, {c}, {h}, {w}]",
@@ -496,29 +600,17 @@ impl Program {
             }
             values[i + 1] = Some(y);
             for x in op.inputs().into_iter().flatten() {
-                let keep = record && x > 0 && self.ops[x - 1].output_needed_backward();
+                let needed = (record && x > 0 && self.ops[x - 1].output_needed_backward())
+                    || keep.contains(&x);
                 if plan.last_use[x] == i
-                    && !keep
+                    && !needed
                     && let Some(buf) = values[x].take()
                 {
                     pool.give(buf);
                 }
             }
         }
-        let last = self.ops.len();
-        let Some(out) = values[last].take() else {
-            bail!("engine produced no logits");
-        };
-        let k = plan.dims[last].c;
-        // [K][B] -> [B][K]
-        let mut logits = vec![0f32; b * k];
-        for ki in 0..k {
-            for bi in 0..b {
-                logits[bi * k + ki] = out[ki * b + bi];
-            }
-        }
-        pool.give(out);
-        Ok((logits, values))
+        Ok(values)
     }
 
     /// Logits `[B][K]` for NCHW pixels `[B][C][H][W]`. A batch runs as one shard per compute
