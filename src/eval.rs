@@ -20,7 +20,7 @@ use crate::analysis::rng::{SAMPLE_SELECT, permutation, stream};
 use crate::analysis::stats::{MeanStd, mean_std_f32};
 use crate::analysis::{PairStatus, Traversal, WalkPair};
 use crate::images::{self, LabeledImage};
-use crate::models::Classifier;
+use crate::models::{Classifier, Lpips};
 use crate::record::{RecordError, write_atomic};
 use crate::run::{Result, RunError};
 
@@ -57,6 +57,9 @@ pub struct PairSummary {
     pub l2_normalized: f32,
     pub linf: f32,
     pub ssim: Option<f32>,
+    /// n/a without LPIPS weights (and in pair files written before LPIPS existed).
+    #[serde(default)]
+    pub lpips: Option<f32>,
     pub accepted_steps: usize,
 }
 
@@ -65,10 +68,16 @@ pub struct EvalTables {
     pub model: String,
     pub pairs: usize,
     pub skipped_pairs: usize,
-    /// Table 1: L2 (normalised), L∞, SSIM over pairs; LPIPS is n/a here.
+    /// Table 1: L2 (normalised), L∞, SSIM and LPIPS over pairs (LPIPS n/a without weights;
+    /// over the pairs that have it when a resumed run mixes both).
     pub l2: Option<MeanStd>,
     pub linf: Option<MeanStd>,
     pub ssim: Option<MeanStd>,
+    #[serde(default)]
+    pub lpips: Option<MeanStd>,
+    /// Pairs with an LPIPS value.
+    #[serde(default)]
+    pub lpips_pairs: usize,
     /// Table 2, over sources: p_src, mean hull conf, frac > p_src − {0, 0.1, 0.2, 0.3},
     /// mean conf on the two linear paths, edge_min (extra column).
     pub table2: Vec<Option<MeanStd>>,
@@ -176,9 +185,10 @@ fn load_done(out: &Path, plan: &PairPlan) -> Option<(PairSummary, Option<Vec<f32
 }
 
 /// Runs (or resumes) the evaluation into `out`. `progress(done, total)` is told after every
-/// batch of pairs and again while hulls are evaluated.
+/// batch of pairs and again while hulls are evaluated. Table 1's LPIPS column needs `lpips`.
 pub fn run_eval(
     classifier: &Classifier,
+    lpips: Option<&Lpips>,
     pool_models: &[&Classifier],
     dataset: &[LabeledImage],
     opts: &EvalOptions,
@@ -252,7 +262,7 @@ pub fn run_eval(
                 pair_id: p.pair_id,
             })
             .collect();
-        let mut traversal = Traversal::new(classifier, cfg, &pairs)?;
+        let mut traversal = Traversal::new(classifier, cfg, &pairs)?.with_lpips(lpips);
         while traversal.step()?.is_some() {}
         for (plan, output) in batch.iter().zip(traversal.finish()?) {
             let (last, distances, accepted, x_star) = match &output.result {
@@ -276,6 +286,7 @@ pub fn run_eval(
                 l2_normalized: distances.map_or(0.0, |d| d.l2),
                 linf: distances.map_or(0.0, |d| d.linf),
                 ssim: distances.and_then(|d| d.ssim),
+                lpips: distances.and_then(|d| d.lpips),
                 accepted_steps: accepted,
             };
             let (json_path, tensor_path) = pair_paths(out, plan.pair_id);
@@ -342,6 +353,8 @@ pub fn run_eval(
         l2: column(&|s| Some(s.l2_normalized)),
         linf: column(&|s| Some(s.linf)),
         ssim: column(&|s| s.ssim),
+        lpips: column(&|s| s.lpips),
+        lpips_pairs: ran.iter().filter(|s| s.lpips.is_some()).count(),
         table2: table2(&sources).to_vec(),
         triangles,
         per_source,
@@ -365,13 +378,13 @@ fn write_outputs(
     let json = serde_json::to_vec_pretty(tables).map_err(|e| invalid(e.to_string()))?;
     write_atomic(&out.join("tables.json"), &json)?;
     let mut csv = String::from(
-        "pair_id,round,source_path,source_class,target_path,target_class,status,p0,final_source_confidence,final_target_confidence,l2_normalized,linf,ssim,accepted_steps\n",
+        "pair_id,round,source_path,source_class,target_path,target_class,status,p0,final_source_confidence,final_target_confidence,l2_normalized,linf,ssim,lpips,accepted_steps\n",
     );
     for s in summaries {
         let (src, tgt) = (&pool[s.source], &pool[s.target]);
         let _ = writeln!(
             csv,
-            "{},{},\"{}\",{},\"{}\",{},{:?},{},{},{},{},{},{},{}",
+            "{},{},\"{}\",{},\"{}\",{},{:?},{},{},{},{},{},{},{},{}",
             s.pair_id,
             s.round,
             src.path,
@@ -385,6 +398,7 @@ fn write_outputs(
             s.l2_normalized,
             s.linf,
             s.ssim.map_or(String::new(), |v| v.to_string()),
+            s.lpips.map_or(String::new(), |v| v.to_string()),
             s.accepted_steps
         );
     }
@@ -410,11 +424,12 @@ pub fn summary_markdown(t: &EvalTables) -> String {
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     let _ = writeln!(
         md,
-        "| {} | {} | {} | {} | n/a | {} | {} |\n",
+        "| {} | {} | {} | {} | {} | {} | {} |\n",
         t.model,
         fmt_ms(&t.l2, 3),
         fmt_ms(&t.linf, 3),
         fmt_ms(&t.ssim, 3),
+        fmt_ms(&t.lpips, 3),
         t.pairs,
         t.skipped_pairs
     );

@@ -98,6 +98,10 @@ pub struct FinalRecord {
     pub linf: f32,
     /// n/a (null) for images smaller than 11 px.
     pub ssim: Option<f32>,
+    /// LPIPS-Alex to the target; n/a (null) without its weights, for grey or small images,
+    /// and in records written before LPIPS existed.
+    #[serde(default)]
+    pub lpips: Option<f32>,
     pub accepted_steps: usize,
     pub file: String,
 }

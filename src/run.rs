@@ -11,7 +11,7 @@ use crate::analysis::AnalysisError;
 use crate::analysis::confidence::{argmax, logits_rows};
 use crate::analysis::{PairStatus, SampleStep, Traversal, WalkConfig, WalkPair};
 use crate::images::{self, ImageError};
-use crate::models::{Classifier, ModelError};
+use crate::models::{Classifier, Lpips, ModelError};
 use crate::record::{
     FinalRecord, ImageInfo, RECORD_VERSION, RecordError, RunPixels, RunRecord, RunRecorder, Timing,
     pixels_sha256,
@@ -121,6 +121,7 @@ pub fn predict(classifier: &Classifier, batch: &Tensor) -> Result<Vec<u32>> {
 /// every iteration as it completes and may stop the run between any two steps.
 pub fn traverse(
     classifier: &Classifier,
+    lpips: Option<&Lpips>,
     config: impl Into<WalkConfig>,
     source: &InputImage,
     target: &InputImage,
@@ -130,6 +131,7 @@ pub fn traverse(
 ) -> Result<(RunRecord, RunPixels)> {
     traverse_live(
         classifier,
+        lpips,
         config,
         source,
         target,
@@ -160,6 +162,7 @@ impl StepView<'_> {
 /// [`traverse`] for live views: `on_step` also gets the iterate on request.
 pub fn traverse_live(
     classifier: &Classifier,
+    lpips: Option<&Lpips>,
     config: impl Into<WalkConfig>,
     source: &InputImage,
     target: &InputImage,
@@ -180,7 +183,8 @@ pub fn traverse_live(
         pair_id,
     };
     let config: WalkConfig = config.into();
-    let mut traversal = Traversal::new(classifier, config.clone(), std::slice::from_ref(&pair))?;
+    let mut traversal =
+        Traversal::new(classifier, config.clone(), std::slice::from_ref(&pair))?.with_lpips(lpips);
     let mut recorder = RunRecorder::new();
     while let Some(event) = traversal.step()? {
         let Some(sample) = event.samples.first() else {
@@ -217,6 +221,7 @@ pub fn traverse_live(
                 l2_normalized: result.distances.l2,
                 linf: result.distances.linf,
                 ssim: result.distances.ssim,
+                lpips: result.distances.lpips,
                 accepted_steps: result.accepted_steps,
                 file: "final.png".into(),
             })

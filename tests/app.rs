@@ -5,6 +5,8 @@
 
 #![cfg(feature = "app")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,7 @@ use blindspot::app::state::Tab;
 use blindspot::app::worker::{ImageSource, Slot};
 use blindspot::app::{AppOptions, BlindspotApp};
 use blindspot::figures::{Colormap, lattice_field};
+use common::shared;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
@@ -23,6 +26,8 @@ fn options(dir: &Path) -> AppOptions {
         history_dir: Some(dir.join("history")),
         export_dir: Some(dir.join("exports")),
         persist: false,
+        // Table 1's LPIPS column from the real weights, whatever this machine's data folder holds.
+        lpips: Some(shared("weights/lpips_alex.safetensors")),
         ..AppOptions::default()
     }
 }

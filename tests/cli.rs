@@ -184,6 +184,8 @@ fn nspgd_writes_a_run_record() {
         "--iterations",
         "13",
         "--widths",
+        "--lpips",
+        shared("weights/lpips_alex.safetensors").to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -210,6 +212,9 @@ fn nspgd_writes_a_run_record() {
     // Source confidence is kept within tau of p0 by every accepted step.
     let last = record.final_output.as_ref().unwrap();
     assert!(record.p0 - last.source_confidence < 0.05);
+    // Thirteen small steps leave x* nearly the source, far from the ship in LPIPS.
+    let lpips = last.lpips.expect("LPIPS with --lpips");
+    assert!(lpips > 0.03 && lpips < 1.0, "{lpips}");
     assert!(out.join("widths.png").is_file() && out.join("path_strip.png").is_file());
 
     // A bad setting names its flag and its range.
@@ -226,4 +231,21 @@ fn nspgd_writes_a_run_record() {
     ]);
     assert!(!ok && stderr.contains("--tau -1"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // A wrong LPIPS file is refused, naming it and what it is not.
+    let (ok, _, stderr) = blindspot(&[
+        "nspgd",
+        "--source",
+        "gallery:circle_1",
+        "--target",
+        "gallery:star_1",
+        "--lpips",
+        w.to_str().unwrap(),
+        "--out",
+        dir.path().join("bad_lpips").to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && stderr.contains("resnet20_cifar10.safetensors") && stderr.contains("not LPIPS-Alex"),
+        "{stderr}"
+    );
 }

@@ -34,7 +34,10 @@ fn eval(out: &std::path::Path, extra: &[&str]) -> (bool, String, String) {
 fn small_eval_writes_tables_and_resumes_without_redoing_pairs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("eval");
+    let lpips = shared("weights/lpips_alex.safetensors");
     let small = [
+        "--lpips",
+        lpips.to_str().unwrap(),
         "--pairs",
         "8",
         "--pool",
@@ -59,6 +62,12 @@ fn small_eval_writes_tables_and_resumes_without_redoing_pairs() {
     );
     let l2 = tables["l2"]["mean"].as_f64().unwrap();
     assert!(l2 > 0.0 && l2 < 0.1, "{tables}");
+    // Table 1's last column: LPIPS of every pair, from the real weights.
+    assert_eq!(tables["lpips_pairs"], 8, "{tables}");
+    let lpips_mean = tables["lpips"]["mean"].as_f64().unwrap();
+    assert!(lpips_mean > 0.0 && lpips_mean < 1.0, "{tables}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(!summary.contains("| n/a |"), "{summary}");
     let csv = std::fs::read_to_string(out.join("pairs.csv")).unwrap();
     assert_eq!(csv.lines().count(), 9, "header + one row per pair");
     assert!(out.join("summary.md").is_file());

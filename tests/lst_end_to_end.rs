@@ -41,12 +41,20 @@ fn resnet20_keeps_the_source_class_while_reaching_the_target() {
         let source = InputImage::load(&image(src, i), &model).unwrap();
         let target = InputImage::load(&image(tgt, j), &model).unwrap();
         let mut events = 0;
-        let (record, pixels) =
-            traverse(&model, &config, &source, &target, None, k as u64, |_, _| {
+        let (record, pixels) = traverse(
+            &model,
+            None,
+            &config,
+            &source,
+            &target,
+            None,
+            k as u64,
+            |_, _| {
                 events += 1;
                 ControlFlow::Continue(())
-            })
-            .unwrap();
+            },
+        )
+        .unwrap();
         assert_eq!(events, config.iterations);
         assert_eq!(record.status, PairStatus::Done);
         assert_eq!(
@@ -167,9 +175,16 @@ fn hull_of_two_runs_has_the_source_confidence_at_its_source_vertex() {
         .enumerate()
         .map(|(k, t)| {
             let target = InputImage::load(t, &model).unwrap();
-            traverse(&model, &config, &source, &target, None, k as u64, |_, _| {
-                ControlFlow::Continue(())
-            })
+            traverse(
+                &model,
+                None,
+                &config,
+                &source,
+                &target,
+                None,
+                k as u64,
+                |_, _| ControlFlow::Continue(()),
+            )
             .unwrap()
         })
         .collect();
@@ -205,6 +220,7 @@ fn stopping_between_steps_records_a_stopped_run() {
     let target = InputImage::load(&image("ship", 0), &model).unwrap();
     let (record, _) = traverse(
         &model,
+        None,
         &LstConfig::cifar(),
         &source,
         &target,

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, invalid};
+use crate::models::Lpips;
 
 /// The four Table 1 distances of one pair. `None` means "n/a".
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -16,7 +17,8 @@ pub struct Distances {
     pub linf: f32,
     /// SSIM (§1.6); n/a when H or W < 11.
     pub ssim: Option<f32>,
-    /// LPIPS; always n/a here (its weights are not available).
+    /// LPIPS-Alex v0.1; n/a without its weights, or for images it cannot compare (not RGB,
+    /// or smaller than 32x32).
     pub lpips: Option<f32>,
 }
 
@@ -143,7 +145,8 @@ pub fn ssim(a: &[f32], b: &[f32], shape: [usize; 3]) -> Result<Option<f64>> {
     Ok(Some(total / count as f64))
 }
 
-/// The Table 1 distances of `output` to `target`, both [C, H, W] host images. LPIPS is n/a.
+/// The Table 1 distances of `output` to `target`, both [C, H, W] host images. LPIPS is left
+/// n/a here: it needs its weights, and is filled in batches by `lpips_distances`.
 pub fn distances(output: &[f32], target: &[f32], shape: [usize; 3]) -> Result<Distances> {
     check_pair(output, target, shape)?;
     Ok(Distances {
@@ -152,6 +155,44 @@ pub fn distances(output: &[f32], target: &[f32], shape: [usize; 3]) -> Result<Di
         ssim: ssim(output, target, shape)?.map(|s| s as f32),
         lpips: None,
     })
+}
+
+/// Whether LPIPS-Alex can compare images of `shape` ([C, H, W]): RGB, at least 32x32.
+pub fn lpips_applies(shape: [usize; 3]) -> bool {
+    shape[0] == 3 && shape[1] >= 32 && shape[2] >= 32
+}
+
+/// How many pairs one LPIPS call takes: bounds the feature maps held at once (a 224x224
+/// pair's first layer is 1.5 MB) while keeping the per-call overhead small.
+const LPIPS_BATCH: usize = 32;
+
+/// LPIPS(a_i, b_i) for host images of `shape`, in batches; all `None` when the metric does not
+/// apply to the shape.
+pub fn lpips_distances(
+    lpips: &Lpips,
+    shape: [usize; 3],
+    pairs: &[(&[f32], &[f32])],
+) -> Result<Vec<Option<f32>>> {
+    if !lpips_applies(shape) {
+        return Ok(vec![None; pairs.len()]);
+    }
+    let n = shape.iter().product::<usize>();
+    let mut out = Vec::with_capacity(pairs.len());
+    for chunk in pairs.chunks(LPIPS_BATCH) {
+        let mut pixels = Vec::with_capacity(2 * chunk.len() * n);
+        for (a, b) in chunk {
+            check_pair(a, b, shape)?;
+        }
+        for (a, _) in chunk {
+            pixels.extend_from_slice(a);
+        }
+        for (_, b) in chunk {
+            pixels.extend_from_slice(b);
+        }
+        let d = lpips.distances_host(&pixels, (chunk.len(), shape[0], shape[1], shape[2]))?;
+        out.extend(d.into_iter().map(|v| Some(v as f32)));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

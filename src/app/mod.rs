@@ -28,7 +28,7 @@ use crate::history::History;
 use background::{Background, DialogPurpose, Done};
 use export::ExportJob;
 use state::{Action, ActiveJob, AppState, ExportKind, JobKind, LiveRun, PendingHull, Preset, Tab};
-use worker::{Command, Event, FinishedRun, ImageSource, ModelSource, Slot, Worker};
+use worker::{Command, Event, FinishedRun, ImageSource, LpipsStatus, ModelSource, Slot, Worker};
 
 /// Lattice resolutions of the hull, coarse first (§1.7's n = 10 gives the metrics).
 pub const HULL_LEVELS: [usize; 3] = [10, 20, 40];
@@ -46,6 +46,8 @@ pub struct AppOptions {
     pub export_dir: Option<PathBuf>,
     /// Read and write the persisted settings (off in tests).
     pub persist: bool,
+    /// LPIPS weights; None looks at `$BLINDSPOT_LPIPS` and the data folder.
+    pub lpips: Option<PathBuf>,
 }
 
 impl Default for AppOptions {
@@ -58,6 +60,7 @@ impl Default for AppOptions {
             second_target: ImageSource::Gallery("square_1".into()),
             export_dir: default_export_dir(),
             persist: true,
+            lpips: None,
         }
     }
 }
@@ -176,12 +179,14 @@ impl BlindspotApp {
         }
         let ctx = cc.egui_ctx.clone();
         let wake = ctx.clone();
-        let worker = match Worker::spawn(history.clone(), move || wake.request_repaint()) {
+        let worker = match Worker::spawn(history.clone(), options.lpips.clone(), move || {
+            wake.request_repaint();
+        }) {
             Ok(w) => w,
             Err(e) => {
                 // Without a worker thread nothing can run; say so instead of failing silently.
                 state.error("Cannot start the worker thread", e.to_string());
-                Worker::spawn(None, || {}).unwrap_or_else(|_| std::process::abort())
+                Worker::spawn(None, None, || {}).unwrap_or_else(|_| std::process::abort())
             }
         };
         let mut app = Self {
@@ -263,6 +268,12 @@ impl BlindspotApp {
                 for slot in [Slot::Source, Slot::Target, Slot::SecondTarget] {
                     self.request_preview(slot);
                 }
+            }
+            Event::Lpips(status) => {
+                if let LpipsStatus::Failed(error) = &status {
+                    st.error("LPIPS weights not loaded (LPIPS reads n/a)", error.clone());
+                }
+                st.model.lpips = Some(status);
             }
             Event::ModelFailed { source, error } => {
                 st.model.loading = None;

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use crate::analysis::hull::HullEvaluation;
 use crate::analysis::{LstConfig, PairStatus};
+use crate::app::worker::LpipsStatus;
 use crate::demo::DemoModel;
 use crate::eval::ExamplesGrid;
 use crate::history::{HistoryEntry, HistoryProblem};
 use crate::models::ModelSpec;
-use crate::record::{FrameRecord, RunRecorder, StepRecord};
+use crate::record::{FinalRecord, FrameRecord, RunRecorder, StepRecord};
 use crate::run::HullReport;
 
 use super::worker::{FinishedRun, ImageSource, JobControl, JobId, ModelSource, Preview, Slot};
@@ -135,6 +136,8 @@ pub struct ModelState {
     pub loaded: Option<(ModelSource, Arc<ModelSpec>)>,
     /// A load in flight.
     pub loading: Option<ModelSource>,
+    /// The worker's LPIPS weights; None until it reports.
+    pub lpips: Option<LpipsStatus>,
 }
 
 /// What the running job is.
@@ -231,6 +234,8 @@ pub struct RunView<'a> {
     pub pthresh: f32,
     pub status: Option<PairStatus>,
     pub model: &'a str,
+    /// Table 1's distances of x* to the target, once finished.
+    pub final_output: Option<&'a FinalRecord>,
 }
 
 impl RunView<'_> {
@@ -286,6 +291,7 @@ impl LiveRun {
             pthresh: self.config.pthresh,
             status: None,
             model: "",
+            final_output: None,
         }
     }
 }
@@ -309,6 +315,7 @@ impl FinishedRun {
             pthresh: r.config.threshold(),
             status: Some(r.status),
             model: &r.model.architecture,
+            final_output: r.final_output.as_ref(),
         }
     }
 
@@ -508,6 +515,7 @@ impl AppState {
             model: ModelState {
                 loaded: None,
                 loading: None,
+                lpips: None,
             },
             recent_models: Vec::new(),
             recent_images: Vec::new(),

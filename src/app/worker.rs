@@ -22,7 +22,7 @@ use crate::analysis::{LstConfig, SampleStep};
 use crate::demo::DemoModel;
 use crate::eval::ExamplesGrid;
 use crate::history::History;
-use crate::models::{Classifier, LoadOptions, ModelSpec, load_classifier};
+use crate::models::{Classifier, LoadOptions, Lpips, ModelSpec, load_classifier, load_lpips};
 use crate::record::{RunPixels, RunRecord};
 use crate::run::{HullInputs, HullReport, InputImage, traverse_live};
 
@@ -194,7 +194,19 @@ pub enum Command {
     },
 }
 
+/// Whether LPIPS can be reported (Table 1's last column).
+#[derive(Clone, Debug, PartialEq)]
+pub enum LpipsStatus {
+    Loaded(PathBuf),
+    /// No weights given or found: LPIPS reads n/a.
+    Missing,
+    /// Weights were named but could not be read.
+    Failed(String),
+}
+
 pub enum Event {
+    /// The worker's LPIPS weights, reported once at start.
+    Lpips(LpipsStatus),
     ModelReady {
         source: ModelSource,
         spec: Box<ModelSpec>,
@@ -271,8 +283,11 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the worker. `wake` is called after every event (the UI's `request_repaint`).
+    /// `lpips` names the LPIPS weights (else `$BLINDSPOT_LPIPS` or the data folder's copy);
+    /// the worker loads them first and reports the outcome as `Event::Lpips`.
     pub fn spawn(
         history: Option<History>,
+        lpips: Option<PathBuf>,
         wake: impl Fn() + Send + 'static,
     ) -> std::io::Result<Self> {
         let (commands, command_rx) = std::sync::mpsc::channel();
@@ -280,12 +295,24 @@ impl Worker {
         std::thread::Builder::new()
             .name("blindspot-worker".into())
             .spawn(move || {
+                let (lpips, lpips_status) = match load_lpips(lpips.as_deref()) {
+                    Ok(Some(metric)) => {
+                        let path = metric.path().to_path_buf();
+                        (Some(metric), LpipsStatus::Loaded(path))
+                    }
+                    Ok(None) => (None, LpipsStatus::Missing),
+                    Err(e) => (None, LpipsStatus::Failed(describe(&e))),
+                };
                 let mut state = WorkerState {
                     model: None,
+                    lpips,
                     history,
                     events: event_tx,
                     wake: Box::new(wake),
                 };
+                if state.emit(Event::Lpips(lpips_status)).is_break() {
+                    return;
+                }
                 while let Ok(command) = command_rx.recv() {
                     if state.handle(command).is_break() {
                         break;
@@ -308,6 +335,8 @@ impl Worker {
 
 struct WorkerState {
     model: Option<Classifier>,
+    /// LPIPS-Alex for Table 1's last column; None reads n/a.
+    lpips: Option<Lpips>,
     history: Option<History>,
     events: SyncSender<Event>,
     wake: Box<dyn Fn() + Send>,
@@ -502,6 +531,7 @@ impl WorkerState {
         let mut ui_gone = false;
         let outcome = traverse_live(
             model,
+            self.lpips.as_ref(),
             config,
             &source_image,
             &target_image,

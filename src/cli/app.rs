@@ -27,6 +27,10 @@ pub struct AppArgs {
     /// Keep the run history here instead of the platform data folder.
     #[arg(long)]
     history: Option<PathBuf>,
+    /// LPIPS-Alex weights for Table 1's last column (default: $BLINDSPOT_LPIPS, else
+    /// lpips_alex.safetensors in the data folder; n/a without them).
+    #[arg(long, value_name = "PATH")]
+    lpips: Option<PathBuf>,
 }
 
 pub fn run(args: &AppArgs) -> Result<()> {
@@ -45,5 +49,6 @@ pub fn run(args: &AppArgs) -> Result<()> {
     if let Some(h) = &args.history {
         options.history_dir = Some(h.clone());
     }
+    options.lpips = args.lpips.clone();
     run_native(options).map_err(|e| anyhow!("the app window failed: {e}"))
 }

@@ -9,13 +9,15 @@ use blindspot::images;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::ModelArgs;
 use super::lst_args::LstArgs;
+use super::{LpipsArgs, ModelArgs};
 
 #[derive(Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    lpips: LpipsArgs,
     /// ImageFolder tree or folder with labels.tsv.
     #[arg(long)]
     images: PathBuf,
@@ -70,8 +72,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         ProgressStyle::with_template("{msg} {pos}/{len}  elapsed {elapsed}  eta {eta}")
             .context("progress template")?,
     );
+    let lpips = args.lpips.load()?;
     let tables = run_eval(
         &model,
+        lpips.as_ref(),
         &others,
         &dataset.images,
         &opts,

@@ -75,8 +75,10 @@ pub fn run(args: &HullArgs) -> Result<()> {
                 for (k, target) in [t1, t2].iter().enumerate() {
                     eprintln!("traversal {} of 2: toward {}", k + 1, target.display());
                     let target_image = InputImage::load(target, &model)?;
+                    // The hull reads confidences only: no LPIPS.
                     let run = traverse(
                         &model,
+                        None,
                         &config,
                         &source_image,
                         &target_image,

@@ -111,6 +111,32 @@ impl ModelArgs {
     }
 }
 
+/// Where the LPIPS-Alex weights are, for commands that report LPIPS.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct LpipsArgs {
+    /// LPIPS-Alex weights (lpips_alex.safetensors; the README says how to build the file).
+    /// Default: $BLINDSPOT_LPIPS, else lpips_alex.safetensors in the data folder. Without
+    /// them LPIPS is reported as n/a.
+    #[arg(long, value_name = "PATH")]
+    pub lpips: Option<PathBuf>,
+}
+
+impl LpipsArgs {
+    /// The metric, or `None` (LPIPS n/a) when no weights are given or found.
+    pub fn load(&self) -> Result<Option<blindspot::models::Lpips>> {
+        let lpips = blindspot::models::load_lpips(self.lpips.as_deref())
+            .context("loading the LPIPS weights")?;
+        if lpips.is_none() {
+            eprintln!(
+                "note: no LPIPS weights (--lpips, ${}, or {} in the data folder): LPIPS is n/a",
+                blindspot::models::lpips::LPIPS_ENV,
+                blindspot::models::lpips::LPIPS_FILE_NAME
+            );
+        }
+        Ok(lpips)
+    }
+}
+
 /// A model named on the command line: `demo:standard`, `demo:robust`, or a checkpoint path
 /// (loaded with the device and architecture settings of `like`).
 pub fn load_named_model(name: &str, like: &ModelArgs) -> Result<Classifier> {

@@ -8,13 +8,15 @@ use blindspot::analysis::NspgdConfig;
 use blindspot::run::InputImage;
 use clap::Args;
 
-use super::ModelArgs;
 use super::traverse::walk_with_progress;
+use super::{LpipsArgs, ModelArgs};
 
 #[derive(Args)]
 pub struct NspgdArgs {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    lpips: LpipsArgs,
     /// The source image (its class is the one kept).
     #[arg(long)]
     source: PathBuf,
@@ -78,7 +80,15 @@ pub fn run(args: &NspgdArgs) -> Result<()> {
     let model = args.model.load()?;
     let source = InputImage::load(&args.source, &model)?;
     let target = InputImage::load(&args.target, &model)?;
-    let (record, pixels) = walk_with_progress(&model, &config, &source, &target, args.label)?;
+    let lpips = args.lpips.load()?;
+    let (record, pixels) = walk_with_progress(
+        &model,
+        lpips.as_ref(),
+        &config,
+        &source,
+        &target,
+        args.label,
+    )?;
     record.save(&pixels, &args.out)?;
     blindspot::report::write_run_figures(&record, &pixels, &args.out)?;
     println!(
@@ -90,12 +100,13 @@ pub fn run(args: &NspgdArgs) -> Result<()> {
     );
     if let Some(f) = &record.final_output {
         println!(
-            "p0 {:.4}; final p(source) {:.4}, p(target) {:.4}; to target: L2 (normalised) {:.4}, Linf {:.4}; {} steps accepted",
+            "p0 {:.4}; final p(source) {:.4}, p(target) {:.4}; to target: L2 (normalised) {:.4}, Linf {:.4}, LPIPS {}; {} steps accepted",
             record.p0,
             f.source_confidence,
             f.target_confidence,
             f.l2_normalized,
             f.linf,
+            f.lpips.map_or("n/a".into(), |s| format!("{s:.4}")),
             f.accepted_steps
         );
     }

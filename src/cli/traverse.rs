@@ -6,19 +6,21 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use blindspot::analysis::WalkConfig;
-use blindspot::models::Classifier;
+use blindspot::models::{Classifier, Lpips};
 use blindspot::record::{RunPixels, RunRecord};
 use blindspot::run::{InputImage, kept_source_class, traverse};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::ModelArgs;
 use super::lst_args::LstArgs;
+use super::{LpipsArgs, ModelArgs};
 
 #[derive(Args)]
 pub struct TraverseArgs {
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    lpips: LpipsArgs,
     /// The source image (its class is the one kept).
     #[arg(long)]
     source: PathBuf,
@@ -39,6 +41,7 @@ pub struct TraverseArgs {
 /// is the walk's iteration count (an NSPGD walk may finish before it).
 pub(super) fn walk_with_progress(
     model: &Classifier,
+    lpips: Option<&Lpips>,
     config: impl Into<WalkConfig>,
     source: &InputImage,
     target: &InputImage,
@@ -50,7 +53,7 @@ pub(super) fn walk_with_progress(
         ProgressStyle::with_template("{bar:30} step {pos}/{len}  {msg}  {per_sec}  eta {eta}")
             .context("progress template")?,
     );
-    let walked = traverse(model, config, source, target, label, 0, |step, s| {
+    let walked = traverse(model, lpips, config, source, target, label, 0, |step, s| {
         bar.set_position(step as u64 + 1);
         bar.set_message(format!(
             "p(src) {:.3}  p(tgt) {:.3}  L2 {:.4}",
@@ -67,16 +70,24 @@ pub fn run(args: &TraverseArgs) -> Result<()> {
     let config = args.lst.config(model.spec().input_size)?;
     let source = InputImage::load(&args.source, &model)?;
     let target = InputImage::load(&args.target, &model)?;
-    let (record, pixels) = walk_with_progress(&model, &config, &source, &target, args.label)?;
+    let lpips = args.lpips.load()?;
+    let (record, pixels) = walk_with_progress(
+        &model,
+        lpips.as_ref(),
+        &config,
+        &source,
+        &target,
+        args.label,
+    )?;
     record.save(&pixels, &args.out)?;
     blindspot::report::write_run_figures(&record, &pixels, &args.out)?;
     let name = |i: u32| model.spec().class_name(i as usize).to_string();
     println!(
-        "{} -> {} with {} ({:?})",
+        "{} -> {} with {} ({})",
         record.source.class_name,
         name(record.target.label),
         record.model.architecture,
-        record.status
+        record.status.label()
     );
     match &record.final_output {
         Some(f) => {
@@ -93,10 +104,11 @@ pub fn run(args: &TraverseArgs) -> Result<()> {
                 }
             );
             println!(
-                "to target: L2 (normalised) {:.4}, Linf {:.4}, SSIM {}; {} of {} steps accepted; {:.1} steps/s",
+                "to target: L2 (normalised) {:.4}, Linf {:.4}, SSIM {}, LPIPS {}; {} of {} steps accepted; {:.1} steps/s",
                 f.l2_normalized,
                 f.linf,
                 f.ssim.map_or("n/a".into(), |s| format!("{s:.4}")),
+                f.lpips.map_or("n/a".into(), |s| format!("{s:.4}")),
                 f.accepted_steps,
                 record.steps.len(),
                 record.timing.steps_per_second

@@ -54,9 +54,9 @@ pub use self::types::{
 use super::confidence::{argmax, logits_rows, or_zero, softmax_at};
 use super::error::{Result, invalid};
 use super::lst::initial_noise;
-use super::metrics::{Distances, distances};
+use super::metrics::{Distances, distances, lpips_distances};
 use super::width::{WidthMeasurement, measure_width};
-use crate::models::{Classifier, Objective};
+use crate::models::{Classifier, Lpips, Objective};
 
 /// The running state of the samples that walk.
 struct Active {
@@ -116,6 +116,8 @@ pub struct Traversal<'a> {
     active: Option<Active>,
     retired: Vec<Retired>,
     step: usize,
+    /// Fills Table 1's LPIPS column at `finish` when given.
+    lpips: Option<&'a Lpips>,
 }
 
 impl std::fmt::Debug for Traversal<'_> {
@@ -177,6 +179,7 @@ impl<'a> Traversal<'a> {
             active: None,
             retired: Vec::new(),
             step: 0,
+            lpips: None,
         };
         if pairs.is_empty() {
             return Ok(traversal);
@@ -523,6 +526,13 @@ impl<'a> Traversal<'a> {
         Ok(())
     }
 
+    /// Computes LPIPS(x*, x_t) for every pair at `finish` (Table 1's last column and the NSPGD
+    /// hit test). Without it, LPIPS stays n/a.
+    pub fn with_lpips(mut self, lpips: Option<&'a Lpips>) -> Self {
+        self.lpips = lpips;
+        self
+    }
+
     /// The per-pair outputs, in input order. Pairs of a run stopped early get
     /// `PairStatus::Stopped` and describe their current iterate.
     pub fn finish(self) -> Result<Vec<PairOutput>> {
@@ -530,6 +540,8 @@ impl<'a> Traversal<'a> {
         let done = self.step >= self.config.iterations();
         let mut by_pair: Vec<Option<(PairResult, PairStatus)>> =
             (0..self.meta.len()).map(|_| None).collect();
+        // x_t per pair that ran, for LPIPS after every result is built.
+        let mut target_of: Vec<Option<Vec<f32>>> = (0..self.meta.len()).map(|_| None).collect();
         let build = |logs: Vec<LogRecord>,
                      x_star: Vec<f32>,
                      target: &[f32],
@@ -578,6 +590,7 @@ impl<'a> Traversal<'a> {
                 r.accepted,
             )?;
             by_pair[r.pair_index] = Some((result, status));
+            target_of[r.pair_index] = Some(r.target);
         }
         if let Some(st) = self.active {
             let x_star = st.x.to_vec2::<f32>()?;
@@ -593,6 +606,23 @@ impl<'a> Traversal<'a> {
                 let last = [or_zero(st.conf_src[k]), or_zero(st.conf_tgt[k])];
                 let result = build(logs, x_star, &target, last, self.step, st.accepted[k])?;
                 by_pair[st.pairs[k]] = Some((result, status));
+                target_of[st.pairs[k]] = Some(target);
+            }
+        }
+        if let Some(lpips) = self.lpips {
+            let ran: Vec<(usize, &[f32], &[f32])> = by_pair
+                .iter()
+                .zip(&target_of)
+                .enumerate()
+                .filter_map(|(i, (r, t))| Some((i, r.as_ref()?.0.x_star.as_slice(), t.as_deref()?)))
+                .collect();
+            let pairs: Vec<(&[f32], &[f32])> = ran.iter().map(|&(_, x, t)| (x, t)).collect();
+            let values = lpips_distances(lpips, self.shape, &pairs)?;
+            let indices: Vec<usize> = ran.iter().map(|&(i, _, _)| i).collect();
+            for (i, value) in indices.into_iter().zip(values) {
+                if let Some((result, _)) = by_pair[i].as_mut() {
+                    result.distances.lpips = value;
+                }
             }
         }
         Ok(self

@@ -5,7 +5,7 @@ use egui::{RichText, Ui};
 
 use crate::app::background::DialogPurpose;
 use crate::app::state::{Action, AppState};
-use crate::app::worker::ModelSource;
+use crate::app::worker::{LpipsStatus, ModelSource};
 use crate::demo::DemoModel;
 
 #[derive(Default)]
@@ -151,6 +151,9 @@ impl ModelPanel {
                         spec.provenance.class_names
                     ),
                 );
+                if let Some((value, tip)) = lpips_row(state.model.lpips.as_ref()) {
+                    row(ui, "LPIPS", value, &tip);
+                }
             });
         if busy {
             ui.label(
@@ -179,4 +182,21 @@ fn list(values: &[f32]) -> String {
             .collect::<Vec<_>>()
             .join("/")
     }
+}
+
+/// Where Table 1's LPIPS column comes from, or why it reads n/a: (value, tooltip).
+fn lpips_row(status: Option<&LpipsStatus>) -> Option<(String, String)> {
+    Some(match status? {
+        LpipsStatus::Loaded(path) => (
+            "Alex v0.1".to_string(),
+            format!("Table 1's LPIPS column uses {}", path.display()),
+        ),
+        LpipsStatus::Missing => (
+            "n/a (no weights)".to_string(),
+            "Start with --lpips PATH, set $BLINDSPOT_LPIPS, or put lpips_alex.safetensors in the \
+             data folder; the README says how to build the file."
+                .to_string(),
+        ),
+        LpipsStatus::Failed(error) => ("n/a (bad weights)".to_string(), error.clone()),
+    })
 }

@@ -426,4 +426,20 @@ fn summary(ui: &mut Ui, view: &RunView<'_>) {
             ui.weak(view.model);
         }
     });
+    if let Some(f) = view.final_output {
+        let na = |v: Option<f32>, digits: usize| {
+            v.map_or("n/a".to_string(), |v| format!("{v:.digits$}"))
+        };
+        ui.label(format!(
+            "x* to target (Table 1): L2 {:.4} · L∞ {:.3} · SSIM {} · LPIPS {}",
+            f.l2_normalized,
+            f.linf,
+            na(f.ssim, 3),
+            na(f.lpips, 4)
+        ))
+        .on_hover_text(
+            "LPIPS-Alex v0.1. It reads n/a without its weights (--lpips, $BLINDSPOT_LPIPS, or \
+             lpips_alex.safetensors in the data folder) and for grey or smaller-than-32px images.",
+        );
+    }
 }
