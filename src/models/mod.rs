@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod layers;
 pub mod load;
+pub mod plain_cnn;
 pub mod spec;
 pub mod threads;
 pub mod torchvision_resnet;
@@ -20,7 +21,7 @@ pub use classifier::{Classifier, Network, Objective};
 pub use error::{ModelError, Result};
 pub use load::{
     Architecture, LoadOptions, Sidecar, classifier_from_checkpoint, detect_architecture,
-    load_classifier,
+    load_classifier, rename_tensors,
 };
 pub use spec::{ModelSpec, Normalization, Provenance};
 pub use threads::{compute_threads, set_compute_threads};
