@@ -13,6 +13,10 @@ fn engine_models() -> Vec<(&'static str, [usize; 2], Option<Normalization>)> {
     vec![
         ("weights/resnet20_cifar10.safetensors", [32, 32], None),
         ("weights/resnet56_cifar10.safetensors", [32, 32], None),
+        // Option-B shortcut (1x1 conv + BN projection).
+        ("weights/resnet20_pgd_cifar10.safetensors", [32, 32], None),
+        // plain_cnn: max pool, flatten, linear with ReLU; 1 input channel.
+        ("weights/mnist_lenet5_adv.pt", [28, 28], None),
         (
             "weights/tv_resnet_basic_1111.safetensors",
             [64, 64],
@@ -44,8 +48,8 @@ fn load(
     load_classifier(&shared(path), &opts).unwrap()
 }
 
-fn images(batch: usize, size: [usize; 2], seed: u64) -> Tensor {
-    let n = batch * 3 * size[0] * size[1];
+fn images(batch: usize, channels: usize, size: [usize; 2], seed: u64) -> Tensor {
+    let n = batch * channels * size[0] * size[1];
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let data: Vec<f32> = (0..n)
         .map(|_| {
@@ -55,7 +59,7 @@ fn images(batch: usize, size: [usize; 2], seed: u64) -> Tensor {
             0.1 + 0.8 * (state >> 40) as f32 / (1u64 << 24) as f32
         })
         .collect();
-    Tensor::from_vec(data, (batch, 3, size[0], size[1]), &Device::Cpu).unwrap()
+    Tensor::from_vec(data, (batch, channels, size[0], size[1]), &Device::Cpu).unwrap()
 }
 
 fn flat(t: &Tensor) -> Vec<f64> {
@@ -97,7 +101,7 @@ fn engine_matches_f64_autograd_for_every_engine_model() {
             );
             let reference = load(path, size, &norm, DType::F64, fold);
             assert!(!reference.uses_native_kernels());
-            let x = images(2, size, 5);
+            let x = images(2, ours.spec().channels, size, 5);
             let classes = ours.spec().num_classes() as u32;
             let labels = vec![3 % classes, 7 % classes];
             for objective in [
@@ -146,7 +150,7 @@ fn engine_and_f32_autograd_agree_and_a_sample_ignores_its_batch() {
     let ours = load(path, *size, norm, DType::F32, true);
     let autograd = load(path, *size, norm, DType::F32, true).with_autograd();
     assert!(!autograd.uses_native_kernels());
-    let x = images(3, *size, 9);
+    let x = images(3, 3, *size, 9);
     let objective = Objective::CrossEntropy(vec![1, 2, 3]);
     let (l1, g1) = ours.input_gradient(&x, &objective).unwrap();
     let (l2, g2) = autograd.input_gradient(&x, &objective).unwrap();

@@ -11,6 +11,8 @@ use common::shared;
 fn models() -> Vec<(&'static str, [usize; 2], Option<Normalization>)> {
     vec![
         ("weights/resnet20_cifar10.safetensors", [32, 32], None),
+        ("weights/resnet20_pgd_cifar10.safetensors", [32, 32], None),
+        ("weights/mnist_lenet5_adv.pt", [28, 28], None),
         (
             "weights/tv_resnet_basic_1111.safetensors",
             [64, 64],
@@ -30,9 +32,9 @@ fn models() -> Vec<(&'static str, [usize; 2], Option<Normalization>)> {
     ]
 }
 
-fn random_image(size: [usize; 2], seed: u64) -> Tensor {
+fn random_image(channels: usize, size: [usize; 2], seed: u64) -> Tensor {
     // A deterministic image in (0.1, 0.9) without a random-number crate.
-    let n = 3 * size[0] * size[1];
+    let n = channels * size[0] * size[1];
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let data: Vec<f64> = (0..n)
         .map(|_| {
@@ -42,7 +44,7 @@ fn random_image(size: [usize; 2], seed: u64) -> Tensor {
             0.1 + 0.8 * (state >> 11) as f64 / (1u64 << 53) as f64
         })
         .collect();
-    Tensor::from_vec(data, (1, 3, size[0], size[1]), &Device::Cpu).unwrap()
+    Tensor::from_vec(data, (1, channels, size[0], size[1]), &Device::Cpu).unwrap()
 }
 
 #[test]
@@ -55,7 +57,8 @@ fn input_gradient_matches_f64_finite_differences() {
             ..LoadOptions::default()
         };
         let model = load_classifier(&shared(path), &opts).unwrap();
-        let x = random_image(size, 7);
+        let channels = model.spec().channels;
+        let x = random_image(channels, size, 7);
         let label = 3u32;
         for objective in [
             Objective::CrossEntropy(vec![label]),
@@ -71,7 +74,9 @@ fn input_gradient_matches_f64_finite_differences() {
                     .unwrap()
             };
             for k in 0..3 {
-                let direction = random_image(size, 100 + k).affine(1.0, -0.5).unwrap();
+                let direction = random_image(channels, size, 100 + k)
+                    .affine(1.0, -0.5)
+                    .unwrap();
                 let direction = (&direction
                     / direction
                         .sqr()
@@ -119,7 +124,9 @@ fn input_gradient_exists_and_is_nonzero_for_every_model() {
             ..LoadOptions::default()
         };
         let model = load_classifier(&shared(path), &opts).unwrap();
-        let x = random_image(size, 1).to_dtype(DType::F32).unwrap();
+        let x = random_image(model.spec().channels, size, 1)
+            .to_dtype(DType::F32)
+            .unwrap();
         let x = Tensor::cat(&[&x, &x], 0).unwrap();
         for objective in [
             Objective::CrossEntropy(vec![0, 1]),

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use blindspot::analysis::accuracy::accuracy;
 use blindspot::images;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -72,41 +72,13 @@ pub fn run(args: &AccuracyArgs) -> Result<()> {
 enum Source {
     Files(Vec<images::LabeledImage>),
     /// Pixels already at input size: [N, H, W, C] u8 and labels.
-    Tensors {
-        images: Tensor,
-        labels: Vec<u32>,
-    },
+    Tensors(images::TensorDataset),
 }
 
 impl Source {
     fn open(path: &Path) -> Result<Self> {
         if path.is_file() {
-            let tensors = candle_core::safetensors::load(path, &Device::Cpu)
-                .with_context(|| format!("{}: not a readable safetensors file", path.display()))?;
-            let (Some(images), Some(labels)) = (tensors.get("images"), tensors.get("labels"))
-            else {
-                bail!("{}: expected tensors `images` and `labels`", path.display());
-            };
-            let labels = labels
-                .flatten_all()?
-                .to_dtype(DType::I64)?
-                .to_vec1::<i64>()?;
-            if images.rank() != 4 || images.dim(0)? != labels.len() {
-                bail!(
-                    "{}: `images` {:?} does not match {} labels",
-                    path.display(),
-                    images.dims(),
-                    labels.len()
-                );
-            }
-            let labels = labels
-                .into_iter()
-                .map(|l| u32::try_from(l).context("negative label"))
-                .collect::<Result<_>>()?;
-            Ok(Self::Tensors {
-                images: images.clone(),
-                labels,
-            })
+            Ok(Self::Tensors(images::TensorDataset::open(path)?))
         } else {
             let dataset = images::list_dataset(path)?;
             Ok(Self::Files(dataset.images))
@@ -116,7 +88,7 @@ impl Source {
     fn len(&self) -> usize {
         match self {
             Self::Files(files) => files.len(),
-            Self::Tensors { labels, .. } => labels.len(),
+            Self::Tensors(data) => data.len(),
         }
     }
 
@@ -133,9 +105,9 @@ impl Source {
                     images::load_for_channels(&item.path, &spec.preprocess, spec.channels, device)?;
                 Ok((x, item.label as u32))
             }
-            Self::Tensors { images, labels } => {
-                let x = (images.get(i)?.permute((2, 0, 1))?.to_dtype(DType::F32)? / 255.0)?;
-                Ok((x.to_device(device)?, labels[i]))
+            Self::Tensors(data) => {
+                let x = data.batch(i..i + 1, device)?.squeeze(0)?;
+                Ok((x, data.labels()[i]))
             }
         }
     }

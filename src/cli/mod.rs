@@ -75,9 +75,13 @@ pub struct ModelArgs {
     )]
     pub demo: DemoChoice,
     /// Architecture, when detection from tensor names is not wanted:
-    /// cifar_resnet, resnet, vit, efficientnet_lite.
+    /// cifar_resnet, resnet, vit, efficientnet_lite, plain_cnn.
     #[arg(long)]
     pub arch: Option<Architecture>,
+    /// Sidecar JSON (normalisation, input size, class names, tensor `rename`) to use instead
+    /// of `<weights>.json` beside the checkpoint.
+    #[arg(long, requires = "weights")]
+    pub sidecar: Option<PathBuf>,
     /// Compute device: cpu, or cuda (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -94,6 +98,7 @@ impl ModelArgs {
         let opts = LoadOptions {
             architecture: self.arch,
             device: device(&self.device)?,
+            sidecar: self.sidecar.clone(),
             ..LoadOptions::default()
         };
         match &self.weights {
@@ -144,11 +149,13 @@ pub fn load_named_model(name: &str, like: &ModelArgs) -> Result<Classifier> {
         Some("standard") => ModelArgs {
             weights: None,
             demo: DemoChoice::Standard,
+            sidecar: None,
             ..like.clone()
         },
         Some("robust") => ModelArgs {
             weights: None,
             demo: DemoChoice::Robust,
+            sidecar: None,
             ..like.clone()
         },
         Some(other) => anyhow::bail!("unknown demo model `{other}`: expected standard or robust"),

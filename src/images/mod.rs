@@ -13,6 +13,7 @@ mod dataset;
 mod load;
 mod resample;
 mod tensor;
+mod tensor_dataset;
 
 use std::path::PathBuf;
 
@@ -24,6 +25,7 @@ pub use resample::{preprocess, resize_bilinear};
 pub use tensor::{
     ModelInputError, from_tensor, load_for_channels, load_for_model, to_model_tensor, to_tensor,
 };
+pub use tensor_dataset::TensorDataset;
 
 /// How an image file is brought to the model's input size.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

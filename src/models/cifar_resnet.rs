@@ -1,6 +1,9 @@
-//! CIFAR ResNet (He et al. 2016, §4.2) with the parameter-free option-A shortcut, any depth
-//! 6n+2, in the layout of akamaster/pytorch_resnet_cifar10 (`conv1`, `bn1`,
-//! `layer{1,2,3}.{i}.conv{1,2}`, `bn{1,2}`, `linear`).
+//! CIFAR ResNet (He et al. 2016, §4.2), any depth 6n+2, in the layout of
+//! akamaster/pytorch_resnet_cifar10 (`conv1`, `bn1`, `layer{1,2,3}.{i}.conv{1,2}`, `bn{1,2}`,
+//! `linear`). The shortcut where the width changes is either the paper's parameter-free
+//! option A (akamaster) or option B, a strided 1x1 conv and batch norm stored as
+//! `layerX.0.downsample.{0,1}` (torchvision's naming, used by many robust-training repos);
+//! which one is told from the tensor names.
 
 use candle_core::{Module, Result as CResult, Tensor};
 
@@ -12,6 +15,15 @@ use super::weights::Weights;
 
 const BN_EPS: f64 = 1e-5;
 
+/// The shortcut of a block whose stride or width changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shortcut {
+    /// Subsample by 2 and zero-pad the new channels (no parameters).
+    OptionA,
+    /// `downsample.0` (1x1 conv with the block's stride, no bias) then `downsample.1` (BN).
+    OptionB,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CifarResNetConfig {
     /// Blocks per stage, n; depth = 6n + 2.
@@ -20,6 +32,7 @@ pub struct CifarResNetConfig {
     pub widths: [usize; 3],
     pub in_channels: usize,
     pub num_classes: usize,
+    pub shortcut: Shortcut,
 }
 
 impl CifarResNetConfig {
@@ -37,21 +50,36 @@ impl CifarResNetConfig {
         }
         let blocks_per_stage = w.count_indexed("layer1");
         let num_classes = w.require_shape("linear.weight", 2)?[0];
+        // Any projection weights mean option B: a file never mixes the two.
+        let shortcut = if (1..=3).any(|s| w.contains(&format!("layer{s}.0.downsample.0.weight"))) {
+            Shortcut::OptionB
+        } else {
+            Shortcut::OptionA
+        };
         Ok(Self {
             blocks_per_stage,
             widths,
             in_channels,
             num_classes,
+            shortcut,
         })
     }
+}
+
+/// How a block's input reaches its sum.
+enum BlockShortcut {
+    Identity,
+    /// Option A: subsample by 2 and zero-pad `pad` channels on each side.
+    Pad(usize),
+    /// Option B: strided 1x1 conv and batch norm.
+    Projection(ConvBn),
 }
 
 /// conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU.
 struct BasicBlock {
     conv1: ConvBn,
     conv2: ConvBn,
-    /// Option A: subsample by 2 and zero-pad `pad` channels on each side.
-    shortcut_pad: Option<usize>,
+    shortcut: BlockShortcut,
 }
 
 impl BasicBlock {
@@ -61,6 +89,7 @@ impl BasicBlock {
         in_c: usize,
         out_c: usize,
         stride: usize,
+        kind: Shortcut,
         fold: bool,
     ) -> Result<Self> {
         let conv_bn = |i: usize, cin: usize, stride: usize| -> Result<ConvBn> {
@@ -75,19 +104,35 @@ impl BasicBlock {
             let bn = w.batch_norm(&format!("{name}.bn{i}"), out_c, BN_EPS)?;
             Ok(ConvBn::new(conv, bn, fold)?)
         };
-        let shortcut_pad = (stride != 1 || in_c != out_c).then_some(out_c / 4);
+        let shortcut = match (stride != 1 || in_c != out_c, kind) {
+            (false, _) => BlockShortcut::Identity,
+            (true, Shortcut::OptionA) => BlockShortcut::Pad(out_c / 4),
+            (true, Shortcut::OptionB) => {
+                let conv = w.conv(
+                    &format!("{name}.downsample.0"),
+                    [out_c, in_c, 1, 1],
+                    stride,
+                    Padding::Symmetric(0),
+                    1,
+                    false,
+                )?;
+                let bn = w.batch_norm(&format!("{name}.downsample.1"), out_c, BN_EPS)?;
+                BlockShortcut::Projection(ConvBn::new(conv, bn, fold)?)
+            }
+        };
         Ok(Self {
             conv1: conv_bn(1, in_c, stride)?,
             conv2: conv_bn(2, out_c, 1)?,
-            shortcut_pad,
+            shortcut,
         })
     }
 
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let y = self.conv2.forward(&self.conv1.forward(x)?.relu()?)?;
-        let shortcut = match self.shortcut_pad {
-            None => x.clone(),
-            Some(pad) => option_a_shortcut(x, pad)?,
+        let shortcut = match &self.shortcut {
+            BlockShortcut::Identity => x.clone(),
+            BlockShortcut::Pad(pad) => option_a_shortcut(x, *pad)?,
+            BlockShortcut::Projection(proj) => proj.forward(x)?,
         };
         (y + shortcut)?.relu()
     }
@@ -122,6 +167,7 @@ impl CifarResNet {
                     in_c,
                     out_c,
                     stride,
+                    cfg.shortcut,
                     fold,
                 )?);
                 in_c = out_c;
@@ -147,9 +193,10 @@ impl CifarResNet {
         for block in &self.blocks {
             let h = p.conv_bn(x, &block.conv1, Activation::Relu)?;
             let h = p.conv_bn(h, &block.conv2, Activation::None)?;
-            let shortcut = match block.shortcut_pad {
-                None => x,
-                Some(pad) => p.option_a_shortcut(x, pad),
+            let shortcut = match &block.shortcut {
+                BlockShortcut::Identity => x,
+                BlockShortcut::Pad(pad) => p.option_a_shortcut(x, *pad),
+                BlockShortcut::Projection(proj) => p.conv_bn(x, proj, Activation::None)?,
             };
             x = p.add(h, shortcut, Activation::Relu);
         }

@@ -1,9 +1,10 @@
 //! From a file on disk to a ready `Classifier`: read the checkpoint, detect the architecture,
 //! read the optional sidecar, build the network and its spec.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
 use super::checkpoint::{Checkpoint, read_checkpoint, sha256_file};
@@ -12,6 +13,7 @@ use super::classes::default_class_names;
 use super::classifier::{Classifier, Network};
 use super::efficientnet_lite::{EfficientNetLite, EfficientNetLiteConfig};
 use super::error::{ModelError, Result};
+use super::plain_cnn::{PlainCnn, PlainCnnConfig};
 use super::spec::{ModelSpec, Normalization, Provenance};
 use super::torchvision_resnet::{ResNet, ResNetConfig};
 use super::vit::{VisionTransformer, VitConfig};
@@ -30,14 +32,17 @@ pub enum Architecture {
     Vit,
     /// EfficientNet-Lite0..4.
     EfficientnetLite,
+    /// Conv/ReLU/max-pool blocks, flatten, linear layers (`plain_cnn`).
+    PlainCnn,
 }
 
 impl Architecture {
-    pub const ALL: [Architecture; 4] = [
+    pub const ALL: [Architecture; 5] = [
         Self::CifarResnet,
         Self::Resnet,
         Self::Vit,
         Self::EfficientnetLite,
+        Self::PlainCnn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +51,7 @@ impl Architecture {
             Self::Resnet => "resnet",
             Self::Vit => "vit",
             Self::EfficientnetLite => "efficientnet_lite",
+            Self::PlainCnn => "plain_cnn",
         }
     }
 }
@@ -83,6 +89,11 @@ pub fn detect_architecture(ckpt: &Checkpoint) -> Result<Architecture> {
             return Ok(Architecture::Resnet);
         }
     }
+    // Last: it accepts any conv-then-linear stack, so the named families must win first.
+    if PlainCnnConfig::from_shapes(ckpt.tensors.iter().map(|(k, t)| (k.as_str(), t.dims()))).is_ok()
+    {
+        return Ok(Architecture::PlainCnn);
+    }
     let sample: Vec<_> = ckpt.tensors.keys().take(6).map(String::as_str).collect();
     Err(ModelError::UnknownArchitecture {
         path: ckpt.path.clone(),
@@ -95,7 +106,8 @@ pub fn detect_architecture(ckpt: &Checkpoint) -> Result<Architecture> {
 }
 
 /// Optional settings beside a checkpoint: `<weights>.json` (or `<weights stem>.json`), or a
-/// `blindspot` JSON entry in safetensors metadata. Every field is optional.
+/// `blindspot` JSON entry in safetensors metadata, or a file named by
+/// [`LoadOptions::sidecar`] (`--sidecar`). Every field is optional.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sidecar {
@@ -109,6 +121,10 @@ pub struct Sidecar {
     pub description: Option<String>,
     /// How the model was trained (written by `train-demo`; informational).
     pub training: Option<serde_json::Value>,
+    /// Tensor renames applied before the architecture is detected, for checkpoints saved
+    /// with other layer names: `{"conv_1": "conv1", "stage_1": "layer1", "fc": "linear"}`.
+    /// See [`rename_tensors`] for the rule.
+    pub rename: Option<BTreeMap<String, String>>,
 }
 
 impl Sidecar {
@@ -117,6 +133,15 @@ impl Sidecar {
         let mut with_ext = weights.as_os_str().to_owned();
         with_ext.push(".json");
         vec![PathBuf::from(with_ext), weights.with_extension("json")]
+    }
+
+    /// Reads a sidecar file named explicitly (`--sidecar`), wherever it lies.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
     }
 
     fn parse(text: &str, origin: &Path) -> Result<Self> {
@@ -128,6 +153,12 @@ impl Sidecar {
 
     /// Reads the sidecar, returning it with a description of where it came from.
     pub fn find(ckpt: &Checkpoint) -> Result<Option<(Self, String)>> {
+        Ok(Self::find_with_path(ckpt)?.map(|(s, origin, _)| (s, origin)))
+    }
+
+    /// As [`Sidecar::find`], plus the file the settings came from (the checkpoint itself for
+    /// safetensors metadata), for errors.
+    fn find_with_path(ckpt: &Checkpoint) -> Result<Option<(Self, String, PathBuf)>> {
         for candidate in Self::candidates(&ckpt.path) {
             if candidate == ckpt.path || !candidate.is_file() {
                 continue;
@@ -137,12 +168,13 @@ impl Sidecar {
                 source,
             })?;
             let origin = format!("sidecar {}", candidate.display());
-            return Ok(Some((Self::parse(&text, &candidate)?, origin)));
+            return Ok(Some((Self::parse(&text, &candidate)?, origin, candidate)));
         }
         if let Some(text) = ckpt.metadata.get("blindspot") {
             return Ok(Some((
                 Self::parse(text, &ckpt.path)?,
                 "safetensors metadata".into(),
+                ckpt.path.clone(),
             )));
         }
         Ok(None)
@@ -160,6 +192,9 @@ pub struct LoadOptions {
     /// Overrides the sidecar and the defaults.
     pub normalization: Option<Normalization>,
     pub input_size: Option<[usize; 2]>,
+    /// A sidecar file to use instead of looking beside the checkpoint (for checkpoints in
+    /// read-only places, or one sidecar for several files).
+    pub sidecar: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -171,6 +206,7 @@ impl Default for LoadOptions {
             fold_batch_norm: true,
             normalization: None,
             input_size: None,
+            sidecar: None,
         }
     }
 }
@@ -183,6 +219,8 @@ struct Built {
     num_classes: usize,
     /// Input size fixed by the weights (ViT), or the family default and where it came from.
     input_size: ([usize; 2], &'static str),
+    /// Whether the weights allow no other input size (a position embedding, a flatten).
+    fixed_size: bool,
     normalization: (Normalization, &'static str),
 }
 
@@ -196,6 +234,7 @@ fn build(arch: Architecture, w: &Weights, sidecar: &Sidecar, fold: bool) -> Resu
                 channels: cfg.in_channels,
                 num_classes: cfg.num_classes,
                 input_size: ([32, 32], "CIFAR default"),
+                fixed_size: false,
                 normalization: (
                     Normalization::imagenet_channels(cfg.in_channels),
                     "ImageNet mean/std (the CIFAR ResNet trainer's)",
@@ -210,6 +249,7 @@ fn build(arch: Architecture, w: &Weights, sidecar: &Sidecar, fold: bool) -> Resu
                 channels: cfg.in_channels,
                 num_classes: cfg.num_classes,
                 input_size: ([224, 224], "ImageNet default"),
+                fixed_size: false,
                 normalization: (
                     Normalization::imagenet_channels(cfg.in_channels),
                     "ImageNet mean/std (torchvision)",
@@ -224,6 +264,7 @@ fn build(arch: Architecture, w: &Weights, sidecar: &Sidecar, fold: bool) -> Resu
                 channels: cfg.in_channels,
                 num_classes: cfg.num_classes,
                 input_size: (cfg.image_size(), "pos_embed grid x patch size"),
+                fixed_size: true,
                 normalization: (
                     Normalization::imagenet_channels(cfg.in_channels),
                     "ImageNet mean/std (timm DeiT)",
@@ -238,13 +279,108 @@ fn build(arch: Architecture, w: &Weights, sidecar: &Sidecar, fold: bool) -> Resu
                 channels: cfg.in_channels,
                 num_classes: cfg.num_classes,
                 input_size: ([224, 224], "EfficientNet-Lite0 default"),
+                fixed_size: false,
                 normalization: (
                     Normalization::uniform(127.0 / 255.0, 128.0 / 255.0, cfg.in_channels),
                     "TF-Lite mean 127 / std 128",
                 ),
             }
         }
+        Architecture::PlainCnn => {
+            let cfg = PlainCnnConfig::infer(w)?;
+            let side = cfg.input_side();
+            Built {
+                network: Box::new(PlainCnn::new(w, &cfg)?),
+                name: cfg.name(),
+                channels: cfg.in_channels(),
+                num_classes: cfg.num_classes(),
+                input_size: (
+                    [side, side],
+                    "first linear layer's inputs, the side doubled per pooling block",
+                ),
+                fixed_size: true,
+                normalization: (
+                    Normalization::identity(cfg.in_channels()),
+                    "none: pixels in [0, 1] (the usual plain-CNN training)",
+                ),
+            }
+        }
     })
+}
+
+/// Applies a sidecar's `rename` rules to tensor names. A rule `"a.b": "c"` matches a run of
+/// whole dot-separated components, anywhere in a name: `stage_1` renames
+/// `stage_1.0.conv_1.weight` but not `stage_10.…` or `my_stage_1.…`. At each component the
+/// longest matching rule wins and its output is not matched again, so rules never chain. An
+/// empty target drops the components (`"module": ""` strips a wrapper prefix).
+///
+/// Refused, naming `sidecar`: a rule with an empty component, a rule that matches no tensor
+/// (a typo would otherwise pass silently), a name that renames to nothing, and two tensors
+/// that rename to the same name.
+pub fn rename_tensors(
+    tensors: BTreeMap<String, Tensor>,
+    rules: &BTreeMap<String, String>,
+    sidecar: &Path,
+) -> Result<BTreeMap<String, Tensor>> {
+    let err = |reason: String| ModelError::Sidecar {
+        path: sidecar.to_path_buf(),
+        reason,
+    };
+    let mut parsed: Vec<(Vec<&str>, &str, &str)> = Vec::with_capacity(rules.len());
+    for (from, to) in rules {
+        let comps: Vec<&str> = from.split('.').collect();
+        if comps.iter().any(|c| c.is_empty())
+            || (!to.is_empty() && to.split('.').any(str::is_empty))
+        {
+            return Err(err(format!(
+                "rename `{from}` -> `{to}`: names are dot-separated components, none empty"
+            )));
+        }
+        parsed.push((comps, to.as_str(), from.as_str()));
+    }
+    parsed.sort_by_key(|(comps, _, _)| std::cmp::Reverse(comps.len()));
+    let mut used = vec![false; parsed.len()];
+    let mut out = BTreeMap::new();
+    for (name, tensor) in tensors {
+        let comps: Vec<&str> = name.split('.').collect();
+        let mut renamed: Vec<&str> = Vec::with_capacity(comps.len());
+        let mut i = 0;
+        while i < comps.len() {
+            match parsed
+                .iter()
+                .position(|(from, _, _)| comps[i..].starts_with(from))
+            {
+                Some(r) => {
+                    used[r] = true;
+                    if !parsed[r].1.is_empty() {
+                        renamed.push(parsed[r].1);
+                    }
+                    i += parsed[r].0.len();
+                }
+                None => {
+                    renamed.push(comps[i]);
+                    i += 1;
+                }
+            }
+        }
+        let new_name = renamed.join(".");
+        if new_name.is_empty() {
+            return Err(err(format!("rename leaves tensor `{name}` without a name")));
+        }
+        if out.contains_key(&new_name) {
+            return Err(err(format!(
+                "rename gives two tensors the name `{new_name}` (one of them `{name}`)"
+            )));
+        }
+        out.insert(new_name, tensor);
+    }
+    if let Some(r) = used.iter().position(|u| !u) {
+        return Err(err(format!(
+            "rename `{}` matches no tensor name",
+            parsed[r].2
+        )));
+    }
+    Ok(out)
 }
 
 /// Loads a classifier from any checkpoint file blindspot reads.
@@ -260,20 +396,45 @@ pub fn classifier_from_checkpoint(
     weights_sha256: String,
     opts: &LoadOptions,
 ) -> Result<Classifier> {
+    let mut ckpt = ckpt;
     let path = ckpt.path.clone();
     let path = path.as_path();
-    let sidecar = Sidecar::find(&ckpt)?;
-    let (sidecar, sidecar_origin) = sidecar.unwrap_or_default();
-    let (arch, arch_origin) = match (opts.architecture, sidecar.architecture) {
-        (Some(a), _) => (a, "--arch".to_string()),
-        (None, Some(a)) => (a, sidecar_origin.clone()),
-        (None, None) => (
-            detect_architecture(&ckpt)?,
-            "detected from tensor names".to_string(),
+    let (sidecar, sidecar_origin, sidecar_path) = match &opts.sidecar {
+        Some(file) => (
+            Sidecar::read(file)?,
+            format!("sidecar {}", file.display()),
+            file.clone(),
         ),
+        None => Sidecar::find_with_path(&ckpt)?
+            .unwrap_or_else(|| (Sidecar::default(), String::new(), ckpt.path.clone())),
     };
-    let weights = Weights::new(&ckpt.path, &ckpt.tensors, opts.dtype, opts.device.clone());
-    let built = build(arch, &weights, &sidecar, opts.fold_batch_norm)?;
+    if let Some(rules) = &sidecar.rename {
+        let tensors = std::mem::take(&mut ckpt.tensors);
+        ckpt.tensors = rename_tensors(tensors, rules, &sidecar_path)?;
+    }
+    let detect_and_build = || -> Result<(Architecture, String, Built)> {
+        let (arch, arch_origin) = match (opts.architecture, sidecar.architecture) {
+            (Some(a), _) => (a, "--arch".to_string()),
+            (None, Some(a)) => (a, sidecar_origin.clone()),
+            (None, None) => (
+                detect_architecture(&ckpt)?,
+                "detected from tensor names".to_string(),
+            ),
+        };
+        let weights = Weights::new(&ckpt.path, &ckpt.tensors, opts.dtype, opts.device.clone());
+        let built = build(arch, &weights, &sidecar, opts.fold_batch_norm)?;
+        Ok((arch, arch_origin, built))
+    };
+    let (arch, arch_origin, built) = match detect_and_build() {
+        // Renamed names that make no model are the sidecar's doing: say so, and name it.
+        Err(e) if sidecar.rename.is_some() => {
+            return Err(ModelError::Sidecar {
+                path: sidecar_path,
+                reason: format!("after its `rename`, the tensors make no model: {e}"),
+            });
+        }
+        other => other?,
+    };
 
     let sidecar_err = |reason: String| ModelError::Sidecar {
         path: ckpt.path.clone(),
@@ -300,9 +461,13 @@ pub fn classifier_from_checkpoint(
         (None, Some(s)) => (s, sidecar_origin.clone()),
         (None, None) => (built.input_size.0, built.input_size.1.to_string()),
     };
-    if arch == Architecture::Vit && input_size != built.input_size.0 {
+    if built.fixed_size && input_size != built.input_size.0 {
+        let what = match arch {
+            Architecture::Vit => "the ViT position embedding",
+            _ => "the weights (the flatten before the linear layers)",
+        };
         return Err(sidecar_err(format!(
-            "input size {input_size:?} does not match the ViT position embedding ({:?})",
+            "input size {input_size:?} does not match {what} ({:?})",
             built.input_size.0
         )));
     }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod layers;
 pub mod load;
 pub mod lpips;
+pub mod plain_cnn;
 pub mod spec;
 pub mod threads;
 pub mod torchvision_resnet;
@@ -21,7 +22,7 @@ pub use classifier::{Classifier, Network, Objective};
 pub use error::{ModelError, Result};
 pub use load::{
     Architecture, LoadOptions, Sidecar, classifier_from_checkpoint, detect_architecture,
-    load_classifier,
+    load_classifier, rename_tensors,
 };
 pub use lpips::{Lpips, load_lpips, locate_lpips};
 pub use spec::{ModelSpec, Normalization, Provenance};

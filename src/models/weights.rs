@@ -39,6 +39,11 @@ impl<'a> Weights<'a> {
         self.tensors.contains_key(name)
     }
 
+    /// Every tensor's name and shape, in name order (for layouts told from the names).
+    pub fn shapes(&self) -> impl Iterator<Item = (&str, &[usize])> {
+        self.tensors.iter().map(|(k, t)| (k.as_str(), t.dims()))
+    }
+
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
         self.tensors.get(name).map(|t| t.dims())
     }

@@ -68,7 +68,7 @@ pub enum Activation {
 
 impl Activation {
     #[inline(always)]
-    fn apply(self, v: f32) -> f32 {
+    pub(crate) fn apply(self, v: f32) -> f32 {
         match self {
             Self::None => v,
             Self::Relu => v.max(0.0),

@@ -17,6 +17,7 @@
 //! path, which the tests compare this one against.
 
 mod buffers;
+mod flatten;
 mod gemm;
 mod kernels;
 mod parallel;
@@ -65,12 +66,17 @@ enum Op {
     GlobalAvgPool {
         x: usize,
     },
+    /// `[C][B][H][W]` to `[C·H·W][B]` in PyTorch's NCHW feature order (`flatten`).
+    Flatten {
+        x: usize,
+    },
     Linear {
         x: usize,
         weight: Vec<f32>,
         bias: Option<Vec<f32>>,
         out: usize,
         inp: usize,
+        act: Activation,
     },
 }
 
@@ -82,6 +88,7 @@ impl Op {
             | Self::MaxPool { x, .. }
             | Self::OptionA { x, .. }
             | Self::GlobalAvgPool { x }
+            | Self::Flatten { x }
             | Self::Linear { x, .. } => [Some(x), None],
             Self::Add { a, b, .. } => [Some(a), Some(b)],
         }
@@ -90,9 +97,10 @@ impl Op {
     /// Whether the reverse pass reads this op's output (to mask by its activation).
     fn output_needed_backward(&self) -> bool {
         match self {
-            Self::Conv { act, .. } | Self::Affine { act, .. } | Self::Add { act, .. } => {
-                *act != Activation::None
-            }
+            Self::Conv { act, .. }
+            | Self::Affine { act, .. }
+            | Self::Add { act, .. }
+            | Self::Linear { act, .. } => *act != Activation::None,
             _ => false,
         }
     }
@@ -206,7 +214,17 @@ impl ProgramBuilder {
         self.push(Op::GlobalAvgPool { x: x.0 })
     }
 
+    /// NCHW flatten of `x` to one feature vector per image, for a linear head.
+    pub fn flatten(&mut self, x: Value) -> Value {
+        self.push(Op::Flatten { x: x.0 })
+    }
+
     pub fn linear(&mut self, x: Value, linear: &Linear) -> Result<Value> {
+        self.linear_act(x, linear, Activation::None)
+    }
+
+    /// `act(linear(x))`: a hidden layer of an MLP head.
+    pub fn linear_act(&mut self, x: Value, linear: &Linear, act: Activation) -> Result<Value> {
         let (weight_t, bias) = linear.parts();
         let (inp, out) = weight_t.dims2()?;
         let weight = f32_data(&weight_t.t()?.contiguous()?)?;
@@ -217,6 +235,7 @@ impl ProgramBuilder {
             bias,
             out,
             inp,
+            act,
         }))
     }
 
@@ -363,6 +382,12 @@ impl Program {
                     }
                 }
                 Op::GlobalAvgPool { x } => Dims {
+                    h: 1,
+                    w: 1,
+                    ..dims[*x]
+                },
+                Op::Flatten { x } => Dims {
+                    c: dims[*x].c * dims[*x].plane(),
                     h: 1,
                     w: 1,
                     ..dims[*x]
@@ -584,19 +609,24 @@ impl Program {
                 Op::GlobalAvgPool { x } => {
                     kernels::global_avg_pool_forward(get(*x), plan.dims[*x], &mut y);
                 }
+                Op::Flatten { x } => flatten::flatten_forward(get(*x), plan.dims[*x], &mut y),
                 Op::Linear {
                     x,
                     weight,
                     bias,
                     out,
                     inp,
-                } => kernels::linear_forward(
-                    weight,
-                    bias.as_deref(),
-                    (*out, *inp, b),
-                    get(*x),
-                    &mut y,
-                ),
+                    act,
+                } => {
+                    kernels::linear_forward(
+                        weight,
+                        bias.as_deref(),
+                        (*out, *inp, b),
+                        get(*x),
+                        &mut y,
+                    );
+                    flatten::activate(&mut y, *act);
+                }
             }
             values[i + 1] = Some(y);
             for x in op.inputs().into_iter().flatten() {
@@ -753,7 +783,10 @@ impl Program {
             let yv = values[y].take();
             if let Some(yv) = &yv {
                 let act = match op {
-                    Op::Conv { act, .. } | Op::Affine { act, .. } | Op::Add { act, .. } => *act,
+                    Op::Conv { act, .. }
+                    | Op::Affine { act, .. }
+                    | Op::Add { act, .. }
+                    | Op::Linear { act, .. } => *act,
                     _ => Activation::None,
                 };
                 act.mask_gradient(&mut gy, yv);
@@ -810,6 +843,16 @@ impl Program {
                         None => (pool.take(xd.len()), false),
                     };
                     kernels::global_avg_pool_vjp(&gy, xd, &mut dx, acc);
+                    grads[*x] = Some(dx);
+                    pool.give(gy);
+                }
+                Op::Flatten { x } => {
+                    let xd = plan.dims[*x];
+                    let (mut dx, acc) = match grads[*x].take() {
+                        Some(g) => (g, true),
+                        None => (pool.take(xd.len()), false),
+                    };
+                    flatten::flatten_vjp(&gy, xd, &mut dx, acc);
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }
