@@ -107,18 +107,13 @@ impl BasicBlock {
         let shortcut = match (stride != 1 || in_c != out_c, kind) {
             (false, _) => BlockShortcut::Identity,
             (true, Shortcut::OptionA) => BlockShortcut::Pad(out_c / 4),
-            (true, Shortcut::OptionB) => {
-                let conv = w.conv(
-                    &format!("{name}.downsample.0"),
-                    [out_c, in_c, 1, 1],
-                    stride,
-                    Padding::Symmetric(0),
-                    1,
-                    false,
-                )?;
-                let bn = w.batch_norm(&format!("{name}.downsample.1"), out_c, BN_EPS)?;
-                BlockShortcut::Projection(ConvBn::new(conv, bn, fold)?)
-            }
+            (true, Shortcut::OptionB) => BlockShortcut::Projection(w.downsample(
+                name,
+                [in_c, out_c],
+                stride,
+                BN_EPS,
+                fold,
+            )?),
         };
         Ok(Self {
             conv1: conv_bn(1, in_c, stride)?,

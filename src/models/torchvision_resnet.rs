@@ -118,16 +118,7 @@ impl Block {
             }
         };
         let downsample = if w.contains(&format!("{name}.downsample.0.weight")) {
-            let conv = w.conv(
-                &format!("{name}.downsample.0"),
-                [out_c, in_c, 1, 1],
-                stride,
-                Padding::Symmetric(0),
-                1,
-                false,
-            )?;
-            let bn = w.batch_norm(&format!("{name}.downsample.1"), out_c, BN_EPS)?;
-            Some(ConvBn::new(conv, bn, fold)?)
+            Some(w.downsample(name, [in_c, out_c], stride, BN_EPS, fold)?)
         } else if stride != 1 || in_c != out_c {
             return Err(ModelError::MissingTensor {
                 path: w.path().to_path_buf(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 use super::error::{ModelError, Result};
-use super::layers::{BatchNorm, Conv2d, LayerNorm, Linear, Padding};
+use super::layers::{BatchNorm, Conv2d, ConvBn, LayerNorm, Linear, Padding};
 
 pub struct Weights<'a> {
     path: &'a Path,
@@ -133,6 +133,29 @@ impl<'a> Weights<'a> {
             None
         };
         Ok(Conv2d::new(weight, bias, stride, padding, groups)?)
+    }
+
+    /// torchvision's projection shortcut: `{block}.downsample.0` (a 1x1 conv with `stride`, no
+    /// bias) then the batch norm `{block}.downsample.1`. Both CIFAR ResNets with option-B
+    /// shortcuts and ImageNet ResNets name it so.
+    pub fn downsample(
+        &self,
+        block: &str,
+        [in_c, out_c]: [usize; 2],
+        stride: usize,
+        eps: f64,
+        fold: bool,
+    ) -> Result<ConvBn> {
+        let conv = self.conv(
+            &format!("{block}.downsample.0"),
+            [out_c, in_c, 1, 1],
+            stride,
+            Padding::Symmetric(0),
+            1,
+            false,
+        )?;
+        let bn = self.batch_norm(&format!("{block}.downsample.1"), out_c, eps)?;
+        Ok(ConvBn::new(conv, bn, fold)?)
     }
 
     pub fn batch_norm(&self, name: &str, channels: usize, eps: f64) -> Result<BatchNorm> {
