@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::checkpoint::{Checkpoint, read_checkpoint, sha256_file};
+use super::checkpoint::{Checkpoint, read_checkpoint};
 use super::engine::{Activation, FeatureMap, Normalize, Program, ProgramBuilder, Value, Workspace};
 use super::error::{ModelError, Result};
 use super::layers::Padding;
@@ -94,7 +94,6 @@ pub struct Lpips {
     mean: [f32; 3],
     inv_std: [f32; 3],
     path: PathBuf,
-    sha256: String,
     workspace: Mutex<Workspace>,
 }
 
@@ -107,12 +106,10 @@ impl std::fmt::Debug for Lpips {
 impl Lpips {
     /// Reads `lpips_alex.safetensors` (or any checkpoint with the same tensors).
     pub fn load(path: &Path) -> Result<Self> {
-        let ckpt = read_checkpoint(path)?;
-        let sha256 = sha256_file(path)?;
-        Self::from_checkpoint(&ckpt, sha256)
+        Self::from_checkpoint(&read_checkpoint(path)?)
     }
 
-    pub fn from_checkpoint(ckpt: &Checkpoint, sha256: String) -> Result<Self> {
+    pub fn from_checkpoint(ckpt: &Checkpoint) -> Result<Self> {
         let weights = Weights::new(&ckpt.path, &ckpt.tensors, DType::F32, Device::Cpu);
         if !weights.contains("features.0.weight") || !weights.contains("lin0.model.1.weight") {
             return Err(ModelError::Format {
@@ -157,17 +154,12 @@ impl Lpips {
             mean,
             inv_std,
             path: ckpt.path.clone(),
-            sha256,
             workspace: Mutex::new(Workspace::default()),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    pub fn sha256(&self) -> &str {
-        &self.sha256
     }
 
     /// LPIPS between `a[i]` and `b[i]` for NCHW RGB pixels in [0, 1], `[n, 3, h, w]` each.
