@@ -151,24 +151,16 @@ impl Sidecar {
         })
     }
 
-    /// Reads the sidecar, returning it with a description of where it came from.
-    pub fn find(ckpt: &Checkpoint) -> Result<Option<(Self, String)>> {
-        Ok(Self::find_with_path(ckpt)?.map(|(s, origin, _)| (s, origin)))
-    }
-
-    /// As [`Sidecar::find`], plus the file the settings came from (the checkpoint itself for
+    /// Reads the sidecar beside the checkpoint (or in its metadata), returning it with a
+    /// description of where it came from and the file it came from (the checkpoint itself for
     /// safetensors metadata), for errors.
-    fn find_with_path(ckpt: &Checkpoint) -> Result<Option<(Self, String, PathBuf)>> {
+    pub fn find(ckpt: &Checkpoint) -> Result<Option<(Self, String, PathBuf)>> {
         for candidate in Self::candidates(&ckpt.path) {
             if candidate == ckpt.path || !candidate.is_file() {
                 continue;
             }
-            let text = std::fs::read_to_string(&candidate).map_err(|source| ModelError::Io {
-                path: candidate.clone(),
-                source,
-            })?;
             let origin = format!("sidecar {}", candidate.display());
-            return Ok(Some((Self::parse(&text, &candidate)?, origin, candidate)));
+            return Ok(Some((Self::read(&candidate)?, origin, candidate)));
         }
         if let Some(text) = ckpt.metadata.get("blindspot") {
             return Ok(Some((
@@ -405,7 +397,7 @@ pub fn classifier_from_checkpoint(
             format!("sidecar {}", file.display()),
             file.clone(),
         ),
-        None => Sidecar::find_with_path(&ckpt)?
+        None => Sidecar::find(&ckpt)?
             .unwrap_or_else(|| (Sidecar::default(), String::new(), ckpt.path.clone())),
     };
     if let Some(rules) = &sidecar.rename {
