@@ -21,7 +21,7 @@ use crate::analysis::stats::{MeanStd, mean_std_f32};
 use crate::analysis::{PairStatus, Traversal, WalkPair};
 use crate::images::{self, LabeledImage};
 use crate::models::{Classifier, Lpips};
-use crate::record::{RecordError, write_atomic};
+use crate::record::{RecordError, save_tensors_atomic, write_atomic};
 use crate::run::{Result, RunError};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -292,9 +292,7 @@ pub fn run_eval(
             let (json_path, tensor_path) = pair_paths(out, plan.pair_id);
             if let Some(x) = &x_star {
                 let t = Tensor::from_slice(x, x.len(), &Device::Cpu)?;
-                let tmp = tensor_path.with_extension("safetensors.tmp");
-                candle_core::safetensors::save(&[("x_star", t)].into_iter().collect(), &tmp)?;
-                std::fs::rename(&tmp, &tensor_path).map_err(io(&tensor_path))?;
+                save_tensors_atomic(&tensor_path, &[("x_star".to_string(), t)].into())?;
             }
             let json = serde_json::to_vec_pretty(&summary).map_err(|e| invalid(e.to_string()))?;
             write_atomic(&json_path, &json)?;

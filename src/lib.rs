@@ -14,6 +14,7 @@ pub mod history;
 pub mod images;
 pub mod models;
 pub mod paths;
+pub mod reach;
 pub mod record;
 pub mod report;
 pub mod run;

@@ -195,6 +195,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Writes `tensors` as one safetensors file at `path` through a temporary file and a rename,
+/// so a reader (or a resumed run) never sees half a file.
+pub fn save_tensors_atomic(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    candle_core::safetensors::save(tensors, &tmp).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        RecordError::Tensors {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        RecordError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    })
+}
+
 fn save_png(pixels: &[f32], shape: [usize; 3], path: &Path) -> Result<()> {
     let t = Tensor::from_slice(pixels, shape.as_slice(), &Device::Cpu).map_err(|e| {
         RecordError::Tensors {
@@ -253,9 +281,7 @@ impl RunRecord {
                 .map_err(err)?;
             tensors.insert("frames".into(), t);
         }
-        let tmp = dir.join(format!(".{TENSORS_FILE}.tmp-{}", std::process::id()));
-        candle_core::safetensors::save(&tensors, &tmp).map_err(err)?;
-        std::fs::rename(&tmp, &tensors_path).map_err(io_err(&tensors_path))?;
+        save_tensors_atomic(&tensors_path, &tensors)?;
         let json_path = dir.join(RUN_JSON);
         let json = serde_json::to_vec_pretty(self).map_err(|source| RecordError::Json {
             path: json_path.clone(),

@@ -98,13 +98,13 @@ pub fn confidence_plot(record: &RunRecord) -> Result<Figure> {
     Ok(figures::confidence_plot(&steps, &run_title(record)))
 }
 
-/// The path-width heatmaps, when the run measured widths.
-pub fn width_plot(record: &RunRecord) -> Result<Option<Figure>> {
+/// The width data of a run, when it measured widths, titled `title`.
+fn width_data(record: &RunRecord, title: String) -> Option<WidthFigureData> {
     let measured = record.measured_widths();
     if measured.is_empty() {
-        return Ok(None);
+        return None;
     }
-    let data = WidthFigureData {
+    Some(WidthFigureData {
         logged_steps: measured.iter().map(|(s, _)| *s).collect(),
         radii: record.config.width().radii.clone(),
         q05: measured
@@ -119,9 +119,48 @@ pub fn width_plot(record: &RunRecord) -> Result<Option<Figure>> {
             .iter()
             .map(|(_, w)| w.status == WidthStatus::Skipped)
             .collect(),
-        title: format!("path width, {}", run_title(record)),
+        title,
+    })
+}
+
+/// The path-width heatmaps, when the run measured widths.
+pub fn width_plot(record: &RunRecord) -> Result<Option<Figure>> {
+    let title = format!("path width, {}", run_title(record));
+    Ok(width_data(record, title).map(|d| figures::width_plot(&d)))
+}
+
+/// The path widths of several runs of one pair (one per model), a row each, on the shared
+/// colour scale (§2.4). Refuses runs without widths, and runs of different pairs.
+pub fn width_compare(runs: &[(&str, &RunRecord)]) -> Result<Figure> {
+    let Some((_, first)) = runs.first() else {
+        return Err(ReportError::Data("a width comparison needs runs".into()));
     };
-    Ok(Some(figures::width_plot(&data)))
+    let mut rows = Vec::with_capacity(runs.len());
+    for (label, record) in runs {
+        if record.source.sha256 != first.source.sha256
+            || record.target.sha256 != first.target.sha256
+        {
+            return Err(ReportError::Data(format!(
+                "{label} walked another pair ({} → {}) than {} ({} → {}): widths compare on one pair",
+                record.source.path,
+                record.target.path,
+                runs[0].0,
+                first.source.path,
+                first.target.path
+            )));
+        }
+        let title = format!("{label}: p0 {:.3}, {}", record.p0, record.status.label());
+        rows.push(width_data(record, title).ok_or_else(|| {
+            ReportError::Data(format!("{label}: the run measured no path widths"))
+        })?);
+    }
+    Ok(figures::width_compare(&figures::WidthCompareData {
+        rows,
+        title: format!(
+            "path width, {} → {} (same colour scale)",
+            first.source.class_name, first.target.class_name
+        ),
+    }))
 }
 
 /// The hull heatmap in true geometry, with the three corner thumbnails.

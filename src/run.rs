@@ -29,6 +29,8 @@ pub enum RunError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Figure(#[from] crate::figures::FigureError),
 }
 
 pub type Result<T, E = RunError> = std::result::Result<T, E>;

@@ -1,12 +1,11 @@
 //! `blindspot accuracy`: top-1 / top-5 over an ImageFolder tree, a folder with `labels.tsv`,
 //! or a safetensors file holding `images` (U8 [N, H, W, C]) and `labels`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use blindspot::analysis::accuracy::accuracy;
 use blindspot::images;
-use candle_core::{Device, Tensor};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -31,7 +30,7 @@ pub struct AccuracyArgs {
 pub fn run(args: &AccuracyArgs) -> Result<()> {
     let model = args.model.load()?;
     let device = model.device().clone();
-    let source = Source::open(&args.images)?;
+    let source = images::LabeledSet::open(&args.images)?;
     let bar = if args.json {
         ProgressBar::hidden()
     } else {
@@ -45,7 +44,11 @@ pub fn run(args: &AccuracyArgs) -> Result<()> {
         &model,
         source.len(),
         args.batch,
-        |i| source.get(i, model.spec(), &device),
+        |i| {
+            let spec = model.spec();
+            let x = source.get(i, &spec.preprocess, spec.channels, &device)?;
+            Ok::<_, anyhow::Error>((x, source.label(i)))
+        },
         |done| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
@@ -67,48 +70,4 @@ pub fn run(args: &AccuracyArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-enum Source {
-    Files(Vec<images::LabeledImage>),
-    /// Pixels already at input size: [N, H, W, C] u8 and labels.
-    Tensors(images::TensorDataset),
-}
-
-impl Source {
-    fn open(path: &Path) -> Result<Self> {
-        if path.is_file() {
-            Ok(Self::Tensors(images::TensorDataset::open(path)?))
-        } else {
-            let dataset = images::list_dataset(path)?;
-            Ok(Self::Files(dataset.images))
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Self::Files(files) => files.len(),
-            Self::Tensors(data) => data.len(),
-        }
-    }
-
-    fn get(
-        &self,
-        i: usize,
-        spec: &blindspot::models::ModelSpec,
-        device: &Device,
-    ) -> Result<(Tensor, u32)> {
-        match self {
-            Self::Files(files) => {
-                let item = &files[i];
-                let x =
-                    images::load_for_channels(&item.path, &spec.preprocess, spec.channels, device)?;
-                Ok((x, item.label as u32))
-            }
-            Self::Tensors(data) => {
-                let x = data.batch(i..i + 1, device)?.squeeze(0)?;
-                Ok((x, data.labels()[i]))
-            }
-        }
-    }
 }

@@ -11,7 +11,10 @@ mod grid;
 mod hull;
 mod lst_args;
 mod nspgd;
+mod nspgd_args;
+mod reach;
 mod traverse;
+mod widths_compare;
 
 use std::path::PathBuf;
 
@@ -19,6 +22,7 @@ use anyhow::{Context, Result};
 use blindspot::demo::DemoModel;
 use blindspot::models::{Architecture, Classifier, LoadOptions, load_classifier};
 use clap::{Args, Parser, Subcommand};
+pub use nspgd_args::NspgdSettings;
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +51,13 @@ enum Command {
     Traverse(traverse::TraverseArgs),
     /// NSPGD, the one-sided null-space walk, from a source toward a target; writes a run record.
     Nspgd(nspgd::NspgdArgs),
+    /// NSPGD reach evaluation: every source toward one fixed target per class; reach table,
+    /// hit-rate matrix, examples grid and width summary. Stopped runs continue with --resume.
+    Reach(reach::ReachArgs),
+    /// The reach tables of several `reach` output folders as one table, one row per model.
+    ReachTable(reach::ReachTableArgs),
+    /// NSPGD path widths of two models on one pair, side by side on one colour scale.
+    WidthsCompare(widths_compare::WidthsCompareArgs),
     /// The triangular hull of a source and two LST outputs.
     Hull(hull::HullArgs),
     /// Full evaluation over an image folder: Table 1 and Table 2.
@@ -193,6 +204,9 @@ pub fn run() -> Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Traverse(args) => traverse::run(&args),
         Command::Nspgd(args) => nspgd::run(&args),
+        Command::Reach(args) => reach::run(&args),
+        Command::ReachTable(args) => reach::run_table(&args),
+        Command::WidthsCompare(args) => widths_compare::run(&args),
         Command::Hull(args) => hull::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Grid(args) => grid::run(&args),

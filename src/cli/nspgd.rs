@@ -4,12 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use blindspot::analysis::NspgdConfig;
 use blindspot::run::InputImage;
 use clap::Args;
 
 use super::traverse::walk_with_progress;
-use super::{LpipsArgs, ModelArgs};
+use super::{LpipsArgs, ModelArgs, NspgdSettings};
 
 #[derive(Args)]
 pub struct NspgdArgs {
@@ -29,54 +28,15 @@ pub struct NspgdArgs {
     /// Output folder for run.json, tensors, frames and figures.
     #[arg(long)]
     out: PathBuf,
-    /// Step size eta along the one-sided projected direction (default 0.05).
-    #[arg(long, allow_negative_numbers = true)]
-    step_size: Option<f32>,
-    /// Iterations at most (default 100); a walk finishes at its first rejected step.
-    #[arg(long)]
-    iterations: Option<usize>,
-    /// tau: a step is accepted while p0 - p(clamp(x'))[y] < tau (default 0.05).
-    #[arg(long, allow_negative_numbers = true)]
-    tau: Option<f32>,
-    /// Keep a frame every this many iterations (default 6, the width schedule).
-    #[arg(long)]
-    log_step: Option<usize>,
-    /// Seed of the width directions.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    nspgd: NspgdSettings,
     /// Measure path widths at iterations 0, 6, ..., 54 (radii 5..30, 256 directions).
     #[arg(long)]
     widths: bool,
 }
 
-impl NspgdArgs {
-    fn config(&self) -> Result<NspgdConfig> {
-        let mut c = NspgdConfig::default();
-        if let Some(v) = self.step_size {
-            anyhow::ensure!(v > 0.0, "--step-size {v}: must be > 0");
-            c.step_size = v;
-        }
-        if let Some(v) = self.iterations {
-            anyhow::ensure!(v >= 1, "--iterations {v}: must be at least 1");
-            c.iterations = v;
-        }
-        if let Some(v) = self.tau {
-            anyhow::ensure!(v >= 0.0, "--tau {v}: must be >= 0");
-            c.tau = v;
-        }
-        if let Some(v) = self.log_step {
-            anyhow::ensure!(v >= 1, "--log-step {v}: must be at least 1");
-            c.log_step = v;
-        }
-        c.seed = self.seed;
-        c.width.enabled = self.widths;
-        c.validate()?;
-        Ok(c)
-    }
-}
-
 pub fn run(args: &NspgdArgs) -> Result<()> {
-    let config = args.config()?;
+    let config = args.nspgd.config(args.widths)?;
     let model = args.model.load()?;
     let source = InputImage::load(&args.source, &model)?;
     let target = InputImage::load(&args.target, &model)?;

@@ -25,6 +25,7 @@ mod colormap;
 mod grid;
 mod hull;
 mod lines;
+mod matrix;
 mod raster;
 mod strip;
 mod text;
@@ -136,6 +137,29 @@ pub struct WidthFigureData {
     pub title: String,
 }
 
+/// Path widths of several models on one pair (§2.4), one row of q05/q95 heatmaps per model
+/// (each row's `title` names its model), all on the colour scale p ∈ [0, 1].
+#[derive(Clone, Debug)]
+pub struct WidthCompareData {
+    pub rows: Vec<WidthFigureData>,
+    pub title: String,
+}
+
+/// A square matrix of fractions in [0, 1] (the NSPGD hit-rate matrix of §2.4), annotated;
+/// `None` cells (no pair counted) are drawn empty and read "n/a".
+#[derive(Clone, Debug)]
+pub struct MatrixFigureData {
+    /// Row (first index) and column labels.
+    pub row_labels: Vec<String>,
+    pub column_labels: Vec<String>,
+    pub row_title: String,
+    pub column_title: String,
+    pub values: Vec<Vec<Option<f64>>>,
+    /// Names the value (the colour bar's title), e.g. "hit rate".
+    pub value_label: String,
+    pub title: String,
+}
+
 /// One cell of the all-pairs grid.
 #[derive(Clone, Debug)]
 pub struct GridCell {
@@ -171,6 +195,8 @@ enum Kind {
     Confidence(lines::Confidence),
     Hull(HullFigureData),
     Width(WidthFigureData),
+    WidthCompare(WidthCompareData),
+    Matrix(MatrixFigureData),
     Grid(GridFigureData),
     Profile(lines::Profile),
 }
@@ -218,6 +244,20 @@ pub fn width_plot(w: &WidthFigureData) -> Figure {
     }
 }
 
+/// Path-width heatmaps of several models on one pair, one row each, on a shared colour scale.
+pub fn width_compare(w: &WidthCompareData) -> Figure {
+    Figure {
+        kind: Kind::WidthCompare(w.clone()),
+    }
+}
+
+/// An annotated heatmap of fractions in [0, 1], such as the hit-rate matrix (§2.4).
+pub fn fraction_matrix(m: &MatrixFigureData) -> Figure {
+    Figure {
+        kind: Kind::Matrix(m.clone()),
+    }
+}
+
 /// K×K all-pairs grid (§1.9).
 pub fn pairs_grid(g: &GridFigureData) -> Figure {
     Figure {
@@ -244,6 +284,8 @@ impl Figure {
             Kind::Confidence(_) => lines::CONFIDENCE_SIZE,
             Kind::Hull(h) => hull::size(h),
             Kind::Width(w) => width::size(w),
+            Kind::WidthCompare(w) => width::compare_size(w),
+            Kind::Matrix(m) => matrix::size(m),
             Kind::Grid(g) => grid::size(g),
             Kind::Profile(p) => lines::profile_size(p),
         }
@@ -278,6 +320,8 @@ impl Figure {
             Kind::Confidence(_) => Ok(()),
             Kind::Hull(h) => hull::validate(h),
             Kind::Width(w) => width::validate(w),
+            Kind::WidthCompare(w) => width::validate_compare(w),
+            Kind::Matrix(m) => matrix::validate(m),
             Kind::Grid(g) => grid::validate(g),
             Kind::Profile(p) => lines::validate_profile(p),
         }
@@ -290,6 +334,8 @@ impl Figure {
             Kind::Confidence(p) => lines::draw_confidence(c, p),
             Kind::Hull(h) => hull::draw(c, h),
             Kind::Width(w) => width::draw(c, w),
+            Kind::WidthCompare(w) => width::draw_compare(c, w),
+            Kind::Matrix(m) => matrix::draw(c, m),
             Kind::Grid(g) => grid::draw(c, g),
             Kind::Profile(p) => lines::draw_profile(c, p),
         }?;

@@ -6,7 +6,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 use super::canvas::{Canvas, TextStyleU, measure};
 use super::hull::colour_bar;
 use super::style::{self, DARK, MID, pt};
-use super::{FigureError, WidthFigureData, viridis};
+use super::{FigureError, WidthCompareData, WidthFigureData, viridis};
 
 const MARGIN: f64 = 12.0;
 /// Each heatmap's width: two of them, their labels and the colour bar make about 7 in
@@ -20,6 +20,8 @@ const HATCH: f64 = 7.0;
 const SKIPPED_FILL: RGBColor = RGBColor(236, 236, 236);
 
 struct Layout {
+    /// Where this figure's title band starts.
+    top: f64,
     w: f64,
     h: f64,
     title_size: f64,
@@ -31,7 +33,9 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(d: &WidthFigureData) -> Self {
+    /// The layout of one width figure whose title starts `top` units below the page's top edge
+    /// (0 for a figure of its own; further down for a row of a comparison).
+    fn new(d: &WidthFigureData, top: f64) -> Self {
         let tick = pt(style::TICK_PT);
         let tick_w = row_labels(d)
             .iter()
@@ -46,9 +50,10 @@ impl Layout {
         let second = first + PANEL_W + tick_w + 14.0;
         let w = second + PANEL_W + BAR_AREA + MARGIN;
         let title_size = style::fit_size(&d.title, style::TITLE_PT, w - 2.0 * MARGIN, true);
-        let panel_top = MARGIN + title_size + 10.0 + pt(style::LABEL_PT) + 6.0;
+        let panel_top = top + MARGIN + title_size + 10.0 + pt(style::LABEL_PT) + 6.0;
         let h = panel_top + row_h * rows as f64 + 6.0 + tick + 4.0 + pt(style::LABEL_PT) + MARGIN;
         Self {
+            top,
             w,
             h,
             title_size,
@@ -80,8 +85,60 @@ fn radius_index(row: usize, r: usize) -> usize {
 }
 
 pub(crate) fn size(d: &WidthFigureData) -> (u32, u32) {
-    let l = Layout::new(d);
+    let l = Layout::new(d, 0.0);
     (l.w.ceil() as u32, l.h.ceil() as u32)
+}
+
+/// The title band of a comparison above its rows.
+fn compare_header(d: &WidthCompareData, w: f64) -> (f64, f64) {
+    let title_size = style::fit_size(&d.title, style::TITLE_PT, w - 2.0 * MARGIN, true);
+    (title_size, MARGIN + title_size + 4.0)
+}
+
+/// Rows of the comparison, top to bottom, each with the y its own layout starts at.
+fn compare_rows(d: &WidthCompareData) -> (f64, f64, Vec<(f64, Layout)>) {
+    let w = d
+        .rows
+        .iter()
+        .map(|r| Layout::new(r, 0.0).w)
+        .fold(0.0, f64::max);
+    let (title_size, mut top) = compare_header(d, w);
+    let mut rows = Vec::with_capacity(d.rows.len());
+    for r in &d.rows {
+        let l = Layout::new(r, top);
+        top = l.h;
+        rows.push((top, l));
+    }
+    (w, title_size, rows)
+}
+
+pub(crate) fn compare_size(d: &WidthCompareData) -> (u32, u32) {
+    let (w, _, rows) = compare_rows(d);
+    let h = rows.last().map_or(MARGIN, |(bottom, _)| *bottom);
+    (w.ceil() as u32, h.ceil() as u32)
+}
+
+pub(crate) fn validate_compare(d: &WidthCompareData) -> Result<(), FigureError> {
+    if d.rows.is_empty() {
+        return Err(FigureError::InvalidData(
+            "a width comparison needs at least one model".into(),
+        ));
+    }
+    d.rows.iter().try_for_each(validate)
+}
+
+/// The width heatmaps of several models on one pair, one row per model, on the one colour
+/// scale p ∈ [0, 1] (§2.4: "side by side for two models on the same pair").
+pub(crate) fn draw_compare<DB: DrawingBackend>(
+    c: &mut Canvas<DB>,
+    d: &WidthCompareData,
+) -> Result<(), FigureError> {
+    let (w, title_size, rows) = compare_rows(d);
+    c.title(&d.title, w / 2.0, MARGIN, title_size)?;
+    for (row, (_, layout)) in d.rows.iter().zip(&rows) {
+        draw_with(c, row, layout)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn validate(d: &WidthFigureData) -> Result<(), FigureError> {
@@ -138,7 +195,14 @@ pub(crate) fn draw<DB: DrawingBackend>(
     c: &mut Canvas<DB>,
     d: &WidthFigureData,
 ) -> Result<(), FigureError> {
-    let l = Layout::new(d);
+    draw_with(c, d, &Layout::new(d, 0.0))
+}
+
+fn draw_with<DB: DrawingBackend>(
+    c: &mut Canvas<DB>,
+    d: &WidthFigureData,
+    l: &Layout,
+) -> Result<(), FigureError> {
     let logs = d.logged_steps.len();
     let r = d.radii.len();
     let col_w = PANEL_W / logs as f64;
@@ -146,7 +210,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
     let bottom = l.panel_top + panel_h;
     let tick = pt(style::TICK_PT);
     let label = pt(style::LABEL_PT);
-    c.title(&d.title, l.w / 2.0, MARGIN, l.title_size)?;
+    c.title(&d.title, l.w / 2.0, l.top + MARGIN, l.title_size)?;
 
     // x tick labels: as many logged steps as fit without touching.
     let widest = d

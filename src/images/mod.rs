@@ -10,6 +10,7 @@
 //! rounds differently from Pillow.
 
 mod dataset;
+mod labeled_set;
 mod load;
 mod resample;
 mod tensor;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use dataset::{Dataset, LabeledImage, list_dataset};
+pub use labeled_set::LabeledSet;
 pub use load::{MAX_IMAGE_SIDE, load_rgb, load_rgb_with_color, save_png_atomic};
 pub use resample::{preprocess, resize_bilinear};
 pub use tensor::{

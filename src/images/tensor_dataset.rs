@@ -58,6 +58,11 @@ impl TensorDataset {
         })
     }
 
+    /// The file the data set was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn len(&self) -> usize {
         self.labels.len()
     }

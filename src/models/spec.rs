@@ -81,10 +81,25 @@ impl ModelSpec {
         self.class_names.len()
     }
 
+    /// A model's name in tables and comparisons: its weights file's stem, else its
+    /// architecture.
+    pub fn short_name(&self) -> String {
+        short_name(&self.weights_path, &self.architecture)
+    }
+
     pub fn class_name(&self, index: usize) -> &str {
         self.class_names
             .get(index)
             .map(String::as_str)
             .unwrap_or("?")
     }
+}
+
+/// The stem of `weights_path`, else `architecture`: how tables name a model.
+pub fn short_name(weights_path: &str, architecture: &str) -> String {
+    std::path::Path::new(weights_path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| architecture.to_string())
 }

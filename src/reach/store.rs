@@ -1,0 +1,154 @@
+//! The files of a reach evaluation: `plan.json`, and per pair `pairs/pair_NNNNNN.json` with
+//! `pairs/pair_NNNNNN.safetensors` (x_final, unclamped, and the width blocks when measured).
+//! Each is written atomically, so whatever is on disk is whole.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+
+use super::{ReachPairRecord, ReachPlanRecord, invalid};
+use crate::record::{RecordError, save_tensors_atomic, write_atomic};
+use crate::run::{Result, RunError};
+
+pub const PLAN_JSON: &str = "plan.json";
+
+pub struct PairFiles {
+    pub json: PathBuf,
+    pub tensors: PathBuf,
+}
+
+pub fn pair_files(out: &Path, pair_id: u64) -> PairFiles {
+    let dir = out.join("pairs");
+    PairFiles {
+        json: dir.join(format!("pair_{pair_id:06}.json")),
+        tensors: dir.join(format!("pair_{pair_id:06}.safetensors")),
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| {
+        RunError::Record(RecordError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+fn json_error(path: &Path, source: serde_json::Error) -> RunError {
+    RunError::Record(RecordError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The first top-level field where two plans differ, for a refusal that says what changed.
+fn first_difference(old: &ReachPlanRecord, new: &ReachPlanRecord) -> String {
+    let (a, b) = (serde_json::to_value(old), serde_json::to_value(new));
+    if let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) = (a, b) {
+        for (key, va) in &a {
+            if b.get(key) != Some(va) {
+                return key.clone();
+            }
+        }
+    }
+    "the plan".into()
+}
+
+/// Creates `out` and writes the plan, or, on `resume`, checks that the plan on disk is this
+/// one (same model file, data set, options, targets and hit criterion).
+pub fn start(out: &Path, plan: &ReachPlanRecord, resume: bool) -> Result<()> {
+    let path = out.join(PLAN_JSON);
+    if path.exists() {
+        if !resume {
+            return Err(invalid(format!(
+                "{} already holds a reach evaluation: pass --resume to continue it, or choose another --out",
+                out.display()
+            )));
+        }
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let mut old: ReachPlanRecord =
+            serde_json::from_slice(&bytes).map_err(|e| json_error(&path, e))?;
+        // The batch size only groups the work; a resume may choose another.
+        old.options.batch = plan.options.batch;
+        if &old != plan {
+            return Err(invalid(format!(
+                "cannot resume {}: its {} differs from this run's (another model, data set, \
+                 setting or LPIPS availability); start a new --out instead",
+                path.display(),
+                first_difference(&old, plan)
+            )));
+        }
+        return Ok(());
+    }
+    let pairs = out.join("pairs");
+    std::fs::create_dir_all(&pairs).map_err(io(&pairs))?;
+    let json = serde_json::to_vec_pretty(plan).map_err(|e| json_error(&path, e))?;
+    Ok(write_atomic(&path, &json)?)
+}
+
+/// The pair records already on disk for this plan, in pair order. A pair whose JSON is
+/// missing, unreadable or belongs to another pair is simply walked again; its tensor file
+/// is written before its JSON, so a JSON on disk means the pair is whole.
+pub fn load_pair_records(out: &Path, plan: &ReachPlanRecord) -> Vec<ReachPairRecord> {
+    plan.pairs()
+        .iter()
+        .filter_map(|p| {
+            let files = pair_files(out, p.pair_id);
+            let bytes = std::fs::read(&files.json).ok()?;
+            let r: ReachPairRecord = serde_json::from_slice(&bytes).ok()?;
+            let same = r.pair_id == p.pair_id && r.source == p.source && r.target == p.target;
+            (same && (!r.valid() || files.tensors.is_file())).then_some(r)
+        })
+        .collect()
+}
+
+/// Writes one finished pair: its tensors first, then its JSON.
+pub fn save_pair(
+    out: &Path,
+    record: &ReachPairRecord,
+    x_final: Option<&[f32]>,
+    shape: [usize; 3],
+) -> Result<()> {
+    let files = pair_files(out, record.pair_id);
+    if let Some(x) = x_final {
+        let mut tensors: HashMap<String, Tensor> = HashMap::new();
+        tensors.insert(
+            "x_final".into(),
+            Tensor::from_slice(x, shape.as_slice(), &Device::Cpu)?,
+        );
+        if let Some(widths) = record.widths.as_ref().filter(|w| !w.is_empty()) {
+            let rows = widths[0].rows.len();
+            let flat: Vec<f32> = widths
+                .iter()
+                .flat_map(|w| w.rows.iter().flatten())
+                .copied()
+                .collect();
+            tensors.insert(
+                "widths".into(),
+                Tensor::from_vec(flat, (widths.len(), rows, 2), &Device::Cpu)?,
+            );
+        }
+        save_tensors_atomic(&files.tensors, &tensors)?;
+    }
+    let json = serde_json::to_vec_pretty(record).map_err(|e| json_error(&files.json, e))?;
+    Ok(write_atomic(&files.json, &json)?)
+}
+
+/// x_final of a finished pair.
+pub fn load_x_final(out: &Path, pair_id: u64) -> Result<Vec<f32>> {
+    let path = pair_files(out, pair_id).tensors;
+    let tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| {
+        RunError::Record(RecordError::Tensors {
+            path: path.clone(),
+            reason: e.to_string(),
+        })
+    })?;
+    let x = tensors.get("x_final").ok_or_else(|| {
+        RunError::Record(RecordError::Tensors {
+            path: path.clone(),
+            reason: "no tensor `x_final`".into(),
+        })
+    })?;
+    Ok(x.flatten_all()?.to_vec1::<f32>()?)
+}
