@@ -186,3 +186,31 @@ pub(crate) fn draw<DB: DrawingBackend>(
         Colormap::Viridis,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{FigureError, MatrixFigureData, fraction_matrix};
+
+    fn data(values: Vec<Vec<Option<f64>>>) -> MatrixFigureData {
+        MatrixFigureData {
+            row_labels: vec!["a".into(), "b".into()],
+            column_labels: vec!["a".into(), "b".into()],
+            row_title: "source class".into(),
+            column_title: "target class".into(),
+            values,
+            value_label: "hit rate".into(),
+            title: "t".into(),
+        }
+    }
+
+    #[test]
+    fn a_matrix_draws_n_a_cells_and_refuses_bad_shapes_and_nan() {
+        let ok = fraction_matrix(&data(vec![vec![Some(1.0), None], vec![Some(0.25), Some(0.0)]]));
+        let svg = ok.svg_string().unwrap();
+        assert!(svg.contains("n/a") && svg.contains("0.25"), "annotated cells");
+        let short = fraction_matrix(&data(vec![vec![Some(1.0), None]]));
+        assert!(matches!(short.png_bytes(1.0), Err(FigureError::InvalidData(_))));
+        let nan = fraction_matrix(&data(vec![vec![Some(f64::NAN), None], vec![None, None]]));
+        assert!(matches!(nan.svg_string(), Err(FigureError::InvalidData(_))));
+    }
+}
