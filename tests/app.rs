@@ -10,14 +10,16 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use blindspot::analysis::PairStatus;
+use blindspot::analysis::{Method, PairStatus};
+use blindspot::app::panels::width_compare::run_label;
+use blindspot::app::panels::widths::NO_COMPARISON;
 use blindspot::app::state::Tab;
 use blindspot::app::worker::{ImageSource, Slot};
 use blindspot::app::{AppOptions, BlindspotApp};
 use blindspot::figures::{Colormap, lattice_field};
 use common::shared;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 type App = Harness<'static, BlindspotApp>;
 
@@ -648,4 +650,175 @@ fn dropped_files_load_images_checkpoints_and_run_folders() {
         h.state().title()
     );
     assert_eq!(h.state().state.recent_models, vec![robust]);
+}
+
+/// NSPGD settings for a short walk: widths at iterations 0 and 6 only (two measurements).
+fn quick_nspgd(h: &mut App, iterations: usize) {
+    let c = &mut h.state_mut().state.nspgd;
+    c.iterations = iterations;
+    c.log_step = 3;
+}
+
+/// Runs the picked pair and returns the new run.
+fn run_and_wait(h: &mut App) -> std::sync::Arc<blindspot::app::worker::FinishedRun> {
+    let before = h.state().state.runs.len();
+    h.get_by_label("▶ Run").click();
+    wait(h, "the run", |a| {
+        !a.state.is_busy() && a.state.runs.len() == before + 1
+    });
+    h.state().state.runs[before].clone()
+}
+
+#[test]
+fn nspgd_is_picked_by_label_and_its_run_is_recorded_as_nspgd() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = start(dir.path());
+    h.get_by_label("NSPGD").click();
+    h.run_ok();
+    assert_eq!(h.state().state.method, Method::Nspgd);
+    // NSPGD's own settings replace LST's; the toolbar names the walk and τ.
+    h.get_by_label("τ");
+    assert!(h.query_by_label("pthresh δ").is_none());
+    assert!(h.query_by_label("Adversarial term").is_none());
+    h.get_by_label_contains("NSPGD, 100 iterations, τ = 0.05");
+    // The hull and the grid are LST-only while NSPGD is picked.
+    h.get_by_label("Hull").click();
+    h.run_ok();
+    assert!(
+        h.get_by_label("Run both + hull")
+            .accesskit_node()
+            .is_disabled()
+    );
+    h.get_by_label("Traversal").click();
+    h.run_ok();
+
+    // Widths on through the panel's own checkbox.
+    quick_nspgd(&mut h, 12);
+    // The side panel scrolls; bring the checkbox into view first.
+    h.get_by_label("Path widths").scroll_to_me();
+    h.run_ok();
+    h.get_by_label("Path widths").click();
+    h.run_ok();
+    assert!(h.state().state.nspgd.width.enabled);
+    let run = run_and_wait(&mut h);
+    let record = &run.record;
+    assert_eq!(record.config.method(), Method::Nspgd);
+    assert_eq!(record.config.nspgd().unwrap().iterations, 12);
+    let steps = match record.status {
+        PairStatus::Completed => 12,
+        PairStatus::Finished { steps } => {
+            // The rejected step is the last one run, and it was not accepted.
+            assert!(!record.steps.last().unwrap().accepted);
+            steps + 1
+        }
+        other => panic!("status {other:?}"),
+    };
+    assert_eq!(record.steps.len(), steps);
+    // The view shows the status the walk ended with.
+    h.get_by_label(&record.status.label());
+    // Widths at iterations 0 and 6 (those the walk reached), radii 5..30.
+    let measured: Vec<usize> = record.measured_widths().iter().map(|(s, _)| *s).collect();
+    assert_eq!(measured, [0, 6][..measured.len()].to_vec());
+    assert!(!measured.is_empty());
+    // Saved at once, with `config.method` = "nspgd", and it reads back as the same run.
+    let saved = run.dir.clone().expect("saved to the history");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(saved.join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["config"]["method"], "nspgd");
+    let (again, _) = blindspot::record::RunRecord::load_with_pixels(&saved).unwrap();
+    assert_eq!(&again, record);
+    // The width view draws it; the export writes its figure.
+    h.get_by_label("Widths").click();
+    h.run_ok();
+    h.get_by_label("Width plot").click();
+    h.run_ok();
+    wait_for_export(&mut h);
+    let names = files_in(&dir.path().join("exports"));
+    assert!(
+        names
+            .iter()
+            .any(|n| n.ends_with(".png") && n.contains("width")),
+        "{names:?} {:?}",
+        h.state().state.notices
+    );
+    // Back to LST: its settings return, and Run makes an LST run again.
+    h.get_by_label("LST").click();
+    h.run_ok();
+    h.get_by_label("pthresh δ");
+    quick(&mut h, 3);
+    let lst = run_and_wait(&mut h);
+    assert_eq!(lst.record.config.method(), Method::Lst);
+    assert!(
+        h.state().state.notices.is_empty(),
+        "{:?}",
+        h.state().state.notices
+    );
+}
+
+#[test]
+fn the_widths_view_compares_two_models_on_one_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = start(dir.path());
+    h.get_by_label("NSPGD").click();
+    h.run_ok();
+    quick_nspgd(&mut h, 7);
+    h.state_mut().state.nspgd.width.enabled = true;
+    let standard = run_and_wait(&mut h);
+
+    h.get_by_label("Demo robust").click();
+    wait(&mut h, "the robust model", |a| {
+        a.state.demo() == Some(blindspot::demo::DemoModel::Robust)
+            && a.state.slot(Slot::Target).preview.is_some()
+    });
+    let robust = run_and_wait(&mut h);
+    assert_ne!(
+        standard.record.model.weights_sha256,
+        robust.record.model.weights_sha256
+    );
+
+    // A run without widths, to compare against too.
+    h.state_mut().state.nspgd.width.enabled = false;
+    let bare = run_and_wait(&mut h);
+    h.state_mut().state.shown_run = Some(1);
+
+    h.get_by_label("Widths").click();
+    h.run_ok();
+    let pick = |h: &mut App, run: &blindspot::app::worker::FinishedRun| {
+        h.get_by_label("Compare with").click();
+        h.run_ok();
+        h.get_by_label(&run_label(run)).click();
+        h.run_ok();
+    };
+    // Robust (shown) beside standard: both figures, each named by its model, and the summary.
+    pick(&mut h, &standard);
+    h.get_by_label("demo-robust (cifar_resnet8)");
+    h.get_by_label("demo-standard (cifar_resnet8)");
+    h.get_by_label("Mean over measurements (width summary)");
+    h.get_by_label("demo-robust (cifar_resnet8) q95");
+    h.get_by_label("demo-standard (cifar_resnet8) q05");
+    assert!(h.query_by_label_contains("Different pairs").is_none());
+    // The robust model's path is at least as wide at the smallest radius.
+    let q95_at_5 = |run: &blindspot::app::worker::FinishedRun| {
+        let m = run.record.measured_widths();
+        m.iter().map(|(_, w)| w.rows[1][1]).sum::<f32>() / m.len() as f32
+    };
+    assert!(q95_at_5(&robust) >= q95_at_5(&standard) - 0.05);
+    // A run without widths gets a message instead of a plot.
+    pick(&mut h, &bare);
+    h.get_by_label_contains("has no width measurements");
+    assert!(
+        h.query_by_label("Mean over measurements (width summary)")
+            .is_none()
+    );
+    // Back to one run.
+    h.get_by_label("Compare with").click();
+    h.run_ok();
+    h.get_by_label(NO_COMPARISON).click();
+    h.run_ok();
+    assert!(h.query_by_label("demo-standard (cifar_resnet8)").is_none());
+    assert!(
+        h.state().state.notices.is_empty(),
+        "{:?}",
+        h.state().state.notices
+    );
 }

@@ -313,6 +313,7 @@ impl BlindspotApp {
             }
             Event::RunStarted {
                 job,
+                config,
                 source,
                 target,
                 p0,
@@ -320,7 +321,7 @@ impl BlindspotApp {
                 if st.job.as_ref().is_some_and(|j| j.id == job) {
                     st.live = Some(LiveRun {
                         job,
-                        config: st.config.clone(),
+                        config: *config,
                         source: Arc::from(source),
                         target: Arc::from(target),
                         p0,
@@ -455,8 +456,10 @@ impl BlindspotApp {
 
     fn start_traverse(&mut self, source: ImageSource, target: ImageSource, for_hull: bool) {
         let id = self.state.next_id();
-        let what = format!("traversal {} → {}", source.label(), target.label());
-        let job = ActiveJob::new(id, JobKind::Traverse, self.state.config.iterations, what);
+        let config = self.state.traverse_config(for_hull);
+        let method = config.method().name();
+        let what = format!("{method} {} → {}", source.label(), target.label());
+        let job = ActiveJob::new(id, JobKind::Traverse, config.iterations(), what);
         let control = job.control.clone();
         self.state.job = Some(job);
         if for_hull && let Some(p) = self.state.hull.pending.as_mut() {
@@ -466,7 +469,7 @@ impl BlindspotApp {
             job: id,
             source,
             target,
-            config: self.state.config.clone(),
+            config,
             control,
         });
     }
@@ -589,7 +592,7 @@ impl BlindspotApp {
             }
             Action::HullWithRun(i) => {
                 if let (Some(a), Some(b)) = (
-                    self.state.shown_finished().cloned(),
+                    self.state.shown_lst_run().cloned(),
                     self.state.runs.get(i).cloned(),
                 ) && !self.state.is_busy()
                 {
@@ -600,7 +603,7 @@ impl BlindspotApp {
                 if self.state.is_busy() {
                     return;
                 }
-                let Some(first) = self.state.shown_finished().cloned() else {
+                let Some(first) = self.state.shown_lst_run().cloned() else {
                     return;
                 };
                 let source = ImageSource::parse(&first.record.source.path);
@@ -1083,24 +1086,7 @@ impl BlindspotApp {
         ui.horizontal(|ui| {
             panels::status::run_controls(ui, &mut self.state);
             ui.separator();
-            let st = &self.state;
-            let name = |slot: Slot| st.slot(slot).source.label();
-            let model = st
-                .model
-                .loaded
-                .as_ref()
-                .map_or_else(|| "no model".to_string(), |(s, _)| s.label());
-            ui.label(
-                RichText::new(format!(
-                    "{} → {}  ·  {}  ·  {} iterations, δ = {}",
-                    name(Slot::Source),
-                    name(Slot::Target),
-                    model,
-                    st.config.iterations,
-                    st.config.pthresh
-                ))
-                .weak(),
-            );
+            ui.label(RichText::new(self.state.run_summary()).weak());
         });
         ui.add_space(2.0);
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::analysis::hull::HullEvaluation;
-use crate::analysis::{LstConfig, PairStatus};
+use crate::analysis::{LstConfig, Method, NspgdConfig, PairStatus, WalkConfig};
 use crate::app::worker::LpipsStatus;
 use crate::demo::DemoModel;
 use crate::eval::ExamplesGrid;
@@ -205,7 +205,7 @@ impl ActiveJob {
 /// [`RunRecorder`] that builds the finished record.
 pub struct LiveRun {
     pub job: JobId,
-    pub config: LstConfig,
+    pub config: WalkConfig,
     pub source: Arc<Preview>,
     pub target: Arc<Preview>,
     pub p0: f32,
@@ -231,7 +231,10 @@ pub struct RunView<'a> {
     pub source_class: &'a str,
     pub target_class: &'a str,
     pub iterations: usize,
-    pub pthresh: f32,
+    /// Which walk made the run (it names the acceptance threshold: δ or τ).
+    pub method: Method,
+    /// The acceptance threshold: δ for LST, τ for NSPGD.
+    pub threshold: f32,
     pub status: Option<PairStatus>,
     pub model: &'a str,
     /// Table 1's distances of x* to the target, once finished.
@@ -287,8 +290,9 @@ impl LiveRun {
             p0: self.p0,
             source_class: self.source.top.first().map_or("?", |t| t.1.as_str()),
             target_class: self.target.top.first().map_or("?", |t| t.1.as_str()),
-            iterations: self.config.iterations,
-            pthresh: self.config.pthresh,
+            iterations: self.config.iterations(),
+            method: self.config.method(),
+            threshold: self.config.threshold(),
             status: None,
             model: "",
             final_output: None,
@@ -312,7 +316,8 @@ impl FinishedRun {
             source_class: &r.source.class_name,
             target_class: &r.target.class_name,
             iterations: r.config.iterations(),
-            pthresh: r.config.threshold(),
+            method: r.config.method(),
+            threshold: r.config.threshold(),
             status: Some(r.status),
             model: &r.model.architecture,
             final_output: r.final_output.as_ref(),
@@ -483,8 +488,13 @@ pub struct AppState {
     pub recent_models: Vec<PathBuf>,
     pub recent_images: Vec<PathBuf>,
     pub images: [ImageSlot; 3],
+    /// Which walk Run makes. Hull and grid always use LST (`config`).
+    pub method: Method,
     pub preset: Preset,
+    /// LST's settings (the traversal when `method` is LST, and always the hull's and grid's).
     pub config: LstConfig,
+    /// NSPGD's settings (§2.1 defaults; they do not depend on the input size).
+    pub nspgd: NspgdConfig,
     pub job: Option<ActiveJob>,
     /// Commands the worker will take after the running job (a hull after its traversals).
     pub live: Option<LiveRun>,
@@ -524,8 +534,10 @@ impl AppState {
                 ImageSlot::new(target),
                 ImageSlot::new(second),
             ],
+            method: Method::Lst,
             preset: Preset::Cifar,
             config: LstConfig::cifar(),
+            nspgd: NspgdConfig::default(),
             job: None,
             live: None,
             runs: Vec::new(),
@@ -598,6 +610,45 @@ impl AppState {
         self.model.loaded.as_ref().map(|(_, s)| s)
     }
 
+    /// The settings of the walk Run makes, as the worker and the run record take them.
+    pub fn walk_config(&self) -> WalkConfig {
+        match self.method {
+            Method::Lst => WalkConfig::Lst(self.config.clone()),
+            Method::Nspgd => WalkConfig::Nspgd(self.nspgd.clone()),
+        }
+    }
+
+    /// The walk of a traversal: the chosen one, but LST for a hull's corners (§1.7).
+    pub fn traverse_config(&self, for_hull: bool) -> WalkConfig {
+        if for_hull {
+            WalkConfig::Lst(self.config.clone())
+        } else {
+            self.walk_config()
+        }
+    }
+
+    /// What Run would do, in a line: "circle_1 → star_1 · demo standard · NSPGD, 100
+    /// iterations, τ = 0.05".
+    pub fn run_summary(&self) -> String {
+        let name = |slot: Slot| self.slot(slot).source.label();
+        let model = self
+            .model
+            .loaded
+            .as_ref()
+            .map_or_else(|| "no model".to_string(), |(s, _)| s.label());
+        let walk = self.walk_config();
+        let method = walk.method();
+        format!(
+            "{} → {}  ·  {model}  ·  {}, {} iterations, {} = {}",
+            name(Slot::Source),
+            name(Slot::Target),
+            method.name(),
+            walk.iterations(),
+            method.threshold_symbol(),
+            walk.threshold()
+        )
+    }
+
     pub fn is_busy(&self) -> bool {
         self.job.is_some()
     }
@@ -614,9 +665,16 @@ impl AppState {
         self.shown_run.and_then(|i| self.runs.get(i))
     }
 
-    /// The finished runs that share the shown run's source (hull partners), with their index.
+    /// The shown finished run when it is an LST run: the hull (§1.7) is made of LST outputs.
+    pub fn shown_lst_run(&self) -> Option<&Arc<FinishedRun>> {
+        self.shown_finished()
+            .filter(|r| r.record.config.method() == Method::Lst)
+    }
+
+    /// The finished LST runs that share the shown LST run's source (hull partners), with their
+    /// index.
     pub fn hull_partners(&self) -> Vec<(usize, &Arc<FinishedRun>)> {
-        let Some(shown) = self.shown_finished() else {
+        let Some(shown) = self.shown_lst_run() else {
             return Vec::new();
         };
         self.runs
@@ -627,6 +685,7 @@ impl AppState {
                     && r.record.source.sha256 == shown.record.source.sha256
                     && r.record.model.weights_sha256 == shown.record.model.weights_sha256
                     && r.pixels.output.is_some()
+                    && r.record.config.method() == Method::Lst
             })
             .collect()
     }
@@ -642,6 +701,13 @@ impl AppState {
     pub fn add_run(&mut self, run: Arc<FinishedRun>) -> usize {
         self.runs.push(run);
         self.runs.len() - 1
+    }
+
+    /// Why hull and grid cannot start while NSPGD is the chosen walk (they are LST-only).
+    pub fn lst_only_reason(&self) -> Option<&'static str> {
+        (self.method != Method::Lst).then_some(
+            "The hull and the grid are made of LST runs: select LST under Parameters → Method",
+        )
     }
 
     /// Whether the running model is one of the demo models, and which.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::analysis::confidence::{logits_rows, softmax_at};
 use crate::analysis::hull::HullEvaluation;
-use crate::analysis::{LstConfig, SampleStep};
+use crate::analysis::{LstConfig, SampleStep, WalkConfig};
 use crate::demo::DemoModel;
 use crate::eval::ExamplesGrid;
 use crate::history::History;
@@ -175,7 +175,8 @@ pub enum Command {
         job: JobId,
         source: ImageSource,
         target: ImageSource,
-        config: LstConfig,
+        /// LST or NSPGD: the same live loop and the same run record either way.
+        config: WalkConfig,
         control: Arc<JobControl>,
     },
     /// The hull of two runs of one source, at each resolution of `levels` in turn (the first
@@ -222,6 +223,8 @@ pub enum Event {
     },
     RunStarted {
         job: JobId,
+        /// The walk being made, so the live view shows its settings.
+        config: Box<WalkConfig>,
         source: Box<Preview>,
         target: Box<Preview>,
         p0: f32,
@@ -481,7 +484,7 @@ impl WorkerState {
         job: JobId,
         source: &ImageSource,
         target: &ImageSource,
-        config: &LstConfig,
+        config: &WalkConfig,
         control: &JobControl,
     ) -> ControlFlow<()> {
         let result = self.traverse_inner(job, source, target, config, control);
@@ -505,7 +508,7 @@ impl WorkerState {
         job: JobId,
         source: &ImageSource,
         target: &ImageSource,
-        config: &LstConfig,
+        config: &WalkConfig,
         control: &JobControl,
     ) -> Result<Option<(Arc<FinishedRun>, Option<String>)>, String> {
         let model = self.model()?;
@@ -518,6 +521,7 @@ impl WorkerState {
         if self
             .emit(Event::RunStarted {
                 job,
+                config: Box::new(config.clone()),
                 source: Box::new(source_preview),
                 target: Box::new(target_preview),
                 p0,
@@ -532,7 +536,7 @@ impl WorkerState {
         let outcome = traverse_live(
             model,
             self.lpips.as_ref(),
-            config,
+            config.clone(),
             &source_image,
             &target_image,
             None,
@@ -540,7 +544,7 @@ impl WorkerState {
             |view| {
                 // The last step, and a step after which the run pauses or stops, always show
                 // their iterate, so a paused view is up to date.
-                let last = view.step + 1 == config.iterations
+                let last = view.step + 1 == config.iterations()
                     || control.is_paused()
                     || control.is_cancelled();
                 let due = last_image.is_none_or(|t| t.elapsed() >= LIVE_IMAGE_INTERVAL);

@@ -36,6 +36,14 @@ impl Method {
             Self::Nspgd => "NSPGD",
         }
     }
+
+    /// The symbol of the acceptance threshold (§1.1's δ, §2.1's τ), for labels.
+    pub fn threshold_symbol(self) -> &'static str {
+        match self {
+            Self::Lst => "δ",
+            Self::Nspgd => "τ",
+        }
+    }
 }
 
 impl From<LstConfig> for WalkConfig {

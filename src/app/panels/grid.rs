@@ -77,16 +77,17 @@ impl GridPanel {
             });
             let n = state.grid.images.len();
             let ok = (MIN_IMAGES..=MAX_IMAGES).contains(&n) && state.spec().is_some();
+            let lst_only = state.lst_only_reason();
             let run = ui
                 .add_enabled(
-                    !busy && ok,
+                    !busy && ok && lst_only.is_none(),
                     egui::Button::new(RichText::new("▶ Run grid").strong()),
                 )
                 .on_hover_text(format!(
-                    "{} traversals in one batch, with the current parameters",
+                    "{} LST traversals in one batch, with the current parameters",
                     n * n.saturating_sub(1)
                 ))
-                .on_disabled_hover_text("Pick 3 to 5 images");
+                .on_disabled_hover_text(lst_only.unwrap_or("Pick 3 to 5 images"));
             if run.clicked() {
                 state.act(Action::Grid);
             }

@@ -302,6 +302,15 @@ fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
         ui.label(RichText::new(format!("Shown: {}\n   and {}", a.title(), b.title())).small());
     }
     match state.shown_finished() {
+        Some(r) if r.record.config.method() != crate::analysis::Method::Lst => {
+            ui.label(
+                RichText::new(
+                    "The shown run is an NSPGD run; a hull starts from an LST run (open one, \
+                     or run LST).",
+                )
+                .weak(),
+            );
+        }
         Some(r) => {
             ui.label(RichText::new(format!("Next hull starts from: {}", r.title())).small());
         }
@@ -355,13 +364,20 @@ fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
     let can_run = state.spec().is_some()
         && state.slot(Slot::SecondTarget).preview.is_some()
         && state.slot(Slot::Source).preview.is_some();
+    let lst_only = state.lst_only_reason();
+    if let Some(reason) = lst_only {
+        ui.label(RichText::new(reason).weak().small());
+    }
+    let can_run = can_run && lst_only.is_none();
+    let not_ready = lst_only.unwrap_or("Needs a model, a source and a second target");
     ui.horizontal_wrapped(|ui| {
         let second = ui
             .add_enabled(
-                !busy && can_run && state.shown_finished().is_some(),
+                !busy && can_run && state.shown_lst_run().is_some(),
                 egui::Button::new("Traverse to second target"),
             )
-            .on_hover_text("Run source → second target, then the hull with the shown run");
+            .on_hover_text("Run source → second target, then the hull with the shown run")
+            .on_disabled_hover_text(not_ready);
         if second.clicked() {
             state.act(Action::HullWithSecondTarget);
         }
@@ -370,7 +386,8 @@ fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
                 !busy && can_run && state.slot(Slot::Target).preview.is_some(),
                 egui::Button::new(RichText::new("Run both + hull").strong()),
             )
-            .on_hover_text("Traverse source → target and source → second target, then the hull");
+            .on_hover_text("Traverse source → target and source → second target, then the hull")
+            .on_disabled_hover_text(not_ready);
         if both.clicked() {
             state.act(Action::HullRunBoth);
         }

@@ -9,6 +9,7 @@ pub mod model;
 pub mod params;
 pub mod status;
 pub mod traversal;
+pub mod width_compare;
 pub mod widths;
 
 use egui::{Color32, RichText, Ui};

@@ -15,7 +15,7 @@ pub fn run_controls(ui: &mut Ui, state: &mut AppState) {
             .slot(crate::app::worker::Slot::Target)
             .preview
             .is_some()
-        && state.config.validate().is_ok();
+        && state.walk_config().validate().is_ok();
     ui.horizontal(|ui| match &state.job {
         None => {
             let run = ui.add_enabled(

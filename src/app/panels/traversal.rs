@@ -323,10 +323,11 @@ fn plots(ui: &mut Ui, view: &RunView<'_>, cursor_step: usize) -> Option<f64> {
                         .color(TARGET_COLOUR)
                         .width(2.0),
                 );
-                let floor = f64::from(view.p0 - view.pthresh);
+                let floor = f64::from(view.p0 - view.threshold);
+                let symbol = view.method.threshold_symbol();
                 plot.line(
                     Line::new(
-                        "p0 − δ (acceptance floor)",
+                        format!("p0 − {symbol} (acceptance floor)"),
                         PlotPoints::from(vec![[0.0, floor], [iterations, floor]]),
                     )
                     .color(SOURCE_COLOUR.gamma_multiply(0.5))

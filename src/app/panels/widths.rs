@@ -2,16 +2,27 @@
 //! over 256 random directions orthogonal to the path, per radius. A wide path keeps both high
 //! at large radii; a thin one collapses.
 
+use std::sync::Arc;
+
 use egui::{RichText, Ui};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points};
 
 use crate::analysis::width::WidthStatus;
 use crate::app::state::{AppState, ExportKind};
+use crate::app::worker::FinishedRun;
 
 use super::export_bar;
+use super::width_compare::{WidthComparison, run_label};
+
+/// The picker's entry for showing the shown run alone.
+pub const NO_COMPARISON: &str = "none (this run alone)";
 
 #[derive(Default)]
-pub struct WidthsPanel;
+pub struct WidthsPanel {
+    /// The finished run shown beside the shown one (a second model on the same pair).
+    compare_with: Option<Arc<FinishedRun>>,
+    comparison: WidthComparison,
+}
 
 /// A colour per radius, light to dark.
 fn radius_colour(k: usize, count: usize) -> egui::Color32 {
@@ -34,6 +45,11 @@ impl WidthsPanel {
             ui.label(RichText::new("No run yet.").weak());
             return;
         };
+        self.compare_picker(ui, state, &run);
+        if let Some(other) = &self.compare_with {
+            self.comparison.ui(ui, &run, other);
+            return;
+        }
         let record = &run.record;
         let measured = record.measured_widths();
         if measured.is_empty() {
@@ -111,5 +127,51 @@ impl WidthsPanel {
                 });
         }
         export_bar(ui, state, &[(ExportKind::Widths, "Width plot")]);
+    }
+
+    /// "Compare with": another finished run of this session (or opened from the history),
+    /// shown beside this one.
+    fn compare_picker(&mut self, ui: &mut Ui, state: &AppState, shown: &Arc<FinishedRun>) {
+        // The shown run beside itself says nothing.
+        if self
+            .compare_with
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, shown))
+        {
+            self.compare_with = None;
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("Compare with");
+            let selected = self
+                .compare_with
+                .as_ref()
+                .map_or_else(|| NO_COMPARISON.to_string(), |r| run_label(r));
+            egui::ComboBox::from_id_salt("compare widths")
+                .selected_text(selected)
+                .width(360.0)
+                .show_ui(ui, |ui| {
+                    if ui
+                        .selectable_label(self.compare_with.is_none(), NO_COMPARISON)
+                        .clicked()
+                    {
+                        self.compare_with = None;
+                    }
+                    for run in state.runs.iter().filter(|r| !Arc::ptr_eq(r, shown)) {
+                        let picked = self
+                            .compare_with
+                            .as_ref()
+                            .is_some_and(|c| Arc::ptr_eq(c, run));
+                        if ui.selectable_label(picked, run_label(run)).clicked() {
+                            self.compare_with = Some(run.clone());
+                        }
+                    }
+                })
+                .response
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "Show another finished run's widths beside this one's, e.g. the same pair \
+                     on the robust model (open older runs from the History tab first)",
+                );
+        });
     }
 }
