@@ -205,11 +205,20 @@ mod tests {
 
     #[test]
     fn a_matrix_draws_n_a_cells_and_refuses_bad_shapes_and_nan() {
-        let ok = fraction_matrix(&data(vec![vec![Some(1.0), None], vec![Some(0.25), Some(0.0)]]));
+        let ok = fraction_matrix(&data(vec![
+            vec![Some(1.0), None],
+            vec![Some(0.25), Some(0.0)],
+        ]));
         let svg = ok.svg_string().unwrap();
-        assert!(svg.contains("n/a") && svg.contains("0.25"), "annotated cells");
+        assert!(
+            svg.contains("n/a") && svg.contains("0.25"),
+            "annotated cells"
+        );
         let short = fraction_matrix(&data(vec![vec![Some(1.0), None]]));
-        assert!(matches!(short.png_bytes(1.0), Err(FigureError::InvalidData(_))));
+        assert!(matches!(
+            short.png_bytes(1.0),
+            Err(FigureError::InvalidData(_))
+        ));
         let nan = fraction_matrix(&data(vec![vec![Some(f64::NAN), None], vec![None, None]]));
         assert!(matches!(nan.svg_string(), Err(FigureError::InvalidData(_))));
     }
