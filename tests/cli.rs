@@ -3,21 +3,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::shared;
-
-fn blindspot(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_blindspot"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use common::{blindspot, shared};
 
 fn accuracy_json(weights: &str, images: &str) -> serde_json::Value {
     let w = shared(weights);
