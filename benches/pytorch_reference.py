@@ -10,6 +10,11 @@ GEMM rate of this machine. Writes one JSON object (see `--out`).
     python3 -m venv venv && venv/bin/pip install torch torchvision
     venv/bin/python benches/pytorch_reference.py --out pytorch.json [--model resnet50] [--batch 8]
 
+`--lpips lpips_alex.safetensors` (needs `pip install lpips safetensors`) also times PyTorch's
+`lpips.LPIPS(net="alex")` (v0.1) on one 224x224 pair, with the backbone and heads loaded from
+that file (the package would download torchvision's AlexNet otherwise), and records the
+distance of a seeded pair so both sides can be checked to compute the same metric.
+
 glibc malloc: PyTorch frees its activations on every call, and glibc returns big blocks to the
 kernel, so each call page-faults them back in. `--tuned-malloc` (or MALLOC_MMAP_THRESHOLD_ and
 MALLOC_TRIM_THRESHOLD_ in the environment) keeps them, which the issue measured at 2x for the
@@ -22,6 +27,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 
 MALLOC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
@@ -155,6 +161,45 @@ def peak_gemm_gflops(n=2048, reps=10):
     return 2 * n**3 / (best * 1e-3) / 1e9
 
 
+def lpips_model(path):
+    """PyTorch's lpips v0.1 AlexNet metric with the tensors of our safetensors file."""
+    import lpips
+    from safetensors.torch import load_file
+
+    tensors = load_file(path)
+    warnings.filterwarnings("ignore", category=UserWarning)  # torchvision's `pretrained` notice
+    model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    # lpips splits alexnet().features into slices that keep the original indices as names.
+    slice_of = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
+    state = {}
+    for name, t in tensors.items():
+        if name.startswith("features."):
+            index = int(name.split(".")[1])
+            state[f"net.slice{slice_of[index]}.{index}.{name.split('.')[2]}"] = t
+        else:
+            state[name] = t
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # `lins.i` are aliases of `lin{i}` (one ModuleList over the same heads).
+    missing = [m for m in missing if not m.startswith(("scaling_layer", "lins."))]
+    if missing or unexpected:
+        sys.exit(f"lpips state dict: missing {missing}, unexpected {unexpected}")
+    return model.eval()
+
+
+def time_lpips(path, seconds, min_iters, max_iters):
+    model = lpips_model(path)
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(1, 3, 224, 224, generator=g) for _ in range(2))
+
+    def pair():
+        with torch.no_grad():
+            # normalize=True: inputs in [0, 1], as blindspot's.
+            return model(a, b, normalize=True)
+
+    return {"input": 224, "batch": 1, "forward_ms": timed(pair, seconds, min_iters, max_iters),
+            "seeded_pair_distance": float(pair().flatten()[0])}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
@@ -167,11 +212,13 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--tuned-malloc", action="store_true")
     p.add_argument("--no-hull", action="store_true")
+    p.add_argument("--lpips", metavar="SAFETENSORS", help="also time LPIPS-Alex on a 224x224 pair")
+    p.add_argument("--lpips-only", action="store_true", help="time only LPIPS (with --lpips)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rows, hull = [], []
-    for name in args.model or list(MODELS):
+    for name in [] if args.lpips_only else (args.model or list(MODELS)):
         build, size = MODELS[name]
         model = build().eval()
         randomize_batch_norm(model)
@@ -218,6 +265,8 @@ def main():
         "definition": "lst_iter = forward recording the graph + input gradient (frozen weights) + forward",
         "rows": rows,
         "hull_forward": hull,
+        "lpips": [time_lpips(args.lpips, args.seconds, args.min_iters, args.max_iters)]
+        if args.lpips else [],
     }
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)

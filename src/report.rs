@@ -261,5 +261,6 @@ pub fn pairs_grid(grid: &crate::eval::ExamplesGrid, model: &str) -> Result<Figur
         class_names: grid.class_names.clone(),
         cells,
         title: format!("LST outputs (row = target, column = source), {model}"),
+        diagonal: "unmodified source",
     }))
 }

@@ -207,6 +207,7 @@ fn grid_example(k: usize) -> GridFigureData {
         class_names,
         cells,
         title: "all pairs, resnet20 (row: target, column: source)".into(),
+        diagonal: "unmodified source",
     }
 }
 

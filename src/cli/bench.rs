@@ -7,6 +7,9 @@
 //! (frozen weights), and one more forward pass: `input_gradient` (which returns the logits of
 //! its forward pass) then `forward`. That is three forward passes' worth of FLOPs, the "bound"
 //! of the issue when divided by the machine's peak GEMM rate.
+//!
+//! `--lpips PATH` adds one row: LPIPS-Alex of one 224×224 pair (kind "lpips_pair"), beside the
+//! reference script's `--lpips` row (PyTorch's `lpips` package with the same weights).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use blindspot::models::zoo::ZooModel;
 use blindspot::models::{
-    Classifier, LoadOptions, Objective, classifier_from_checkpoint, compute_threads,
+    Classifier, LoadOptions, Lpips, Objective, classifier_from_checkpoint, compute_threads,
     set_compute_threads,
 };
 use candle_core::Tensor;
@@ -54,6 +57,12 @@ pub struct BenchArgs {
     /// Compute threads (`models::set_compute_threads`); all cores when absent.
     #[arg(long)]
     threads: Option<usize>,
+    /// LPIPS-Alex weights: also time one 224×224 pair (CPU).
+    #[arg(long, value_name = "PATH")]
+    lpips: Option<PathBuf>,
+    /// Time only the LPIPS pair (with --lpips), no classifier.
+    #[arg(long, requires = "lpips")]
+    lpips_only: bool,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -108,6 +117,15 @@ struct Reference {
     rows: Vec<ReferenceRow>,
     #[serde(default)]
     hull_forward: Vec<ReferenceHull>,
+    #[serde(default)]
+    lpips: Vec<ReferenceLpips>,
+}
+
+#[derive(Deserialize)]
+struct ReferenceLpips {
+    input: usize,
+    batch: usize,
+    forward_ms: Stats,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +203,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Some(all) => {
                 all.rows.extend(r.rows);
                 all.hull_forward.extend(r.hull_forward);
+                all.lpips.extend(r.lpips);
             }
         }
     }
@@ -213,6 +232,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         vec![!args.no_fold]
     };
     let mut records = Vec::new();
+    let models = if args.lpips_only { Vec::new() } else { models };
     for model_kind in models {
         for &fold in &folds {
             let opts = LoadOptions {
@@ -290,10 +310,62 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
         }
     }
+    if let Some(path) = &args.lpips {
+        records.push(lpips_pair(args, path, reference.as_ref(), threads)?);
+        emit(args, records.last())?;
+    }
     if reference.is_some() && !args.json {
         print_table(&records);
     }
     Ok(())
+}
+
+/// LPIPS-Alex of one 224×224 pair of random images, the whole metric (both feature stacks,
+/// normalisation, heads), as `Lpips::distances` runs it.
+fn lpips_pair(
+    args: &BenchArgs,
+    path: &std::path::Path,
+    reference: Option<&Reference>,
+    threads: usize,
+) -> Result<Record> {
+    const SIZE: usize = 224;
+    let lpips = Lpips::load(path)?;
+    let cpu = candle_core::Device::Cpu;
+    let a = Tensor::rand(0f32, 1f32, (1, 3, SIZE, SIZE), &cpu)?;
+    let b = Tensor::rand(0f32, 1f32, (1, 3, SIZE, SIZE), &cpu)?;
+    let (total, _) = time_it(args, || {
+        let start = Instant::now();
+        let d = lpips.distances(&a, &b)?;
+        anyhow::ensure!(d.iter().all(|v| v.is_finite()), "LPIPS gave {d:?}");
+        Ok(start.elapsed().as_secs_f64() * 1e3)
+    })?;
+    let iterations = total.len();
+    let ms = stats(total);
+    let pytorch_ms = reference.and_then(|r| {
+        r.lpips
+            .iter()
+            .find(|row| row.input == SIZE && row.batch == 1)
+            .map(|row| row.forward_ms.median)
+    });
+    Ok(Record {
+        kind: "lpips_pair",
+        model: "lpips_alex",
+        input: SIZE,
+        batch: 1,
+        batch_norm: "none",
+        kernels: "engine",
+        device: "cpu".into(),
+        threads,
+        iterations,
+        lst_iter_ms: ms,
+        forward_ms: ms,
+        gflop: None,
+        peak_fraction: None,
+        bound_ms: None,
+        pytorch_ms,
+        ratio: pytorch_ms.map(|p| ms.median / p),
+        peak_rss_mib: peak_rss_mib(),
+    })
 }
 
 /// One iteration; returns the ms of its final forward pass.

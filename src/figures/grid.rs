@@ -14,7 +14,10 @@ const SPACING: f64 = 10.0;
 const EMPTY: RGBColor = RGBColor(240, 240, 240);
 /// Gap between a cell's image (and its frame) and the label under it.
 const LABEL_GAP: f64 = 6.0;
-const NOTE: &str = "label: p(source class);  framed: unmodified source";
+
+fn note(g: &GridFigureData) -> String {
+    format!("label: p(source class);  framed: {}", g.diagonal)
+}
 
 struct Layout {
     w: f64,
@@ -34,6 +37,7 @@ struct Layout {
 
 impl Layout {
     fn new(g: &GridFigureData) -> Self {
+        let note = note(g);
         // 3× a CIFAR image while the grid stays within a double column, 2× beyond.
         let cell = if g.k <= 8 { 96.0 } else { 64.0 };
         let head = pt(style::TICK_PT);
@@ -51,7 +55,7 @@ impl Layout {
         let row_header_w = widest;
         let grid_x = MARGIN + label + 6.0 + row_header_w + 8.0;
         let w = (grid_x + g.k as f64 * pitch_x - SPACING + MARGIN)
-            .max(measure(NOTE, pt(style::SMALL_PT), false).0 + 2.0 * MARGIN);
+            .max(measure(&note, pt(style::SMALL_PT), false).0 + 2.0 * MARGIN);
         let title_size = style::fit_size(&g.title, style::TITLE_PT, w - 2.0 * MARGIN, true);
         let axis_y = MARGIN + title_size + 8.0;
         let header_y = axis_y + label + 4.0;
@@ -177,7 +181,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
                 )?;
                 continue;
             };
-            // The diagonal is the unmodified source: a heavy frame sets it apart.
+            // The diagonal (the caller's `diagonal`) is set apart by a heavy frame.
             let border = if i == j { (DARK, 2.5) } else { (FRAME, 0.75) };
             c.image(&cell.image, x, y, l.cell, Some(border))?;
             c.text(
@@ -191,7 +195,7 @@ pub(crate) fn draw<DB: DrawingBackend>(
         }
     }
     c.text(
-        NOTE,
+        &note(g),
         l.w / 2.0,
         l.note_y,
         TextStyleU::new(pt(style::SMALL_PT))

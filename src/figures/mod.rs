@@ -177,6 +177,9 @@ pub struct GridFigureData {
     /// `cells[i][j]`: row i is target i, column j is source j; `None` draws an empty cell.
     pub cells: Vec<Vec<Option<GridCell>>>,
     pub title: String,
+    /// What the framed diagonal shows, for the note under the grid: the unmodified source in
+    /// the LST all-pairs grid, the target itself in the reach examples grid.
+    pub diagonal: &'static str,
 }
 
 /// One curve of the linear-interpolation profile (§1.8).

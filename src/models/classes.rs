@@ -13,11 +13,18 @@ pub const CIFAR10: [&str; 10] = [
     "truck",
 ];
 
-/// Class names for a classifier with `num_classes` outputs when nothing better is known:
-/// CIFAR-10 for 10, ImageNet-1k for 1000, `class N` otherwise. Returns the names and
-/// where they came from.
-pub fn default_class_names(num_classes: usize) -> (Vec<String>, &'static str) {
+pub const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// Class names for a classifier with `num_classes` outputs and `channels` input channels when
+/// nothing better is known: digits for a 10-class grey-scale model (MNIST-like: a CIFAR preset
+/// would label a "7" as "horse"), CIFAR-10 for other 10-class models, ImageNet-1k for 1000,
+/// `class N` otherwise. Returns the names and where they came from.
+pub fn default_class_names(num_classes: usize, channels: usize) -> (Vec<String>, &'static str) {
     match num_classes {
+        10 if channels == 1 => (
+            DIGITS.iter().map(|s| s.to_string()).collect(),
+            "built-in digit preset (10 classes, 1 channel)",
+        ),
         10 => (
             CIFAR10.iter().map(|s| s.to_string()).collect(),
             "built-in CIFAR-10 preset",
@@ -39,3 +46,19 @@ pub fn imagenet_names() -> impl Iterator<Item = &'static str> {
 }
 
 const IMAGENET_1K: &str = include_str!("imagenet_classes.txt");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_follow_classes_and_channels() {
+        assert_eq!(default_class_names(10, 1).0[7], "7");
+        assert_eq!(default_class_names(10, 3).0[7], "horse");
+        assert_eq!(default_class_names(1000, 3).0.len(), 1000);
+        assert_eq!(
+            default_class_names(3, 1).0,
+            ["class 0", "class 1", "class 2"]
+        );
+    }
+}

@@ -478,7 +478,7 @@ pub fn classifier_from_checkpoint(
             )));
         }
         None => {
-            let (names, origin) = default_class_names(built.num_classes);
+            let (names, origin) = default_class_names(built.num_classes, built.channels);
             (names, origin.to_string())
         }
     };

@@ -228,6 +228,7 @@ fn examples_grid(
             "NSPGD outputs (row = target, column = source), {}",
             s.model.label()
         ),
+        diagonal: "the target itself",
     }))
 }
 
