@@ -13,6 +13,7 @@ pub mod background;
 pub mod export;
 pub mod heatmap;
 pub mod panels;
+pub mod reach_state;
 pub mod state;
 pub mod textures;
 pub mod worker;
@@ -28,7 +29,10 @@ use crate::history::History;
 use background::{Background, DialogPurpose, Done};
 use export::ExportJob;
 use state::{Action, ActiveJob, AppState, ExportKind, JobKind, LiveRun, PendingHull, Preset, Tab};
-use worker::{Command, Event, FinishedRun, ImageSource, LpipsStatus, ModelSource, Slot, Worker};
+use worker::{
+    Command, Event, FinishedRun, ImageSource, LpipsStatus, ModelSource, ReachRequest, ReachUpdate,
+    Slot, Worker,
+};
 
 /// Lattice resolutions of the hull, coarse first (§1.7's n = 10 gives the metrics).
 pub const HULL_LEVELS: [usize; 3] = [10, 20, 40];
@@ -111,6 +115,7 @@ pub struct Panels {
     pub hull: panels::hull::HullPanel,
     pub widths: panels::widths::WidthsPanel,
     pub grid: panels::grid::GridPanel,
+    pub reach: panels::reach::ReachPanel,
     pub history: panels::history::HistoryPanel,
 }
 
@@ -449,6 +454,37 @@ impl BlindspotApp {
                 }
                 self.start_next();
             }
+            Event::Reach { job, update } => self.apply_reach(job, update),
+        }
+    }
+
+    fn apply_reach(&mut self, job: worker::JobId, update: ReachUpdate) {
+        let st = &mut self.state;
+        let done = matches!(update, ReachUpdate::Done(_));
+        let on_disk = match &update {
+            ReachUpdate::Started { done, .. } => Some(done.len()),
+            _ => None,
+        };
+        let Some(progress) = st.reach.apply(job, update) else {
+            return;
+        };
+        if let Some(j) = st.job.as_mut().filter(|j| j.id == job) {
+            j.progress = progress;
+            if let Some(n) = on_disk {
+                j.already_done = n;
+            }
+            if let Some((step, iterations, walking)) = st.reach.step {
+                j.what = format!("reach: iteration {}/{iterations} of {walking} pairs", step + 1);
+            }
+        }
+        if let Some(e) = st.reach.error.take() {
+            st.error("The reach evaluation did not run", e);
+        }
+        if done {
+            if st.job.as_ref().is_some_and(|j| j.id == job) {
+                st.job = None;
+            }
+            self.start_next();
         }
     }
 
@@ -531,6 +567,36 @@ impl BlindspotApp {
             levels: HULL_LEVELS.to_vec(),
             control,
         });
+    }
+
+    /// Starts (or resumes) the reach evaluation of the Reach tab with the loaded model and
+    /// NSPGD's settings.
+    fn start_reach(&mut self) -> Result<(), String> {
+        let st = &self.state;
+        let (model, _) = st
+            .model
+            .loaded
+            .clone()
+            .ok_or_else(|| "no model is loaded".to_string())?;
+        let images = st.reach.images()?;
+        let options = st.reach.options(&st.nspgd)?;
+        let runs = self.history.as_ref().map(|h| h.root().to_path_buf());
+        let out = st.reach.out_dir(runs.as_deref(), &model, &options)?;
+        let pool = st.reach.pool();
+        let id = self.state.next_id();
+        let job = ActiveJob::new(id, JobKind::Reach, 0, "reach: planning".into());
+        let control = job.control.clone();
+        self.state.job = Some(job);
+        self.state.reach.begin(id);
+        self.worker.send(Command::Reach(Box::new(ReachRequest {
+            job: id,
+            images,
+            options,
+            out,
+            pool,
+            control,
+        })));
+        Ok(())
     }
 
     // ----- actions ---------------------------------------------------------------------------
@@ -657,6 +723,14 @@ impl BlindspotApp {
                     control,
                 });
             }
+            Action::Reach => {
+                if !self.state.is_busy()
+                    && let Err(e) = self.start_reach()
+                {
+                    self.state.error("Cannot start the reach evaluation", e);
+                }
+            }
+            Action::OpenFolder(dir) => self.background.open_folder(dir),
             Action::OpenRun(dir) => {
                 self.background.spawn(move || {
                     Done::RunOpened(
@@ -799,6 +873,20 @@ impl BlindspotApp {
                     .ok_or_else(|| "no grid has been computed".to_string())?;
                 ExportJob::Grid { grid, model }
             }
+            ExportKind::ReachFigures => {
+                let (Some(summary), Some(out)) = (&st.reach.summary, &st.reach.out) else {
+                    return Err("no reach evaluation has run".into());
+                };
+                if st.reach.figures().is_empty() {
+                    return Err("the reach evaluation is not complete: its figures are \
+                                written when every pair is done"
+                        .into());
+                }
+                ExportJob::ReachFigures {
+                    summary: Box::new(summary.clone()),
+                    out: out.clone(),
+                }
+            }
         })
     }
 
@@ -828,6 +916,12 @@ impl BlindspotApp {
                         DialogPurpose::ExportDir => {
                             self.state.export.dir_text = path.display().to_string();
                         }
+                        DialogPurpose::ReachImagesFolder | DialogPurpose::ReachImagesFile => {
+                            self.state.reach.images_text = path.display().to_string();
+                        }
+                        DialogPurpose::ReachOut => {
+                            self.state.reach.out_text = path.display().to_string();
+                        }
                     }
                 }
                 Done::Exported(result) => {
@@ -854,6 +948,10 @@ impl BlindspotApp {
                         }
                     }
                     Err(e) => self.state.error("Cannot open the run", e),
+                },
+                Done::Opened(result) => match result {
+                    Ok(dir) => self.state.export.last = Some(format!("opened {}", dir.display())),
+                    Err(e) => self.state.error("Cannot open the folder", e),
                 },
                 Done::Deleted(result) => match result {
                     Ok(dir) => {
@@ -1243,6 +1341,7 @@ impl eframe::App for BlindspotApp {
                     Tab::Hull => self.panels.hull.ui(ui, &mut self.state, &mut self.textures),
                     Tab::Widths => self.panels.widths.ui(ui, &mut self.state),
                     Tab::Grid => self.panels.grid.ui(ui, &mut self.state, &mut self.textures),
+                    Tab::Reach => self.panels.reach.ui(ui, &mut self.state),
                     Tab::History => {
                         let root = self.history.as_ref().map(|h| h.root().to_path_buf());
                         self.panels.history.ui(ui, &mut self.state, root.as_deref());
