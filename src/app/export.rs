@@ -221,7 +221,9 @@ impl ExportJob {
                     let to = dir.join(format!("{stem}.{ext}"));
                     crate::record::write_atomic(&to, &bytes).map_err(|e| e.to_string())?;
                 }
-                Ok(format!("{matrix}; copied the examples grid as {stem}.png and .svg"))
+                Ok(format!(
+                    "{matrix}; copied the examples grid as {stem}.png and .svg"
+                ))
             }
         }
     }

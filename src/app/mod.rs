@@ -474,7 +474,10 @@ impl BlindspotApp {
                 j.already_done = n;
             }
             if let Some((step, iterations, walking)) = st.reach.step {
-                j.what = format!("reach: iteration {}/{iterations} of {walking} pairs", step + 1);
+                j.what = format!(
+                    "reach: iteration {}/{iterations} of {walking} pairs",
+                    step + 1
+                );
             }
         }
         if let Some(e) = st.reach.error.take() {

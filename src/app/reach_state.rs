@@ -115,9 +115,11 @@ impl ReachState {
     pub fn images(&self) -> Result<PathBuf, String> {
         let text = self.images_text.trim();
         if text.is_empty() {
-            return Err("choose the images: an ImageFolder tree (one folder per class), a \
+            return Err(
+                "choose the images: an ImageFolder tree (one folder per class), a \
                         folder with labels.tsv, or a .safetensors set"
-                .into());
+                    .into(),
+            );
         }
         Ok(PathBuf::from(text))
     }

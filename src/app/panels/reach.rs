@@ -73,7 +73,11 @@ fn settings(ui: &mut Ui, state: &mut AppState) {
                         .hint_text("ImageFolder, labels.tsv folder or .safetensors"),
                 )
                 .labelled_by(label.id);
-                if ui.button("Folder…").on_hover_text("Pick an image folder").clicked() {
+                if ui
+                    .button("Folder…")
+                    .on_hover_text("Pick an image folder")
+                    .clicked()
+                {
                     dialog = Some(DialogPurpose::ReachImagesFolder);
                 }
                 if ui
@@ -145,7 +149,11 @@ fn settings(ui: &mut Ui, state: &mut AppState) {
                         .hint_text("automatic, in the runs folder"),
                 )
                 .labelled_by(label.id);
-                if ui.button("Browse…").on_hover_text("Pick the folder").clicked() {
+                if ui
+                    .button("Browse…")
+                    .on_hover_text("Pick the folder")
+                    .clicked()
+                {
                     dialog = Some(DialogPurpose::ReachOut);
                 }
             });
@@ -161,10 +169,10 @@ fn walk_line(ui: &mut Ui, state: &AppState) {
     let c = &state.nspgd;
     ui.label(
         RichText::new(format!(
-            "Walk: NSPGD, η = {}, {} iterations, τ = {}, seed {} (Parameters → NSPGD)",
+            "Walk: NSPGD, η = {}, {} iterations, τ = {}, seed {} (Parameters, at the left)",
             c.step_size, c.iterations, c.tau, c.seed
         ))
-        .small(),
+        .weak(),
     );
     let criterion = match &state.reach.plan {
         Some(plan) => plan.criterion,
@@ -187,7 +195,7 @@ fn walk_line(ui: &mut Ui, state: &AppState) {
              LPIPS numbers"
         }
     };
-    ui.label(RichText::new(format!("Hit: {} ({why})", criterion.label())).small());
+    ui.label(RichText::new(format!("Hit: {} ({why})", criterion.label())).weak());
 }
 
 fn controls(ui: &mut Ui, state: &mut AppState) {
@@ -262,7 +270,10 @@ fn progress(ui: &mut Ui, r: &ReachState) {
             .weak(),
         );
     }
-    let out = r.out.as_ref().map_or(String::new(), |o| o.display().to_string());
+    let out = r
+        .out
+        .as_ref()
+        .map_or(String::new(), |o| o.display().to_string());
     match r.ended {
         Some(Ended::Complete) => {
             ui.label(format!("Complete: {done} pairs, written to {out}"));
@@ -301,7 +312,11 @@ fn results(ui: &mut Ui, state: &mut AppState) {
         ))
         .strong(),
     );
-    ui.label(RichText::new("row = source class, column = target class").weak().small());
+    ui.label(
+        RichText::new("row = source class, column = target class")
+            .weak()
+            .small(),
+    );
     let counts = state.reach.valid_counts();
     hit_matrix(ui, &summary, &counts);
     ui.add_space(6.0);

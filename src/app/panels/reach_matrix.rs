@@ -50,19 +50,25 @@ pub fn hit_matrix(ui: &mut Ui, summary: &ReachSummary, valid: &[Vec<usize>]) {
     let weak = ui.visuals().weak_text_color();
     let galleys: Vec<_> = names
         .iter()
-        .map(|n| ui.painter().layout_no_wrap(n.clone(), font.clone(), text_colour))
+        .map(|n| {
+            ui.painter()
+                .layout_no_wrap(n.clone(), font.clone(), text_colour)
+        })
         .collect();
     let widest = galleys.iter().map(|g| g.size().x).fold(0.0, f32::max);
     let line = galleys.first().map_or(14.0, |g| g.size().y);
     let bar_area = 64.0;
-    let cell = ((ui.available_width() - widest - 12.0 - bar_area) / k as f32).clamp(26.0, 52.0);
+    let cell = ((ui.available_width() - widest - 12.0 - bar_area) / k as f32).clamp(26.0, 44.0);
     // Column headers stand upright, so long class names never overlap.
     let header = widest + 6.0;
-    let size = vec2(widest + 8.0 + k as f32 * cell + bar_area, header + k as f32 * cell);
+    let size = vec2(
+        widest + 8.0 + k as f32 * cell + bar_area,
+        header + k as f32 * cell,
+    );
     let (area, _) = ui.allocate_exact_size(size, Sense::hover());
     let painter = ui.painter_at(area.expand(2.0));
     let grid_min = pos2(area.left() + widest + 8.0, area.top() + header);
-    let id = egui::Id::new("reach matrix");
+    let id = ui.make_persistent_id("reach matrix");
 
     for (i, galley) in galleys.iter().enumerate() {
         // Row header, right-aligned beside its row.
@@ -154,7 +160,10 @@ pub fn hit_matrix(ui: &mut Ui, summary: &ReachSummary, valid: &[Vec<usize>]) {
     for j in 0..steps {
         let v = 1.0 - (j as f64 + 0.5) / steps as f64;
         let h = bar.height() / steps as f32;
-        let r = Rect::from_min_size(pos2(bar.left(), bar.top() + j as f32 * h), vec2(14.0, h + 0.5));
+        let r = Rect::from_min_size(
+            pos2(bar.left(), bar.top() + j as f32 * h),
+            vec2(14.0, h + 0.5),
+        );
         painter.rect_filled(r, 0.0, colour(v));
     }
     for (v, y) in [(1.0, bar.top()), (0.0, bar.bottom())] {

@@ -95,7 +95,11 @@ impl WorkerState {
                     ModelSource::File(path) => load_classifier(path, &opts),
                 };
                 Some(loaded.map_err(|e| {
-                    format!("cannot load the pool model {}: {}", source.label(), describe(&e))
+                    format!(
+                        "cannot load the pool model {}: {}",
+                        source.label(),
+                        describe(&e)
+                    )
                 })?)
             }
         };
