@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use blindspot::analysis::{Method, PairStatus};
+use blindspot::app::BlindspotApp;
 use blindspot::app::panels::width_compare::run_label;
 use blindspot::app::panels::widths::NO_COMPARISON;
 use blindspot::app::state::Tab;
 use blindspot::app::worker::{ImageSource, Slot};
-use blindspot::app::{AppOptions, BlindspotApp};
 use blindspot::figures::{Colormap, lattice_field};
-use common::app::{App, field, files_in, options, start, type_into, wait, wait_for_export};
+use common::app::{App, files_in, options, start, type_into, wait, wait_for_export};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 

@@ -8,11 +8,13 @@
 //! - `heatmap`: the hull heatmap's WGSL pipeline (paint callback and offscreen render).
 //! - `background`: file dialogs, exports and history I/O off the UI thread.
 //! - `export`: figures, run records and heatmap renders written atomically.
+//! - `reach_state`, `reach_job`: the Reach tab's data, and starting and following its evaluation.
 
 pub mod background;
 pub mod export;
 pub mod heatmap;
 pub mod panels;
+mod reach_job;
 pub mod reach_state;
 pub mod state;
 pub mod textures;
@@ -29,10 +31,7 @@ use crate::history::History;
 use background::{Background, DialogPurpose, Done};
 use export::ExportJob;
 use state::{Action, ActiveJob, AppState, ExportKind, JobKind, LiveRun, PendingHull, Preset, Tab};
-use worker::{
-    Command, Event, FinishedRun, ImageSource, LpipsStatus, ModelSource, ReachRequest, ReachUpdate,
-    Slot, Worker,
-};
+use worker::{Command, Event, FinishedRun, ImageSource, LpipsStatus, ModelSource, Slot, Worker};
 
 /// Lattice resolutions of the hull, coarse first (§1.7's n = 10 gives the metrics).
 pub const HULL_LEVELS: [usize; 3] = [10, 20, 40];
@@ -458,39 +457,6 @@ impl BlindspotApp {
         }
     }
 
-    fn apply_reach(&mut self, job: worker::JobId, update: ReachUpdate) {
-        let st = &mut self.state;
-        let done = matches!(update, ReachUpdate::Done(_));
-        let on_disk = match &update {
-            ReachUpdate::Started { done, .. } => Some(done.len()),
-            _ => None,
-        };
-        let Some(progress) = st.reach.apply(job, update) else {
-            return;
-        };
-        if let Some(j) = st.job.as_mut().filter(|j| j.id == job) {
-            j.progress = progress;
-            if let Some(n) = on_disk {
-                j.already_done = n;
-            }
-            if let Some((step, iterations, walking)) = st.reach.step {
-                j.what = format!(
-                    "reach: iteration {}/{iterations} of {walking} pairs",
-                    step + 1
-                );
-            }
-        }
-        if let Some(e) = st.reach.error.take() {
-            st.error("The reach evaluation did not run", e);
-        }
-        if done {
-            if st.job.as_ref().is_some_and(|j| j.id == job) {
-                st.job = None;
-            }
-            self.start_next();
-        }
-    }
-
     // ----- jobs ------------------------------------------------------------------------------
 
     fn start_traverse(&mut self, source: ImageSource, target: ImageSource, for_hull: bool) {
@@ -570,36 +536,6 @@ impl BlindspotApp {
             levels: HULL_LEVELS.to_vec(),
             control,
         });
-    }
-
-    /// Starts (or resumes) the reach evaluation of the Reach tab with the loaded model and
-    /// NSPGD's settings.
-    fn start_reach(&mut self) -> Result<(), String> {
-        let st = &self.state;
-        let (model, _) = st
-            .model
-            .loaded
-            .clone()
-            .ok_or_else(|| "no model is loaded".to_string())?;
-        let images = st.reach.images()?;
-        let options = st.reach.options(&st.nspgd)?;
-        let runs = self.history.as_ref().map(|h| h.root().to_path_buf());
-        let out = st.reach.out_dir(runs.as_deref(), &model, &options)?;
-        let pool = st.reach.pool();
-        let id = self.state.next_id();
-        let job = ActiveJob::new(id, JobKind::Reach, 0, "reach: planning".into());
-        let control = job.control.clone();
-        self.state.job = Some(job);
-        self.state.reach.begin(id);
-        self.worker.send(Command::Reach(Box::new(ReachRequest {
-            job: id,
-            images,
-            options,
-            out,
-            pool,
-            control,
-        })));
-        Ok(())
     }
 
     // ----- actions ---------------------------------------------------------------------------
