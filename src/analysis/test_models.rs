@@ -144,7 +144,12 @@ pub fn with_network(
 }
 
 /// The seeded linear classifier in f64 (candle's autograd path), for f64 gradient checks.
-pub fn linear_classifier_f64(shape: [usize; 3], classes: usize, seed: u64, scale: f64) -> Classifier {
+pub fn linear_classifier_f64(
+    shape: [usize; 3],
+    classes: usize,
+    seed: u64,
+    scale: f64,
+) -> Classifier {
     let dim: usize = shape.iter().product();
     let mut normals = Normals::new(rng::stream(seed, 77, 0, 0));
     let mut w = vec![0f32; dim * classes];

@@ -24,11 +24,10 @@ pub use params::{
     parse_params, parse_point,
 };
 pub use regions::{
-    RegionConfig, RegionFunction, RegionMethod, RegionResult, RegionStep, grow_region,
-    volume_ratio,
+    RegionConfig, RegionFunction, RegionMethod, RegionResult, RegionStep, grow_region, volume_ratio,
 };
 pub use srvr::{
-    ClassSrvr, CostRow, ImageSrvr, SrvrConfig, SrvrSummary, cost_table, evaluate_image,
-    summarize,
+    ClassSrvr, CostRow, ImageEvaluation, ImageSrvr, SrvrConfig, SrvrSummary, SrvrValues,
+    cost_table, evaluate_image, summarize,
 };
 pub use transform::{SemanticTransform, Transformed};

@@ -124,7 +124,8 @@ impl<'a> SemanticObjective<'a> {
     /// T(x, u) as f32 images [B, C, H, W] on the CPU, for display (corner renders, hover).
     pub fn images(&self, points_u: &[Vec<f64>]) -> Result<Tensor> {
         let transformed = self.transform_points(points_u, false);
-        Ok(self.batch_tensor(&transformed)?
+        Ok(self
+            .batch_tensor(&transformed)?
             .to_device(&Device::Cpu)?
             .to_dtype(DType::F32)?)
     }

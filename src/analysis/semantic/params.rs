@@ -25,7 +25,10 @@ pub enum SemanticError {
     #[error("domain `{text}`: expected NAME=LO:HI, e.g. rot=-90:90")]
     DomainSyntax { text: String },
     #[error("domain of `{param}`: {detail}")]
-    BadDomain { param: SemanticParam, detail: String },
+    BadDomain {
+        param: SemanticParam,
+        detail: String,
+    },
     #[error("{name} = {value}: {detail}")]
     BadSetting {
         name: &'static str,
@@ -366,8 +369,12 @@ mod tests {
             parse_domain("rot=-90"),
             Err(SemanticError::DomainSyntax { .. })
         ));
-        let err = ParamSpace::new(&[SemanticParam::Rot], &[(p, Domain { lo: 5.0, hi: 1.0 })], 3)
-            .unwrap_err();
+        let err = ParamSpace::new(
+            &[SemanticParam::Rot],
+            &[(p, Domain { lo: 5.0, hi: 1.0 })],
+            3,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("rot"), "{err}");
     }
 
@@ -389,8 +396,7 @@ mod tests {
 
     #[test]
     fn z_units_map_the_domain_to_0_100_and_back() {
-        let space =
-            ParamSpace::new(&[SemanticParam::Rot, SemanticParam::Scale], &[], 3).unwrap();
+        let space = ParamSpace::new(&[SemanticParam::Rot, SemanticParam::Scale], &[], 3).unwrap();
         assert_eq!(space.identity_z(), vec![50.0, 50.0]);
         assert_eq!(space.to_u(&[0.0, 100.0]), vec![-180.0, 1.5]);
         assert_eq!(space.z_scale(), vec![3.6, 0.01]);

@@ -245,10 +245,7 @@ pub fn direction(
     let size_norm = r.iter().product::<f64>() / (1u64 << n) as f64;
     let (fa, fb) = face_sums(corners.inner, n);
     let missing = |what: &str| {
-        SemanticError::Unsupported(format!(
-            "{} needs {what} at the corners",
-            method.label()
-        ))
+        SemanticError::Unsupported(format!("{} needs {what} at the corners", method.label()))
     };
     let mut da = vec![0.0; n];
     let mut db = vec![0.0; n];
@@ -262,7 +259,9 @@ pub fn direction(
             }
         }
         RegionMethod::OirB => {
-            let outer = corners.outer.ok_or_else(|| missing("f at the outer corners"))?;
+            let outer = corners
+                .outer
+                .ok_or_else(|| missing("f at the outer corners"))?;
             let (qa, qb) = face_sums(outer, n);
             let alpha = config.alpha;
             let grow = (1.0 + alpha).powi(n as i32 - 1);

@@ -337,7 +337,12 @@ fn the_loss_is_logged_per_update_and_n_a_where_f_vanishes() {
         log_loss: true,
         ..RegionConfig::default()
     };
-    let result = grow(&mut constant(1.0, 2), RegionMethod::OirW, &config, &[50.0, 50.0]);
+    let result = grow(
+        &mut constant(1.0, 2),
+        RegionMethod::OirW,
+        &config,
+        &[50.0, 50.0],
+    );
     let loss = result.loss.unwrap();
     assert_eq!(loss.len(), 5);
     // Constant f: (1+α)²·4/4 − 1.

@@ -213,7 +213,8 @@ pub fn summarize(images: &[ImageSrvr], class_name: impl Fn(u32) -> String) -> Op
     let per_class = classes
         .into_iter()
         .map(|class| {
-            let members: Vec<&ImageSrvr> = all.iter().copied().filter(|i| i.label == class).collect();
+            let members: Vec<&ImageSrvr> =
+                all.iter().copied().filter(|i| i.label == class).collect();
             ClassSrvr {
                 class,
                 name: class_name(class),
@@ -338,11 +339,17 @@ mod tests {
 
     #[test]
     fn srvr_averages_images_and_methods_per_class() {
-        let images = [image(0, 0.1, 0.2, 0.3), image(0, 0.3, 0.4, 0.5), image(2, 1.0, 1.0, 1.0)];
+        let images = [
+            image(0, 0.1, 0.2, 0.3),
+            image(0, 0.3, 0.4, 0.5),
+            image(2, 1.0, 1.0, 1.0),
+        ];
         let s = summarize(&images, |c| format!("c{c}")).unwrap();
         assert_eq!(s.images, 3);
         assert!((s.srvr.naive - 1.4 / 3.0).abs() < 1e-12);
-        assert!((s.srvr.combined - (s.srvr.naive + s.srvr.oir_b + s.srvr.oir_w) / 3.0).abs() < 1e-12);
+        assert!(
+            (s.srvr.combined - (s.srvr.naive + s.srvr.oir_b + s.srvr.oir_w) / 3.0).abs() < 1e-12
+        );
         assert_eq!(s.per_class.len(), 2);
         assert!((s.per_class[0].srvr.oir_b - 0.3).abs() < 1e-12);
         assert_eq!(s.per_class[1].srvr.combined, 1.0);
@@ -365,9 +372,10 @@ mod tests {
             starts: Vec::new(),
             map_points: Some(5),
         };
-        let (eval, complete) =
-            evaluate_image(&mut objective, "x", 0, &config, |_, _| ControlFlow::Continue(()))
-                .unwrap();
+        let (eval, complete) = evaluate_image(&mut objective, "x", 0, &config, |_, _| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
         assert!(complete);
         let s = summarize(&[eval.summary], |_| String::new()).unwrap();
         for m in RegionMethod::ALL {
@@ -385,7 +393,10 @@ mod tests {
         assert_eq!(rows[0].total_forward, 3721);
         assert_eq!(rows[1].total_forward, 2400);
         assert_eq!(rows[2].total_forward, 4800);
-        assert_eq!((rows[3].total_forward, rows[3].total_gradient), (2400, 2400));
+        assert_eq!(
+            (rows[3].total_forward, rows[3].total_gradient),
+            (2400, 2400)
+        );
         assert!(!rows[3].black_box);
         assert_eq!(cost_table(2, 600, 61, true)[3].total_forward, 4800);
     }

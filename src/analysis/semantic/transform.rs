@@ -70,7 +70,10 @@ impl SemanticTransform {
             }
         };
         let (c, h, w) = image.dims3()?;
-        let pixels = image.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+        let pixels = image
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
         Self::from_host(pixels, [c, h, w], blur_max)
     }
 
@@ -337,9 +340,7 @@ pub(crate) fn gaussian_weights(sigma: f64, radius: usize) -> (Vec<f64>, Vec<f64>
         .collect();
     let sum: f64 = e.iter().sum();
     let w: Vec<f64> = e.iter().map(|v| v / sum).collect();
-    let k2_over_s3: Vec<f64> = (-r..=r)
-        .map(|k| (k * k) as f64 / sigma.powi(3))
-        .collect();
+    let k2_over_s3: Vec<f64> = (-r..=r).map(|k| (k * k) as f64 / sigma.powi(3)).collect();
     let mean: f64 = w.iter().zip(&k2_over_s3).map(|(a, b)| a * b).sum();
     let dw = w
         .iter()
@@ -383,8 +384,10 @@ impl Bilinear {
         let at = |k: usize| self.index[k].map_or(0.0, |i| plane[i]);
         let (v00, v01, v10, v11) = (at(0), at(1), at(2), at(3));
         let (fx, fy) = (self.fx, self.fy);
-        let value =
-            (1.0 - fx) * (1.0 - fy) * v00 + fx * (1.0 - fy) * v01 + (1.0 - fx) * fy * v10 + fx * fy * v11;
+        let value = (1.0 - fx) * (1.0 - fy) * v00
+            + fx * (1.0 - fy) * v01
+            + (1.0 - fx) * fy * v10
+            + fx * fy * v11;
         let d_col = (1.0 - fy) * (v01 - v00) + fy * (v11 - v10);
         let d_row = (1.0 - fx) * (v10 - v00) + fx * (v11 - v01);
         (value, d_col, d_row)

@@ -7,7 +7,10 @@ use crate::analysis::semantic::params::{ParamSpace, identity_params};
 use crate::analysis::test_models::{image_tensor, linear_classifier_f64, random_image};
 
 fn image(seed: u64, shape: [usize; 3]) -> SemanticTransform {
-    let pixels = random_image(seed, shape).into_iter().map(f64::from).collect();
+    let pixels = random_image(seed, shape)
+        .into_iter()
+        .map(f64::from)
+        .collect();
     SemanticTransform::from_host(pixels, shape, 3.0).unwrap()
 }
 
@@ -19,7 +22,10 @@ fn with(param: SemanticParam, value: f64) -> FullParams {
 
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -37,7 +43,11 @@ fn identities_reproduce_the_image() {
         (SemanticParam::Blur, 0.049),
         (SemanticParam::Blur, -1.0),
     ] {
-        assert_eq!(&t.apply(&with(param, value), &[]).pixels, x, "{param} = {value}");
+        assert_eq!(
+            &t.apply(&with(param, value), &[]).pixels,
+            x,
+            "{param} = {value}"
+        );
     }
 }
 
@@ -59,7 +69,9 @@ fn whole_pixel_translation_shifts_with_zero_fill() {
     let (h, w) = (5, 8);
     let t = image(3, [3, h, w]);
     for k in [-3i64, 2] {
-        let out = t.apply(&with(SemanticParam::Tx, k as f64 / w as f64), &[]).pixels;
+        let out = t
+            .apply(&with(SemanticParam::Tx, k as f64 / w as f64), &[])
+            .pixels;
         for c in 0..3 {
             for i in 0..h {
                 for j in 0..w {
@@ -104,7 +116,10 @@ fn the_blur_kernel_sums_to_one_and_keeps_a_constant_image() {
     for sigma in [0.05, 0.7, 3.0] {
         let (w, dw) = gaussian_weights(sigma, 9);
         assert!((w.iter().sum::<f64>() - 1.0).abs() <= 1e-6);
-        assert!(dw.iter().sum::<f64>().abs() <= 1e-9, "weights stay normalised");
+        assert!(
+            dw.iter().sum::<f64>().abs() <= 1e-9,
+            "weights stay normalised"
+        );
     }
     let t = SemanticTransform::from_host(vec![0.37; 3 * 6 * 6], [3, 6, 6], 3.0).unwrap();
     assert_eq!(t.blur_radius(), 9);
@@ -136,9 +151,18 @@ fn df_du_matches_central_differences_in_f64() {
     // of the bilinear warp, where the slope jumps from the image to the zero fill), so it is
     // checked at step 1e-6.
     let cases = [
-        (vec![23.3, 1.13, 0.061, -0.043, 0.052, 1.17, 31.0, 0.83], 1e-3),
-        (vec![-7.7, 1.21, -0.018, 0.034, -0.031, 0.79, -12.5, 1.91], 1e-3),
-        (vec![-71.7, 0.87, -0.118, 0.094, -0.031, 0.79, -12.5, 1.91], 1e-6),
+        (
+            vec![23.3, 1.13, 0.061, -0.043, 0.052, 1.17, 31.0, 0.83],
+            1e-3,
+        ),
+        (
+            vec![-7.7, 1.21, -0.018, 0.034, -0.031, 0.79, -12.5, 1.91],
+            1e-3,
+        ),
+        (
+            vec![-71.7, 0.87, -0.118, 0.094, -0.031, 0.79, -12.5, 1.91],
+            1e-6,
+        ),
     ];
     let points: Vec<Vec<f64>> = cases.iter().map(|(p, _)| p.clone()).collect();
     let (_, grads) = objective.gradient_u(&points).unwrap();
@@ -151,12 +175,21 @@ fn df_du_matches_central_differences_in_f64() {
                 p[k] += d;
                 p
             };
-            let f = objective.values_u(&[shifted(step), shifted(-step)]).unwrap();
+            let f = objective
+                .values_u(&[shifted(step), shifted(-step)])
+                .unwrap();
             let numeric = (f[0] - f[1]) / (2.0 * step);
             // f64 differences of f are good to ~1e-13 here; hue per degree is ~1e-7.
-            assert!(numeric.abs() > 1e-9, "{param}: a gradient too small to test");
+            assert!(
+                numeric.abs() > 1e-9,
+                "{param}: a gradient too small to test"
+            );
             let error = (grad[k] - numeric).abs() / numeric.abs();
-            assert!(error <= 0.02, "{param}: analytic {} vs numeric {numeric}", grad[k]);
+            assert!(
+                error <= 0.02,
+                "{param}: analytic {} vs numeric {numeric}",
+                grad[k]
+            );
             checked += 1;
         }
     }
