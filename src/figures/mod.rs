@@ -44,7 +44,7 @@ use canvas::{Canvas, EmbeddedImage, ensure_font, splice_svg_images};
 
 pub use colormap::{Colormap, VIRIDIS_LEVELS, viridis};
 pub use hull::lattice_field;
-pub use semantic::{RegionTraceData, SemanticCurveData, SemanticMapData};
+pub use semantic::{BoundTrace, RegionTraceData, SemanticCurveData, SemanticMapData};
 
 /// Why a figure could not be drawn or written.
 #[derive(Debug, thiserror::Error)]

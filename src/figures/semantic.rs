@@ -44,11 +44,14 @@ pub struct SemanticMapData {
     pub title: String,
 }
 
+/// One method's bounds on one parameter: (label, a_t, b_t) in natural units.
+pub type BoundTrace = (String, Vec<f64>, Vec<f64>);
+
 /// Bound traces: per parameter, a_t and b_t against iteration for each method.
 #[derive(Clone, Debug)]
 pub struct RegionTraceData {
-    /// (axis label, per method (label, a_t, b_t) in natural units).
-    pub panels: Vec<(String, Vec<(String, Vec<f64>, Vec<f64>)>)>,
+    /// (axis label, the traces of each method).
+    pub panels: Vec<(String, Vec<BoundTrace>)>,
     pub title: String,
 }
 

@@ -83,13 +83,13 @@ impl ClassChoice {
             .to_device(&Device::Cpu)?
             .squeeze(0)?
             .to_vec1()?;
-        let (predicted, predicted_confidence) = row
-            .iter()
-            .copied()
-            .enumerate()
-            .fold((0, f64::NEG_INFINITY), |best, (k, v)| {
-                if v > best.1 { (k, v) } else { best }
-            });
+        let (predicted, predicted_confidence) =
+            row.iter()
+                .copied()
+                .enumerate()
+                .fold((0, f64::NEG_INFINITY), |best, (k, v)| {
+                    if v > best.1 { (k, v) } else { best }
+                });
         let class = class.unwrap_or(predicted as u32);
         let spec = classifier.spec();
         if class as usize >= spec.num_classes() {

@@ -314,8 +314,12 @@ pub fn fix(a: &mut [f64], b: &mut [f64], w_min: f64) {
     for (lo, hi) in a.iter_mut().zip(b.iter_mut()) {
         *lo = lo.clamp(0.0, 100.0);
         *hi = hi.clamp(0.0, 100.0);
-        // `!(≥)` also catches NaN, which then lands in the middle of Ω instead of spreading.
-        if !(*hi - *lo >= w_min) {
+        // Not `< w_min`: a NaN width must be caught too, and then lands in the middle of Ω.
+        let wide_enough = matches!(
+            (*hi - *lo).partial_cmp(&w_min),
+            Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+        );
+        if !wide_enough {
             let mid = (*lo + *hi) / 2.0;
             let mid = if mid.is_nan() { 50.0 } else { mid };
             let m = mid.clamp(w_min / 2.0, 100.0 - w_min / 2.0);
