@@ -267,6 +267,7 @@ fn eval_reports_srvr_per_model_and_class_with_tables() {
         "tensors.safetensors",
         "mean_map.png",
         "mean_map.svg",
+        "mean_map_class_3.png",
     ] {
         assert!(out.join(file).is_file(), "{file}");
     }

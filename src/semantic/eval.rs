@@ -205,46 +205,50 @@ impl EvalRecord {
                 Tensor::from_slice(&volumes, (self.images.len(), 3), &Device::Cpu)?,
             );
         }
-        let complete: Vec<&SemanticMap> = maps.iter().filter(|m| m.is_complete()).collect();
-        if let Some(first) = complete.first() {
+        // Maps come one per evaluated image, in `images` order.
+        let complete: Vec<(&SemanticMap, &ImageSrvr)> = maps
+            .iter()
+            .zip(&self.images)
+            .filter(|(m, _)| m.is_complete())
+            .collect();
+        if let Some((first, _)) = complete.first() {
             let mut shape = vec![complete.len()];
             shape.extend(vec![first.points(); first.grid.len()]);
             let values: Vec<f64> = complete
                 .iter()
-                .flat_map(|m| m.values.iter().copied())
+                .flat_map(|(m, _)| m.values.iter().copied())
                 .collect();
             tensors.insert(
                 "maps".to_string(),
                 Tensor::from_slice(&values, shape.as_slice(), &Device::Cpu)?,
             );
-            let mean = mean_map(&complete);
+            let names = param_names(&self.space);
+            let arch = &self.model.architecture;
             let title = format!(
-                "mean p(true class) over {} images under {}, {}",
-                complete.len(),
-                param_names(&self.space),
-                self.model.architecture
+                "mean p(true class) over {} images under {names}, {arch}",
+                complete.len()
             );
-            let figure = if first.grid.len() == 1 {
-                figures::semantic_curve(&figures::SemanticCurveData {
-                    axis_label: format!(
-                        "{} ({})",
-                        self.space.params()[0].name(),
-                        self.space.params()[0].unit()
-                    ),
-                    grid: first.grid[0].clone(),
-                    curves: complete
-                        .iter()
-                        .zip(&self.images)
-                        .map(|(m, i)| (i.source.clone(), m.values.clone()))
-                        .collect(),
-                    identity: self.space.params()[0].identity(),
-                    intervals: Vec::new(),
-                    title,
-                })
-            } else {
-                map_figure(&self.space, &mean, &[], None, &title)
-            };
-            write_figure(&figure, dir, "mean_map")?;
+            write_figure(&self.mean_figure(&complete, &title), dir, "mean_map")?;
+            let mut classes: Vec<u32> = complete.iter().map(|(_, i)| i.label).collect();
+            classes.sort_unstable();
+            classes.dedup();
+            for class in classes {
+                let members: Vec<(&SemanticMap, &ImageSrvr)> = complete
+                    .iter()
+                    .copied()
+                    .filter(|(_, i)| i.label == class)
+                    .collect();
+                let name = self.model.class_name(class as usize);
+                let title = format!(
+                    "mean p({name}) over {} {name} images under {names}, {arch}",
+                    members.len()
+                );
+                write_figure(
+                    &self.mean_figure(&members, &title),
+                    dir,
+                    &format!("mean_map_class_{class}"),
+                )?;
+            }
         }
         if !tensors.is_empty() {
             record::save_tensors_atomic(&dir.join(TENSORS_FILE), &tensors)?;
@@ -276,12 +280,30 @@ impl EvalRecord {
     }
 }
 
-/// The pointwise mean of maps on one grid (the §3.8 class-mean and data-bias view).
-fn mean_map(maps: &[&SemanticMap]) -> SemanticMap {
-    let n = maps.len() as f64;
-    let mut mean = maps[0].clone();
-    for (k, v) in mean.values.iter_mut().enumerate() {
-        *v = maps.iter().map(|m| m.values[k]).sum::<f64>() / n;
+impl EvalRecord {
+    /// The class-mean view of §3.8: a 1-D figure with every image's curve and their mean, or
+    /// the pointwise mean of the 2-D maps.
+    fn mean_figure(&self, maps: &[(&SemanticMap, &ImageSrvr)], title: &str) -> figures::Figure {
+        let first = maps[0].0;
+        if first.grid.len() == 1 {
+            let param = self.space.params()[0];
+            return figures::semantic_curve(&figures::SemanticCurveData {
+                axis_label: format!("{} ({})", param.name(), param.unit()),
+                grid: first.grid[0].clone(),
+                curves: maps
+                    .iter()
+                    .map(|(m, i)| (i.source.clone(), m.values.clone()))
+                    .collect(),
+                identity: param.identity(),
+                intervals: Vec::new(),
+                title: title.to_string(),
+            });
+        }
+        let n = maps.len() as f64;
+        let mut mean = first.clone();
+        for (k, v) in mean.values.iter_mut().enumerate() {
+            *v = maps.iter().map(|(m, _)| m.values[k]).sum::<f64>() / n;
+        }
+        map_figure(&self.space, &mean, &[], None, title)
     }
-    mean
 }
