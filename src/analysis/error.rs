@@ -9,6 +9,9 @@ pub enum AnalysisError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// A semantic setting (parameter, domain, region hyperparameter) was refused.
+    #[error(transparent)]
+    Semantic(crate::analysis::semantic::SemanticError),
     /// Bad arguments: a shape, a label, a hyperparameter or an image value out of range.
     #[error("{0}")]
     Invalid(String),

@@ -13,6 +13,7 @@ mod lst_args;
 mod nspgd;
 mod nspgd_args;
 mod reach;
+mod semantic;
 mod traverse;
 mod widths_compare;
 
@@ -64,6 +65,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// The all-pairs grid: every image traversed toward every other.
     Grid(grid::GridArgs),
+    /// Semantic robustness (rotation, scale, shifts, colour, blur): maps, regions, SRVR.
+    Semantic(semantic::SemanticArgs),
     /// Write the synthetic shapes data set (or the gallery) the demo models learn from.
     DemoData(demo::DemoDataArgs),
     /// Train a demo model on the synthetic shapes (standard, or --robust).
@@ -210,6 +213,7 @@ pub fn run() -> Result<()> {
         Command::Hull(args) => hull::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Grid(args) => grid::run(&args),
+        Command::Semantic(args) => semantic::run(&args),
         Command::DemoData(args) => demo::demo_data(&args),
         Command::TrainDemo(args) => demo::train_demo(&args),
     }

@@ -27,6 +27,7 @@ mod hull;
 mod lines;
 mod matrix;
 mod raster;
+mod semantic;
 mod strip;
 mod text;
 mod width;
@@ -43,6 +44,7 @@ use canvas::{Canvas, EmbeddedImage, ensure_font, splice_svg_images};
 
 pub use colormap::{Colormap, VIRIDIS_LEVELS, viridis};
 pub use hull::lattice_field;
+pub use semantic::{BoundTrace, RegionTraceData, SemanticCurveData, SemanticMapData};
 
 /// Why a figure could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +204,9 @@ enum Kind {
     Matrix(MatrixFigureData),
     Grid(GridFigureData),
     Profile(lines::Profile),
+    SemanticCurve(SemanticCurveData),
+    SemanticMap(SemanticMapData),
+    RegionTrace(RegionTraceData),
 }
 
 /// A figure ready to be written as PNG or SVG.
@@ -279,6 +284,28 @@ pub fn interpolation_profile(curves: &[ProfileCurve], title: &str) -> Figure {
     }
 }
 
+/// 1-D semantic map (§3.8): f against one parameter, the identity marked, the mean over images
+/// bold when there are several, found intervals as bars.
+pub fn semantic_curve(d: &SemanticCurveData) -> Figure {
+    Figure {
+        kind: Kind::SemanticCurve(d.clone()),
+    }
+}
+
+/// 2-D semantic map (§3.8) on RdBu (blue high f, red low), with found boxes and the start.
+pub fn semantic_map(d: &SemanticMapData) -> Figure {
+    Figure {
+        kind: Kind::SemanticMap(d.clone()),
+    }
+}
+
+/// Region-growing bound traces a_t, b_t against iteration, one panel per parameter.
+pub fn region_traces(d: &RegionTraceData) -> Figure {
+    Figure {
+        kind: Kind::RegionTrace(d.clone()),
+    }
+}
+
 impl Figure {
     /// Base size in units: the PNG size at scale 1 and the SVG size in px.
     pub fn size(&self) -> (u32, u32) {
@@ -291,6 +318,9 @@ impl Figure {
             Kind::Matrix(m) => matrix::size(m),
             Kind::Grid(g) => grid::size(g),
             Kind::Profile(p) => lines::profile_size(p),
+            Kind::SemanticCurve(_) => semantic::curve_size(),
+            Kind::SemanticMap(_) => semantic::map_size(),
+            Kind::RegionTrace(d) => semantic::trace_size(d),
         }
     }
 
@@ -327,6 +357,9 @@ impl Figure {
             Kind::Matrix(m) => matrix::validate(m),
             Kind::Grid(g) => grid::validate(g),
             Kind::Profile(p) => lines::validate_profile(p),
+            Kind::SemanticCurve(d) => semantic::validate_curve(d),
+            Kind::SemanticMap(d) => semantic::validate_map(d),
+            Kind::RegionTrace(d) => semantic::validate_trace(d),
         }
     }
 
@@ -341,6 +374,9 @@ impl Figure {
             Kind::Matrix(m) => matrix::draw(c, m),
             Kind::Grid(g) => grid::draw(c, g),
             Kind::Profile(p) => lines::draw_profile(c, p),
+            Kind::SemanticCurve(d) => semantic::draw_curve(c, d),
+            Kind::SemanticMap(d) => semantic::draw_map(c, d),
+            Kind::RegionTrace(d) => semantic::draw_trace(c, d),
         }?;
         c.present()
     }
