@@ -400,3 +400,45 @@ fn three_parameters_grow_regions_with_a_warning() {
     );
     assert_eq!(last_json(&stdout)["boxes"][0].as_array().unwrap().len(), 6);
 }
+
+/// The warp against PyTorch's `affine_grid` + `grid_sample` (bilinear, zeros padding,
+/// align_corners = false) on a non-square image, including a zoom-out that samples outside it:
+/// `tests/fixtures/grid_sample.safetensors`, made by `scripts/make_grid_sample_fixture.py`.
+#[test]
+fn warp_matches_pytorch_grid_sample() {
+    use blindspot::analysis::semantic::{SemanticParam, SemanticTransform, identity_params};
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/grid_sample.safetensors");
+    let tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
+    let image = &tensors["image"];
+    let warped = tensors["warped"].to_dtype(candle_core::DType::F64).unwrap();
+    let (_, file) =
+        safetensors::SafeTensors::read_metadata(&std::fs::read(&path).unwrap()).unwrap();
+    let settings: Vec<[f64; 4]> =
+        serde_json::from_str(&file.metadata().as_ref().unwrap()["settings"]).unwrap();
+    let transform = SemanticTransform::new(image, 3.0).unwrap();
+    for (k, [rot, scale, tx, ty]) in settings.into_iter().enumerate() {
+        let mut u = identity_params();
+        u[SemanticParam::Rot.index()] = rot;
+        u[SemanticParam::Scale.index()] = scale;
+        u[SemanticParam::Tx.index()] = tx;
+        u[SemanticParam::Ty.index()] = ty;
+        let ours = transform.apply(&u, &[]).pixels;
+        let torch: Vec<f64> = warped
+            .get(k)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let worst = ours
+            .iter()
+            .zip(&torch)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            worst < 1e-5,
+            "setting {k} (rot {rot}, scale {scale}, tx {tx}, ty {ty}): max |ours - torch| = {worst}"
+        );
+    }
+}
