@@ -130,6 +130,20 @@ impl ModelArgs {
     }
 }
 
+/// The one pair a single walk runs on (traverse, nspgd, widths-compare).
+#[derive(clap::Args, Clone, Debug)]
+pub struct PairArgs {
+    /// The source image (its class is the one kept).
+    #[arg(long)]
+    pub source: PathBuf,
+    /// The target image the walk moves toward.
+    #[arg(long)]
+    pub target: PathBuf,
+    /// Source class index; by default the (first) model's prediction on the source.
+    #[arg(long)]
+    pub label: Option<u32>,
+}
+
 /// Where the LPIPS-Alex weights are, for commands that report LPIPS.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct LpipsArgs {
