@@ -9,6 +9,9 @@ pub enum AnalysisError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// An input or model the frequency-margin analysis cannot work on (§4).
+    #[error(transparent)]
+    Frequency(#[from] crate::analysis::frequency::FrequencyError),
     /// Bad arguments: a shape, a label, a hyperparameter or an image value out of range.
     #[error("{0}")]
     Invalid(String),

@@ -5,6 +5,7 @@
 pub mod accuracy;
 pub mod confidence;
 pub mod error;
+pub mod frequency;
 pub mod hull;
 pub mod lst;
 pub mod metrics;

@@ -43,16 +43,26 @@ pub enum Objective {
     Probability(Vec<u32>),
     /// Σ_b logits_b[y_b].
     Logit(Vec<u32>),
+    /// Σ over the listed (row, class) pairs of logits_row[class]: the seed gradient is 1 at
+    /// each chosen logit, so one backward pass gives the gradients of several logits when the
+    /// input is replicated once per logit (DeepFool's Kc candidates). Rows may be listed any
+    /// number of times, or not at all (their gradient is zero).
+    SelectedLogits(Vec<(usize, u32)>),
 }
 
 impl Objective {
+    /// One label per row, for the objectives that have them.
     fn labels(&self) -> &[u32] {
         match self {
             Self::CrossEntropy(l) | Self::Probability(l) | Self::Logit(l) => l,
+            Self::SelectedLogits(_) => &[],
         }
     }
 
     fn check_labels(&self, batch: usize, classes: usize) -> candle_core::Result<()> {
+        if let Self::SelectedLogits(selection) = self {
+            return check_selection(selection, batch, classes);
+        }
         let labels = self.labels();
         if labels.len() != batch {
             candle_core::bail!(
@@ -75,6 +85,12 @@ impl Objective {
         let batch = logits.len() / classes.max(1);
         self.check_labels(batch, classes)?;
         let mut grad = vec![0f32; logits.len()];
+        if let Self::SelectedLogits(selection) = self {
+            for &(row, class) in selection {
+                grad[row * classes + class as usize] += 1.0;
+            }
+            return Ok(grad);
+        }
         for ((row, out), &y) in logits
             .chunks(classes)
             .zip(grad.chunks_mut(classes))
@@ -102,7 +118,7 @@ impl Objective {
                         *o = (p[y] * (f64::from(u8::from(k == y)) - p[k])) as f32;
                     }
                 }
-                Self::Logit(_) => {}
+                Self::Logit(_) | Self::SelectedLogits(_) => {}
             }
         }
         Ok(grad)
@@ -112,6 +128,10 @@ impl Objective {
     pub fn evaluate(&self, logits: &Tensor) -> candle_core::Result<Tensor> {
         let (batch, classes) = logits.dims2()?;
         self.check_labels(batch, classes)?;
+        if let Self::SelectedLogits(selection) = self {
+            let weights = selection_weights(selection, batch, classes, logits.device())?;
+            return (logits * weights.to_dtype(logits.dtype())?)?.sum_all();
+        }
         let labels = self.labels();
         let one_hot = one_hot(labels, classes, logits.device())?.to_dtype(logits.dtype())?;
         match self {
@@ -121,8 +141,39 @@ impl Objective {
                 (log_sum_exp(logits)? - picked)?.sum_all()
             }
             Self::Probability(_) => (softmax(logits)? * &one_hot)?.sum_all(),
+            Self::SelectedLogits(_) => candle_core::bail!("selected logits are handled above"),
         }
     }
+}
+
+fn check_selection(
+    selection: &[(usize, u32)],
+    batch: usize,
+    classes: usize,
+) -> candle_core::Result<()> {
+    if let Some((row, class)) = selection
+        .iter()
+        .find(|&&(row, class)| row >= batch || class as usize >= classes)
+    {
+        candle_core::bail!(
+            "selected logit ({row}, {class}) is outside the logits of {batch} rows × {classes} classes"
+        );
+    }
+    Ok(())
+}
+
+/// [B, K] with the number of times each (row, class) is selected.
+fn selection_weights(
+    selection: &[(usize, u32)],
+    batch: usize,
+    classes: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let mut data = vec![0f32; batch * classes];
+    for &(row, class) in selection {
+        data[row * classes + class as usize] += 1.0;
+    }
+    Tensor::from_vec(data, (batch, classes), device)
 }
 
 fn one_hot(labels: &[u32], classes: usize, device: &Device) -> candle_core::Result<Tensor> {
