@@ -24,8 +24,8 @@ def main():
     ref = json.load(open(args.reference))
     rm = np.array(ref["margins"])
     # The reference may cover only the first samples of the run (--limit).
-    n = rm.shape[1]
-    m, status, it = ours["margins"][:, :n].astype(np.float64), ours["status"][:, :n], ours["iterations"][:, :n]
+    count = rm.shape[1]
+    m, status, it = ours["margins"][:, :count].astype(np.float64), ours["status"][:, :count], ours["iterations"][:, :count]
     rc = np.array(ref["converged"])
     ri = np.array(ref["iterations"])
     both = (status == 0) & rc
@@ -42,7 +42,7 @@ def main():
     print("per-subspace median  ours / reference:")
     for s in range(m.shape[0]):
         print(f"  {s:2d}: {np.median(m[s]):.4f} / {np.median(rm[s]):.4f}")
-    print(f"time: ours {config['models'][0]['seconds']:.1f} s for {config['samples']} samples, reference {ref['seconds']:.1f} s for {n} (torch threads {ref['torch_threads']})")
+    print(f"time: ours {config['models'][0]['seconds']:.1f} s for {config['samples']} samples, reference {ref['seconds']:.1f} s for {count} (torch threads {ref['torch_threads']})")
     print(json.dumps({"converged_both": int(both.sum()), "within": int(within.sum()), "max_rel": float(rel[both].max()),
                       "ours_s": config["models"][0]["seconds"], "reference_s": ref["seconds"]}))
 

@@ -214,7 +214,7 @@ fn no_gradient_in_the_subspace_is_degenerate_without_nan() {
     let outside = linear_from_rows([c, n, n], w, vec![0.3, 0.0]);
     let model = TransformedModel::plain(&outside);
     let low = SubspacePlan::new(c, n, n, Some(4), Some(4))
-        .and_then(|p| Ok(p.subspace(0, DType::F64, &Device::Cpu)))
+        .map(|p| p.subspace(0, DType::F64, &Device::Cpu))
         .expect("plan")
         .expect("low");
     for o in subspace_deepfool(&model, &x, &low, &DeepFoolConfig::default()).expect("run") {

@@ -315,7 +315,7 @@ mod tests {
         // pos = 0.25·3 = 0.75 between 1 and 2.
         let s = summarize(0, 0, &[2.0, 1.0, 4.0, 3.0], &[DeepFoolStatus::Converged; 4]);
         assert_eq!((s.q1, s.median, s.q3), (1.75, 2.5, 3.25));
-        let csv = table_csv(&[s.clone()]);
+        let csv = table_csv(std::slice::from_ref(&s));
         assert_eq!(csv.lines().nth(1), Some("0,0,2.5,1.75,3.25,0,0"));
         assert!(table_markdown(&[s]).contains("| 0 | 0 | 2.500 | 1.750 | 3.250 | 0 | 0 |"));
         assert_eq!(significant(0.0123456), "0.01235");
