@@ -208,6 +208,20 @@ fn margins_cli_writes_tables_tensors_and_figures() {
     let csv = std::fs::read_to_string(out.join("margin_table.csv")).unwrap();
     assert_eq!(csv.lines().count(), 14);
     assert!(csv.starts_with("s,i0,median,q1,q3,max_iter,degenerate"));
+
+    // The plot redrawn from the record, on a log scale, with both models.
+    let replot = dir.path().join("log.png");
+    let (ok, _, stderr) = blindspot(&[
+        "margins-plot",
+        "--run",
+        s(&out),
+        "--log-scale",
+        "--out",
+        s(&replot),
+    ]);
+    assert!(ok, "{stderr}");
+    let svg = std::fs::read_to_string(replot.with_extension("svg")).unwrap();
+    assert!(svg.contains("resnet20_pgd_cifar10") && svg.contains("log scale"));
 }
 
 /// The CLI fails, and its error names the problem.

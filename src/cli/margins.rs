@@ -12,7 +12,7 @@ use blindspot::analysis::frequency::dct::Dct2;
 use blindspot::analysis::frequency::{
     DeepFoolConfig, DeepFoolStatus, FrequencyError, FrequencyTransform, MarginDistribution,
     MarginOptions, MarginProgress, SubspacePlan, TransformedModel, measure_margins, plot_jitter,
-    select_samples, table_csv, table_markdown,
+    select_samples, summarize, table_csv, table_markdown,
 };
 use blindspot::figures::{
     FlipFigureData, MarginPlotData, MarginSeries, flip_illustration, margin_plot,
@@ -297,39 +297,15 @@ fn write_figures(
     let series = entries
         .iter()
         .zip(results)
-        .map(|(e, (d, _))| MarginSeries {
-            name: e.label.clone(),
-            margins: d.subspaces.iter().map(|s| s.margins.clone()).collect(),
-            converged: d
-                .subspaces
-                .iter()
-                .map(|s| {
-                    s.statuses
-                        .iter()
-                        .map(|&x| x == DeepFoolStatus::Converged)
-                        .collect()
-                })
-                .collect(),
-            quartiles: d
-                .subspaces
-                .iter()
-                .map(|s| [s.summary.q1, s.summary.median, s.summary.q3])
-                .collect(),
+        .map(|(e, (d, _))| {
+            series(
+                &e.label,
+                d.subspaces.iter().map(|s| s.margins.clone()).collect(),
+                d.subspaces.iter().map(|s| s.statuses.clone()).collect(),
+            )
         })
         .collect();
-    let data = MarginPlotData {
-        title: format!(
-            "Margins in {}×{} DCT subspaces, {samples} samples",
-            plan.band, plan.band
-        ),
-        starts: plan.starts(),
-        x_label: format!("subspace s (block start {}·s)", plan.step),
-        series,
-        jitter: (0..plan.count)
-            .map(|s| plot_jitter(args.seed, s, samples))
-            .collect(),
-        log_scale: args.log_scale,
-    };
+    let data = plot_data(plan, args.seed, samples, series, args.log_scale, None);
     let figure = margin_plot(&data);
     figure.write_png(&args.out.join("margin_plot.png"), 2.0)?;
     figure.write_svg(&args.out.join("margin_plot.svg"))?;
@@ -374,4 +350,136 @@ fn flip_data(image: &Tensor, n: usize) -> Result<FlipFigureData> {
         spectrum: spectrum(&image)?,
         flipped_spectrum: spectrum(&flipped)?,
     })
+}
+
+/// One model's points, with the §0.3 quartiles of each subspace.
+fn series(label: &str, margins: Vec<Vec<f32>>, statuses: Vec<Vec<DeepFoolStatus>>) -> MarginSeries {
+    let quartiles = margins
+        .iter()
+        .zip(&statuses)
+        .map(|(m, st)| {
+            let q = summarize(0, 0, m, st);
+            [q.q1, q.median, q.q3]
+        })
+        .collect();
+    let converged = statuses
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|&x| x == DeepFoolStatus::Converged)
+                .collect()
+        })
+        .collect();
+    MarginSeries {
+        name: label.to_string(),
+        margins,
+        converged,
+        quartiles,
+    }
+}
+
+fn plot_data(
+    plan: &SubspacePlan,
+    seed: u64,
+    samples: usize,
+    series: Vec<MarginSeries>,
+    log_scale: bool,
+    title: Option<&str>,
+) -> MarginPlotData {
+    MarginPlotData {
+        title: title.map_or_else(
+            || {
+                format!(
+                    "Margins in {}×{} DCT subspaces, {samples} samples",
+                    plan.band, plan.band
+                )
+            },
+            str::to_string,
+        ),
+        starts: plan.starts(),
+        x_label: format!("subspace s (block start {}·s)", plan.step),
+        series,
+        jitter: (0..plan.count)
+            .map(|s| plot_jitter(seed, s, samples))
+            .collect(),
+        log_scale,
+    }
+}
+
+#[derive(Args)]
+pub struct MarginsPlotArgs {
+    /// A `blindspot margins` output folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// Log-scale y axis.
+    #[arg(long)]
+    log_scale: bool,
+    /// Figure title (default: the band size and sample count).
+    #[arg(long)]
+    title: Option<String>,
+    /// Where to write the PNG (an .svg is written beside it); default RUN/margin_plot.png.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Redraws the margin distribution plot of a finished run from its tensors.
+pub fn run_plot(args: &MarginsPlotArgs) -> Result<()> {
+    let config_path = args.run.join("config.json");
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&config_path)
+            .with_context(|| format!("reading {}", config_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", config_path.display()))?;
+    let plan: SubspacePlan = serde_json::from_value(config["plan"].clone())
+        .with_context(|| format!("{} has no subspace plan", config_path.display()))?;
+    let seed = config["seed"].as_u64().unwrap_or(0);
+    let models = config["models"]
+        .as_array()
+        .with_context(|| format!("{} lists no models", config_path.display()))?;
+    let mut all = Vec::with_capacity(models.len());
+    let mut samples = 0;
+    for m in models {
+        let folder = args.run.join(m["folder"].as_str().unwrap_or("."));
+        let file = folder.join("margins.safetensors");
+        let tensors = candle_core::safetensors::load(&file, &candle_core::Device::Cpu)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let get = |name: &str| {
+            tensors
+                .get(name)
+                .with_context(|| format!("{} has no `{name}` tensor", file.display()))
+        };
+        let margins = get("margins")?.to_vec2::<f32>()?;
+        let statuses = get("status")?
+            .to_vec2::<u8>()?
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|code| {
+                        DeepFoolStatus::from_code(code)
+                            .with_context(|| format!("status code {code} in {}", file.display()))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        samples = margins.first().map_or(0, Vec::len);
+        let label = m["label"].as_str().unwrap_or("model");
+        all.push(series(label, margins, statuses));
+    }
+    let data = plot_data(
+        &plan,
+        seed,
+        samples,
+        all,
+        args.log_scale,
+        args.title.as_deref(),
+    );
+    let png = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run.join("margin_plot.png"));
+    let figure = margin_plot(&data);
+    figure.write_png(&png, 2.0)?;
+    figure.write_svg(&png.with_extension("svg"))?;
+    println!("written {}", png.display());
+    Ok(())
 }

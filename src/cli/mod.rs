@@ -62,6 +62,8 @@ enum Command {
     /// Decision-boundary margins in DCT frequency subspaces (subspace DeepFool, "Hold me
     /// tight"): margin tables, tensors and the margin distribution plot.
     Margins(margins::MarginsArgs),
+    /// Redraw the margin distribution plot of a `margins` run (e.g. with --log-scale).
+    MarginsPlot(margins::MarginsPlotArgs),
     /// The triangular hull of a source and two LST outputs.
     Hull(hull::HullArgs),
     /// Full evaluation over an image folder: Table 1 and Table 2.
@@ -212,6 +214,7 @@ pub fn run() -> Result<()> {
         Command::ReachTable(args) => reach::run_table(&args),
         Command::WidthsCompare(args) => widths_compare::run(&args),
         Command::Margins(args) => margins::run(&args),
+        Command::MarginsPlot(args) => margins::run_plot(&args),
         Command::Hull(args) => hull::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Grid(args) => grid::run(&args),

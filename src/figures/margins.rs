@@ -6,12 +6,12 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
 use super::canvas::{Canvas, TextStyleU, measure};
-use super::style::{self, DARK, FRAME, LIGHT, MID, PALETTE, pt};
+use super::style::{self, DARK, FRAME, MID, PALETTE, pt};
 use super::{FigureError, FlipFigureData, MarginPlotData, viridis};
 
 const MARGIN: f64 = 12.0;
 /// About 5 in wide at 144 units per inch: room for 21 subspaces × 3 models.
-pub(crate) const MARGIN_PLOT_SIZE: (u32, u32) = (720, 440);
+pub(crate) const MARGIN_PLOT_SIZE: (u32, u32) = (720, 470);
 const Y_AXIS_W: f64 = 78.0;
 const X_AXIS_H: f64 = 56.0;
 const POINT_R: f64 = 2.2;
@@ -144,7 +144,9 @@ pub(crate) fn draw_margin_plot<DB: DrawingBackend>(
     let title_size = style::fit_size(&d.title, style::TITLE_PT, w - 2.0 * MARGIN, true);
     c.title(&d.title, w / 2.0, MARGIN, title_size)?;
     let (x0, x1) = (MARGIN + Y_AXIS_W, w - MARGIN);
-    let (y0, y1) = (MARGIN + title_size + 12.0, h - MARGIN - X_AXIS_H);
+    let legend_top = MARGIN + title_size + 6.0;
+    let legend_h = legend(c, d, (MARGIN + w) / 2.0, legend_top)?;
+    let (y0, y1) = (legend_top + legend_h + 8.0, h - MARGIN - X_AXIS_H);
     let axis = Axis::new(d);
     let y_of = |v: f64| y1 - axis.fraction(v) * (y1 - y0);
     let tick = pt(style::TICK_PT);
@@ -259,64 +261,58 @@ pub(crate) fn draw_margin_plot<DB: DrawingBackend>(
             .color(DARK)
             .anchor(HPos::Center, VPos::Top),
     )?;
-    legend(c, d, x0, y0)
+    Ok(())
 }
 
-/// Model colours, what the marks mean, top left inside the axes.
+/// One row above the axes, centred on `centre`: the model colours, then what the marks mean.
+/// Returns its height.
 fn legend<DB: DrawingBackend>(
     c: &mut Canvas<DB>,
     d: &MarginPlotData,
-    x0: f64,
-    y0: f64,
-) -> Result<(), FigureError> {
+    centre: f64,
+    top: f64,
+) -> Result<f64, FigureError> {
     let small = pt(style::SMALL_PT);
-    let mut lines: Vec<(String, Option<RGBColor>)> = d
+    let mut entries: Vec<(String, Option<RGBColor>)> = d
         .series
         .iter()
         .enumerate()
         .map(|(m, s)| (s.name.clone(), Some(PALETTE[m % PALETTE.len()])))
         .collect();
-    lines.push(("bar: median, box: Q1–Q3".into(), None));
+    let mut note = String::from("bar: median, box: Q1–Q3");
     if d.series
         .iter()
         .any(|s| s.converged.iter().flatten().any(|c| !c))
     {
-        lines.push(("hollow: not converged".into(), None));
+        note.push_str(", hollow: not converged");
     }
-    let row = small + 5.0;
-    let width = lines
+    entries.push((note, None));
+    const DOT: f64 = 14.0;
+    const GAP: f64 = 18.0;
+    let widths: Vec<f64> = entries
         .iter()
-        .map(|(t, _)| measure(t, small, false).0)
-        .fold(0.0, f64::max)
-        + 30.0;
-    let (lx, ly) = (x0 + 8.0, y0 + 8.0);
-    c.rect(
-        [lx, ly, lx + width, ly + row * lines.len() as f64 + 6.0],
-        WHITE.mix(0.9),
-        true,
-        1.0,
-    )?;
-    c.rect(
-        [lx, ly, lx + width, ly + row * lines.len() as f64 + 6.0],
-        LIGHT.to_rgba(),
-        false,
-        1.0,
-    )?;
-    for (k, (text, colour)) in lines.iter().enumerate() {
-        let y = ly + 3.0 + row * (k as f64 + 0.5);
+        .map(|(t, colour)| measure(t, small, false).0 + if colour.is_some() { DOT } else { 0.0 })
+        .collect();
+    let total = widths.iter().sum::<f64>() + GAP * (entries.len() - 1) as f64;
+    let y = top + small * 0.6;
+    let mut x = centre - total / 2.0;
+    for ((text, colour), width) in entries.iter().zip(&widths) {
+        let mut tx = x;
         if let Some(colour) = colour {
-            c.circle(lx + 12.0, y, 4.0, colour.to_rgba(), true, 1.0)?;
+            c.circle(x + 4.0, y, 4.0, colour.to_rgba(), true, 1.0)?;
+            tx += DOT;
         }
         c.text(
             text,
-            lx + 24.0,
+            tx,
             y,
             TextStyleU::new(small)
                 .color(if colour.is_some() { DARK } else { MID })
                 .anchor(HPos::Left, VPos::Center),
         )?;
+        x += width + GAP;
     }
-    Ok(())
+    Ok(small * 1.2)
 }
 
 const FLIP_PANEL: f64 = 150.0;
@@ -394,4 +390,73 @@ pub(crate) fn draw_flip<DB: DrawingBackend>(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{MarginSeries, flip_illustration, margin_plot};
+    use super::*;
+
+    fn data(log_scale: bool) -> MarginPlotData {
+        let series = |name: &str, scale: f32| MarginSeries {
+            name: name.into(),
+            margins: (0..3)
+                .map(|s| vec![scale * (s + 1) as f32, 0.5, 2.0])
+                .collect(),
+            converged: (0..3).map(|s| vec![true, s != 1, true]).collect(),
+            quartiles: (0..3).map(|_| [0.5, 1.0, 2.0]).collect(),
+        };
+        MarginPlotData {
+            title: "margins".into(),
+            starts: vec![0, 2, 4],
+            x_label: "subspace".into(),
+            series: vec![series("standard", 1.0), series("robust", 2.0)],
+            jitter: vec![vec![-0.4, 0.0, 0.4]; 3],
+            log_scale,
+        }
+    }
+
+    #[test]
+    fn margin_plot_renders_png_and_svg_in_both_scales() {
+        for log_scale in [false, true] {
+            let figure = margin_plot(&data(log_scale));
+            let png = figure.png_bytes(1.0).expect("png");
+            let img = image::load_from_memory(&png).expect("decode").to_rgb8();
+            assert_eq!(img.dimensions(), MARGIN_PLOT_SIZE);
+            // Both model colours appear.
+            for colour in [PALETTE[0], PALETTE[1]] {
+                let near = |p: &image::Rgb<u8>| {
+                    (0..3).all(|k| {
+                        (i32::from(p[k]) - i32::from([colour.0, colour.1, colour.2][k])).abs() < 40
+                    })
+                };
+                assert!(img.pixels().any(near), "colour {colour:?} missing");
+            }
+            let svg = figure.svg_string().expect("svg");
+            assert!(svg.contains("hollow: not converged") && svg.contains("robust"));
+        }
+        let mut bad = data(false);
+        bad.series[1].margins.pop();
+        assert!(margin_plot(&bad).png_bytes(1.0).is_err());
+        let mut bad = data(false);
+        bad.jitter.pop();
+        assert!(margin_plot(&bad).svg_string().is_err());
+    }
+
+    #[test]
+    fn flip_figure_checks_its_spectra() {
+        let n = 4;
+        let d = FlipFigureData {
+            title: "flip".into(),
+            image: RgbImage::new(4, 4),
+            flipped: RgbImage::new(4, 4),
+            size: n,
+            spectrum: vec![0.0; n * n],
+            flipped_spectrum: (0..n * n).map(|k| k as f32).collect(),
+        };
+        assert!(flip_illustration(&d).png_bytes(1.0).is_ok());
+        let mut bad = d;
+        bad.spectrum.pop();
+        assert!(flip_illustration(&bad).png_bytes(1.0).is_err());
+    }
 }
