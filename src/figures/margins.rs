@@ -293,26 +293,39 @@ fn legend<DB: DrawingBackend>(
         .iter()
         .map(|(t, colour)| measure(t, small, false).0 + if colour.is_some() { DOT } else { 0.0 })
         .collect();
-    let total = widths.iter().sum::<f64>() + GAP * (entries.len() - 1) as f64;
-    let y = top + small * 0.6;
-    let mut x = centre - total / 2.0;
-    for ((text, colour), width) in entries.iter().zip(&widths) {
-        let mut tx = x;
-        if let Some(colour) = colour {
-            c.circle(x + 4.0, y, 4.0, colour.to_rgba(), true, 1.0)?;
-            tx += DOT;
+    let row_width = |ws: &[f64]| ws.iter().sum::<f64>() + GAP * ws.len().saturating_sub(1) as f64;
+    // One row when it fits the page, else the note on a second row.
+    let available = MARGIN_PLOT_SIZE.0 as f64 - 2.0 * MARGIN;
+    let split = if row_width(&widths) <= available {
+        entries.len()
+    } else {
+        entries.len() - 1
+    };
+    let rows = [(0..split), (split..entries.len())];
+    let line = small * 1.2;
+    let mut drawn = 0;
+    for range in rows.into_iter().filter(|r| !r.is_empty()) {
+        let y = top + small * 0.6 + line * drawn as f64;
+        let mut x = centre - row_width(&widths[range.clone()]) / 2.0;
+        for ((text, colour), width) in entries[range.clone()].iter().zip(&widths[range]) {
+            let mut tx = x;
+            if let Some(colour) = colour {
+                c.circle(x + 4.0, y, 4.0, colour.to_rgba(), true, 1.0)?;
+                tx += DOT;
+            }
+            c.text(
+                text,
+                tx,
+                y,
+                TextStyleU::new(small)
+                    .color(if colour.is_some() { DARK } else { MID })
+                    .anchor(HPos::Left, VPos::Center),
+            )?;
+            x += width + GAP;
         }
-        c.text(
-            text,
-            tx,
-            y,
-            TextStyleU::new(small)
-                .color(if colour.is_some() { DARK } else { MID })
-                .anchor(HPos::Left, VPos::Center),
-        )?;
-        x += width + GAP;
+        drawn += 1;
     }
-    Ok(small * 1.2)
+    Ok(line * drawn as f64)
 }
 
 const FLIP_PANEL: f64 = 150.0;
