@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use crate::record::{RUN_JSON, RecordError, RunPixels, RunRecord};
 
+/// The folder of the history that holds the app's reach evaluations (not runs: never listed).
+pub const REACH_DIR: &str = "reach";
+
 /// One run in the history, light: the record only (its pixels load on demand).
 #[derive(Clone, Debug)]
 pub struct HistoryEntry {
@@ -114,8 +117,9 @@ impl History {
         for item in std::fs::read_dir(&self.root).map_err(io_err(&self.root))? {
             let item = item.map_err(io_err(&self.root))?;
             let dir = item.path();
-            let hidden = item.file_name().to_string_lossy().starts_with('.');
-            if hidden || !dir.is_dir() {
+            let name = item.file_name();
+            let hidden = name.to_string_lossy().starts_with('.');
+            if hidden || name == REACH_DIR || !dir.is_dir() {
                 continue;
             }
             match RunRecord::load(&dir) {

@@ -1,6 +1,6 @@
 //! blindspot: find where vision models are blind.
 //!
-//! Layout (arrows point one way): `cli` and `app` use `run`, `eval`, `report`, `history` and `record`,
+//! Layout (arrows point one way): `cli` and `app` use `run`, `eval`, `semantic`, `report`, `history` and `record`,
 //! which use `analysis`, which uses `models`. `images`, `figures` and `paths` are leaves that depend on
 //! nothing of ours.
 
@@ -18,3 +18,4 @@ pub mod reach;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod semantic;

@@ -11,105 +11,21 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use blindspot::analysis::{Method, PairStatus};
+use blindspot::app::BlindspotApp;
 use blindspot::app::panels::width_compare::run_label;
 use blindspot::app::panels::widths::NO_COMPARISON;
 use blindspot::app::state::Tab;
 use blindspot::app::worker::{ImageSource, Slot};
-use blindspot::app::{AppOptions, BlindspotApp};
 use blindspot::figures::{Colormap, lattice_field};
-use common::shared;
+use common::app::{App, files_in, options, start, type_into, wait, wait_for_export};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-
-type App = Harness<'static, BlindspotApp>;
-
-fn options(dir: &Path) -> AppOptions {
-    AppOptions {
-        history_dir: Some(dir.join("history")),
-        export_dir: Some(dir.join("exports")),
-        persist: false,
-        // Table 1's LPIPS column from the real weights, whatever this machine's data folder holds.
-        lpips: Some(shared("weights/lpips_alex.safetensors")),
-        ..AppOptions::default()
-    }
-}
-
-fn start(dir: &Path) -> App {
-    let options = options(dir);
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .wgpu()
-        .build_eframe(move |cc| BlindspotApp::new(cc, options));
-    wait(&mut h, "the demo model and both previews", |a| {
-        a.state.spec().is_some()
-            && a.state.slot(Slot::Source).preview.is_some()
-            && a.state.slot(Slot::Target).preview.is_some()
-            && a.state.slot(Slot::SecondTarget).preview.is_some()
-    });
-    h
-}
-
-/// Steps the UI until `done` holds (the worker runs on its own thread meanwhile).
-fn wait(h: &mut App, what: &str, done: impl Fn(&BlindspotApp) -> bool) {
-    let started = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "timed out waiting for {what}"
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    // Let the frame that shows the result settle.
-    for _ in 0..3 {
-        h.step();
-    }
-}
 
 /// Short runs keep the suite quick on 2 cores; the behaviour is that of any length.
 fn quick(h: &mut App, iterations: usize) {
     let c = &mut h.state_mut().state.config;
     c.iterations = iterations;
     c.log_step = 5;
-}
-
-/// A text field by its placeholder (while empty) or by its current text.
-fn field<'a>(h: &'a App, placeholder_or_text: &'a str) -> egui_kittest::Node<'a> {
-    h.query_by(move |n| {
-        n.placeholder() == Some(placeholder_or_text)
-            || (n.role() == egui::accesskit::Role::TextInput
-                && n.value().as_deref() == Some(placeholder_or_text))
-    })
-    .unwrap_or_else(|| panic!("no text field shows `{placeholder_or_text}`"))
-}
-
-/// Replaces the text of a field and presses Enter.
-fn type_into(h: &mut App, placeholder_or_text: &str, text: &str) {
-    field(h, placeholder_or_text).focus();
-    h.step();
-    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-    h.step();
-    h.get_by(|n| n.is_focused()).type_text(text);
-    h.step();
-    h.key_press(egui::Key::Enter);
-    h.step();
-    h.step();
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-fn wait_for_export(h: &mut App) {
-    wait(h, "the export", |a| a.state.export.in_flight == 0);
 }
 
 #[test]

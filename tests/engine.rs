@@ -108,6 +108,7 @@ fn engine_matches_f64_autograd_for_every_engine_model() {
                 Objective::CrossEntropy(labels.clone()),
                 Objective::Probability(labels.clone()),
                 Objective::Logit(labels.clone()),
+                Objective::ProbabilityCrossEntropy(labels.clone()),
             ] {
                 let (logits, grad) = ours.input_gradient(&x, &objective).unwrap();
                 let (ref_logits, ref_grad) = reference.input_gradient(&x, &objective).unwrap();

@@ -63,6 +63,7 @@ fn input_gradient_matches_f64_finite_differences() {
         for objective in [
             Objective::CrossEntropy(vec![label]),
             Objective::Probability(vec![label]),
+            Objective::ProbabilityCrossEntropy(vec![label]),
         ] {
             let (_, grad) = model.input_gradient(&x, &objective).unwrap();
             let value = |x: &Tensor| -> f64 {

@@ -12,6 +12,9 @@ pub enum AnalysisError {
     /// An input or model the frequency-margin analysis cannot work on (§4).
     #[error(transparent)]
     Frequency(#[from] crate::analysis::frequency::FrequencyError),
+    /// A semantic setting (parameter, domain, region hyperparameter) was refused.
+    #[error(transparent)]
+    Semantic(crate::analysis::semantic::SemanticError),
     /// Bad arguments: a shape, a label, a hyperparameter or an image value out of range.
     #[error("{0}")]
     Invalid(String),

@@ -1,5 +1,6 @@
 //! The analysis math: Level Set Traversal and NSPGD (one walker, two rule sets) with their
-//! path, distance, hull, path-width and reach evaluations (ALGORITHMS.md §0–§2). No UI, no
+//! path, distance, hull, path-width and reach evaluations (ALGORITHMS.md §0–§2), and the
+//! semantic robustness maps and regions of §3 (`semantic`). No UI, no
 //! file I/O; it builds on `models::Classifier` and knows nothing of layers.
 
 pub mod accuracy;
@@ -14,6 +15,7 @@ pub mod pgd;
 pub mod plans;
 pub mod reach;
 pub mod rng;
+pub mod semantic;
 pub mod stats;
 pub mod tables;
 pub mod walker;

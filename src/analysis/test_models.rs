@@ -87,8 +87,9 @@ pub fn linear_classifier_scaled(
     .expect("classifier")
 }
 
-/// The seeded linear classifier (scale 0.3) in f64, on candle's autograd: for gradient checks.
-pub fn linear_classifier_f64(shape: [usize; 3], classes: usize, seed: u64) -> Classifier {
+/// The seeded linear classifier with weights and biases at scale 0.3, in f64 on candle's
+/// autograd: for gradient checks and closed-form DeepFool margins.
+pub fn biased_linear_f64(shape: [usize; 3], classes: usize, seed: u64) -> Classifier {
     let dim: usize = shape.iter().product();
     let mut normals = Normals::new(rng::stream(seed, 77, 0, 0));
     let mut w = vec![0f32; dim * classes];
@@ -171,6 +172,30 @@ pub fn with_network(
         build(Linear { w_t, b }),
         device,
         DType::F32,
+    )
+    .expect("classifier")
+}
+
+/// The seeded linear classifier in f64 (candle's autograd path), for f64 gradient checks.
+pub fn linear_classifier_f64(
+    shape: [usize; 3],
+    classes: usize,
+    seed: u64,
+    scale: f64,
+) -> Classifier {
+    let dim: usize = shape.iter().product();
+    let mut normals = Normals::new(rng::stream(seed, 77, 0, 0));
+    let mut w = vec![0f32; dim * classes];
+    normals.fill(&mut w);
+    let w: Vec<f64> = w.iter().map(|v| f64::from(*v) * scale).collect();
+    let device = Device::Cpu;
+    let w_t = Tensor::from_vec(w, (dim, classes), &device).expect("weights");
+    let b = Tensor::zeros(classes, DType::F64, &device).expect("bias");
+    Classifier::new(
+        spec(shape, classes, "test_linear_f64"),
+        Box::new(Linear { w_t, b }),
+        device,
+        DType::F64,
     )
     .expect("classifier")
 }

@@ -18,6 +18,11 @@ pub enum DialogPurpose {
     GridImage,
     Run,
     ExportDir,
+    /// The reach evaluation's labelled images: a folder, or a .safetensors set.
+    ReachImagesFolder,
+    ReachImagesFile,
+    /// The reach evaluation's output folder.
+    ReachOut,
 }
 
 pub enum Done {
@@ -31,6 +36,8 @@ pub enum Done {
     History(Result<(Vec<HistoryEntry>, Vec<HistoryProblem>), String>),
     RunOpened(Result<Arc<FinishedRun>, String>),
     Deleted(Result<PathBuf, String>),
+    /// A folder was handed to the system's file manager.
+    Opened(Result<PathBuf, String>),
 }
 
 pub struct Background {
@@ -60,6 +67,25 @@ impl Background {
                 "cannot start a background thread: {e}"
             ))));
         }
+    }
+
+    /// Shows `dir` in the system's file manager (xdg-open, open, or explorer).
+    pub fn open_folder(&self, dir: PathBuf) {
+        self.spawn(move || {
+            let program = if cfg!(target_os = "macos") {
+                "open"
+            } else if cfg!(windows) {
+                "explorer"
+            } else {
+                "xdg-open"
+            };
+            // Waiting reaps the launcher (it returns once the file manager is started).
+            let result = match std::process::Command::new(program).arg(&dir).status() {
+                Ok(_) => Ok(dir),
+                Err(e) => Err(format!("cannot run {program} on {}: {e}", dir.display())),
+            };
+            Done::Opened(result)
+        });
     }
 
     pub fn try_recv(&self) -> Option<Done> {
@@ -93,6 +119,22 @@ impl Background {
                     .collect(),
                 DialogPurpose::ExportDir => dialog
                     .set_title("Export into this folder")
+                    .pick_folder()
+                    .into_iter()
+                    .collect(),
+                DialogPurpose::ReachImagesFolder => dialog
+                    .set_title("Labelled images: one folder per class, or labels.tsv")
+                    .pick_folder()
+                    .into_iter()
+                    .collect(),
+                DialogPurpose::ReachImagesFile => dialog
+                    .set_title("Labelled images: .safetensors with images and labels")
+                    .add_filter("safetensors", &["safetensors"])
+                    .pick_file()
+                    .into_iter()
+                    .collect(),
+                DialogPurpose::ReachOut => dialog
+                    .set_title("Reach evaluation folder (an existing one resumes)")
                     .pick_folder()
                     .into_iter()
                     .collect(),

@@ -41,6 +41,12 @@ pub enum ExportJob {
         grid: Box<ExamplesGrid>,
         model: String,
     },
+    /// A complete reach evaluation: its hit-rate matrix drawn again at the export scale, and
+    /// the examples grid it wrote (made of per-pair tensors, so it is copied, not redrawn).
+    ReachFigures {
+        summary: Box<crate::reach::ReachSummary>,
+        out: PathBuf,
+    },
 }
 
 /// A name in `dir` starting with `stem` that is free with each of `extensions` (a folder
@@ -98,6 +104,7 @@ impl ExportJob {
             ExportJob::Profile(_) => ExportKind::Profile,
             ExportJob::HullRender { .. } => ExportKind::HullRender,
             ExportJob::Grid { .. } => ExportKind::Grid,
+            ExportJob::ReachFigures { .. } => ExportKind::ReachFigures,
         }
     }
 
@@ -196,6 +203,28 @@ impl ExportJob {
                 "grid",
                 scale,
             ),
+            ExportJob::ReachFigures { summary, out } => {
+                let name = out
+                    .file_name()
+                    .map_or_else(|| "reach".into(), |n| n.to_string_lossy().into_owned());
+                let matrix = write_figure(
+                    &crate::reach::hit_matrix_figure(&summary),
+                    dir,
+                    &format!("{name}_hit_matrix"),
+                    scale,
+                )?;
+                let stem = free_stem(dir, &format!("{name}_examples_grid"), &["png", "svg"]);
+                for ext in ["png", "svg"] {
+                    let from = out.join(format!("examples_grid.{ext}"));
+                    let bytes = std::fs::read(&from)
+                        .map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+                    let to = dir.join(format!("{stem}.{ext}"));
+                    crate::record::write_atomic(&to, &bytes).map_err(|e| e.to_string())?;
+                }
+                Ok(format!(
+                    "{matrix}; copied the examples grid as {stem}.png and .svg"
+                ))
+            }
         }
     }
 }

@@ -8,11 +8,14 @@
 //! - `heatmap`: the hull heatmap's WGSL pipeline (paint callback and offscreen render).
 //! - `background`: file dialogs, exports and history I/O off the UI thread.
 //! - `export`: figures, run records and heatmap renders written atomically.
+//! - `reach_state`, `reach_job`: the Reach tab's data, and starting and following its evaluation.
 
 pub mod background;
 pub mod export;
 pub mod heatmap;
 pub mod panels;
+mod reach_job;
+pub mod reach_state;
 pub mod state;
 pub mod textures;
 pub mod worker;
@@ -111,6 +114,7 @@ pub struct Panels {
     pub hull: panels::hull::HullPanel,
     pub widths: panels::widths::WidthsPanel,
     pub grid: panels::grid::GridPanel,
+    pub reach: panels::reach::ReachPanel,
     pub history: panels::history::HistoryPanel,
 }
 
@@ -449,6 +453,7 @@ impl BlindspotApp {
                 }
                 self.start_next();
             }
+            Event::Reach { job, update } => self.apply_reach(job, update),
         }
     }
 
@@ -657,6 +662,14 @@ impl BlindspotApp {
                     control,
                 });
             }
+            Action::Reach => {
+                if !self.state.is_busy()
+                    && let Err(e) = self.start_reach()
+                {
+                    self.state.error("Cannot start the reach evaluation", e);
+                }
+            }
+            Action::OpenFolder(dir) => self.background.open_folder(dir),
             Action::OpenRun(dir) => {
                 self.background.spawn(move || {
                     Done::RunOpened(
@@ -799,6 +812,20 @@ impl BlindspotApp {
                     .ok_or_else(|| "no grid has been computed".to_string())?;
                 ExportJob::Grid { grid, model }
             }
+            ExportKind::ReachFigures => {
+                let (Some(summary), Some(out)) = (&st.reach.summary, &st.reach.out) else {
+                    return Err("no reach evaluation has run".into());
+                };
+                if st.reach.figures().is_empty() {
+                    return Err("the reach evaluation is not complete: its figures are \
+                                written when every pair is done"
+                        .into());
+                }
+                ExportJob::ReachFigures {
+                    summary: Box::new(summary.clone()),
+                    out: out.clone(),
+                }
+            }
         })
     }
 
@@ -828,6 +855,12 @@ impl BlindspotApp {
                         DialogPurpose::ExportDir => {
                             self.state.export.dir_text = path.display().to_string();
                         }
+                        DialogPurpose::ReachImagesFolder | DialogPurpose::ReachImagesFile => {
+                            self.state.reach.images_text = path.display().to_string();
+                        }
+                        DialogPurpose::ReachOut => {
+                            self.state.reach.out_text = path.display().to_string();
+                        }
                     }
                 }
                 Done::Exported(result) => {
@@ -854,6 +887,10 @@ impl BlindspotApp {
                         }
                     }
                     Err(e) => self.state.error("Cannot open the run", e),
+                },
+                Done::Opened(result) => match result {
+                    Ok(dir) => self.state.export.last = Some(format!("opened {}", dir.display())),
+                    Err(e) => self.state.error("Cannot open the folder", e),
                 },
                 Done::Deleted(result) => match result {
                     Ok(dir) => {
@@ -1243,6 +1280,7 @@ impl eframe::App for BlindspotApp {
                     Tab::Hull => self.panels.hull.ui(ui, &mut self.state, &mut self.textures),
                     Tab::Widths => self.panels.widths.ui(ui, &mut self.state),
                     Tab::Grid => self.panels.grid.ui(ui, &mut self.state, &mut self.textures),
+                    Tab::Reach => self.panels.reach.ui(ui, &mut self.state),
                     Tab::History => {
                         let root = self.history.as_ref().map(|h| h.root().to_path_buf());
                         self.panels.history.ui(ui, &mut self.state, root.as_deref());

@@ -26,15 +26,17 @@ pub enum Tab {
     Hull,
     Widths,
     Grid,
+    Reach,
     History,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 6] = [
         Tab::Traversal,
         Tab::Hull,
         Tab::Widths,
         Tab::Grid,
+        Tab::Reach,
         Tab::History,
     ];
 
@@ -44,6 +46,7 @@ impl Tab {
             Tab::Hull => "Hull",
             Tab::Widths => "Widths",
             Tab::Grid => "Grid",
+            Tab::Reach => "Reach",
             Tab::History => "History",
         }
     }
@@ -146,6 +149,8 @@ pub enum JobKind {
     Traverse,
     Hull,
     Grid,
+    /// A reach evaluation; its progress is in pairs.
+    Reach,
 }
 
 #[derive(Debug)]
@@ -153,8 +158,10 @@ pub struct ActiveJob {
     pub id: JobId,
     pub kind: JobKind,
     pub control: Arc<JobControl>,
-    /// (done, total) in the job's own unit (iterations, lattice points).
+    /// (done, total) in the job's own unit (iterations, lattice points, pairs).
     pub progress: (usize, usize),
+    /// Units done before this job started (a resumed reach), left out of the rate.
+    pub already_done: usize,
     pub started: Instant,
     /// Time spent paused, kept out of the rate.
     pub paused_for: Duration,
@@ -170,6 +177,7 @@ impl ActiveJob {
             kind,
             control: Arc::new(JobControl::default()),
             progress: (0, total),
+            already_done: 0,
             started: Instant::now(),
             paused_for: Duration::ZERO,
             paused_since: None,
@@ -190,7 +198,8 @@ impl ActiveJob {
     /// Units per second so far.
     pub fn rate(&self) -> Option<f64> {
         let s = self.busy_seconds();
-        (s > 0.05 && self.progress.0 > 0).then(|| self.progress.0 as f64 / s)
+        let done = self.progress.0.saturating_sub(self.already_done);
+        (s > 0.05 && done > 0).then(|| done as f64 / s)
     }
 
     /// Seconds left at the rate so far.
@@ -442,6 +451,10 @@ pub enum Action {
     /// Traverse source → target and source → second target, then the hull.
     HullRunBoth,
     Grid,
+    /// Start (or resume) the reach evaluation set up in the Reach tab.
+    Reach,
+    /// Show a folder in the system's file manager.
+    OpenFolder(PathBuf),
     OpenRun(PathBuf),
     ShowRun(usize),
     DeleteRun(PathBuf),
@@ -465,6 +478,8 @@ pub enum ExportKind {
     Profile,
     Widths,
     Grid,
+    /// The figures a finished reach evaluation wrote (hit-rate matrix, examples grid).
+    ReachFigures,
 }
 
 impl ExportKind {
@@ -478,6 +493,7 @@ impl ExportKind {
             ExportKind::Profile => "profile plot",
             ExportKind::Widths => "width plot",
             ExportKind::Grid => "grid figure",
+            ExportKind::ReachFigures => "reach figures",
         }
     }
 }
@@ -509,6 +525,7 @@ pub struct AppState {
     pub zoom: f32,
     pub hull: HullState,
     pub grid: GridState,
+    pub reach: super::reach_state::ReachState,
     pub history: HistoryState,
     pub export: ExportState,
     pub notices: Vec<Notice>,
@@ -556,6 +573,7 @@ impl AppState {
                     .collect(),
                 ..GridState::default()
             },
+            reach: super::reach_state::ReachState::default(),
             history: HistoryState::default(),
             export: ExportState {
                 dir_text: String::new(),

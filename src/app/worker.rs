@@ -26,6 +26,9 @@ use crate::models::{Classifier, LoadOptions, Lpips, ModelSpec, load_classifier, 
 use crate::record::{RunPixels, RunRecord};
 use crate::run::{HullInputs, HullReport, InputImage, traverse_live};
 
+mod reach;
+pub use reach::{ReachFinished, ReachRequest, ReachUpdate};
+
 /// Where a model comes from.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ModelSource {
@@ -193,6 +196,8 @@ pub enum Command {
         config: LstConfig,
         control: Arc<JobControl>,
     },
+    /// A reach evaluation (§2.3) with the loaded model, into a folder the CLI can read.
+    Reach(Box<ReachRequest>),
 }
 
 /// Whether LPIPS can be reported (Table 1's last column).
@@ -269,6 +274,10 @@ pub enum Event {
     GridDone {
         job: JobId,
         result: Result<Box<ExamplesGrid>, String>,
+    },
+    Reach {
+        job: JobId,
+        update: ReachUpdate,
     },
 }
 
@@ -410,6 +419,7 @@ impl WorkerState {
                 config,
                 control,
             } => self.grid(job, &images, &config, &control),
+            Command::Reach(request) => self.reach(&request),
         }
     }
 

@@ -14,6 +14,7 @@ mod margins;
 mod nspgd;
 mod nspgd_args;
 mod reach;
+mod semantic;
 mod traverse;
 mod widths_compare;
 
@@ -70,6 +71,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// The all-pairs grid: every image traversed toward every other.
     Grid(grid::GridArgs),
+    /// Semantic robustness (rotation, scale, shifts, colour, blur): maps, regions, SRVR.
+    Semantic(semantic::SemanticArgs),
     /// Write the synthetic shapes data set (or the gallery) the demo models learn from.
     DemoData(demo::DemoDataArgs),
     /// Train a demo model on the synthetic shapes (standard, or --robust).
@@ -131,6 +134,20 @@ impl ModelArgs {
             }
         }
     }
+}
+
+/// The one pair a single walk runs on (traverse, nspgd, widths-compare).
+#[derive(clap::Args, Clone, Debug)]
+pub struct PairArgs {
+    /// The source image (its class is the one kept).
+    #[arg(long)]
+    pub source: PathBuf,
+    /// The target image the walk moves toward.
+    #[arg(long)]
+    pub target: PathBuf,
+    /// Source class index; by default the (first) model's prediction on the source.
+    #[arg(long)]
+    pub label: Option<u32>,
 }
 
 /// Where the LPIPS-Alex weights are, for commands that report LPIPS.
@@ -218,6 +235,7 @@ pub fn run() -> Result<()> {
         Command::Hull(args) => hull::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Grid(args) => grid::run(&args),
+        Command::Semantic(args) => semantic::run(&args),
         Command::DemoData(args) => demo::demo_data(&args),
         Command::TrainDemo(args) => demo::train_demo(&args),
     }

@@ -8,7 +8,7 @@ use blindspot::run::InputImage;
 use clap::Args;
 
 use super::traverse::walk_with_progress;
-use super::{LpipsArgs, ModelArgs, NspgdSettings};
+use super::{LpipsArgs, ModelArgs, NspgdSettings, PairArgs};
 
 #[derive(Args)]
 pub struct NspgdArgs {
@@ -16,15 +16,8 @@ pub struct NspgdArgs {
     model: ModelArgs,
     #[command(flatten)]
     lpips: LpipsArgs,
-    /// The source image (its class is the one kept).
-    #[arg(long)]
-    source: PathBuf,
-    /// The target image the walk moves toward.
-    #[arg(long)]
-    target: PathBuf,
-    /// Source class index; by default the model's prediction on the source.
-    #[arg(long)]
-    label: Option<u32>,
+    #[command(flatten)]
+    pair: PairArgs,
     /// Output folder for run.json, tensors, frames and figures.
     #[arg(long)]
     out: PathBuf,
@@ -38,8 +31,8 @@ pub struct NspgdArgs {
 pub fn run(args: &NspgdArgs) -> Result<()> {
     let config = args.nspgd.config(args.widths)?;
     let model = args.model.load()?;
-    let source = InputImage::load(&args.source, &model)?;
-    let target = InputImage::load(&args.target, &model)?;
+    let source = InputImage::load(&args.pair.source, &model)?;
+    let target = InputImage::load(&args.pair.target, &model)?;
     let lpips = args.lpips.load()?;
     let (record, pixels) = walk_with_progress(
         &model,
@@ -47,7 +40,7 @@ pub fn run(args: &NspgdArgs) -> Result<()> {
         &config,
         &source,
         &target,
-        args.label,
+        args.pair.label,
     )?;
     record.save(&pixels, &args.out)?;
     blindspot::report::write_run_figures(&record, &pixels, &args.out)?;

@@ -13,7 +13,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::lst_args::LstArgs;
-use super::{LpipsArgs, ModelArgs};
+use super::{LpipsArgs, ModelArgs, PairArgs};
 
 #[derive(Args)]
 pub struct TraverseArgs {
@@ -21,15 +21,8 @@ pub struct TraverseArgs {
     model: ModelArgs,
     #[command(flatten)]
     lpips: LpipsArgs,
-    /// The source image (its class is the one kept).
-    #[arg(long)]
-    source: PathBuf,
-    /// The target image the traversal walks toward.
-    #[arg(long)]
-    target: PathBuf,
-    /// Source class index; by default the model's prediction on the source.
-    #[arg(long)]
-    label: Option<u32>,
+    #[command(flatten)]
+    pair: PairArgs,
     /// Output folder for run.json, tensors, frames and figures.
     #[arg(long)]
     out: PathBuf,
@@ -68,8 +61,8 @@ pub(super) fn walk_with_progress(
 pub fn run(args: &TraverseArgs) -> Result<()> {
     let model = args.model.load()?;
     let config = args.lst.config(model.spec().input_size)?;
-    let source = InputImage::load(&args.source, &model)?;
-    let target = InputImage::load(&args.target, &model)?;
+    let source = InputImage::load(&args.pair.source, &model)?;
+    let target = InputImage::load(&args.pair.target, &model)?;
     let lpips = args.lpips.load()?;
     let (record, pixels) = walk_with_progress(
         &model,
@@ -77,7 +70,7 @@ pub fn run(args: &TraverseArgs) -> Result<()> {
         &config,
         &source,
         &target,
-        args.label,
+        args.pair.label,
     )?;
     record.save(&pixels, &args.out)?;
     blindspot::report::write_run_figures(&record, &pixels, &args.out)?;

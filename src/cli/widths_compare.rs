@@ -10,7 +10,7 @@ use blindspot::run::InputImage;
 use clap::Args;
 
 use super::traverse::walk_with_progress;
-use super::{LpipsArgs, ModelArgs, NspgdSettings};
+use super::{LpipsArgs, ModelArgs, NspgdSettings, PairArgs};
 
 #[derive(Args)]
 pub struct WidthsCompareArgs {
@@ -22,15 +22,8 @@ pub struct WidthsCompareArgs {
     against: String,
     #[command(flatten)]
     lpips: LpipsArgs,
-    /// The source image (its class is the one kept).
-    #[arg(long)]
-    source: PathBuf,
-    /// The target image the walks move toward.
-    #[arg(long)]
-    target: PathBuf,
-    /// Source class index; by default the first model's prediction on the source.
-    #[arg(long)]
-    label: Option<u32>,
+    #[command(flatten)]
+    pair: PairArgs,
     /// Output folder: a run record per model (model_a/, model_b/) and widths_compare.png/svg.
     #[arg(long)]
     out: PathBuf,
@@ -46,10 +39,10 @@ pub fn run(args: &WidthsCompareArgs) -> Result<()> {
     ];
     let lpips = args.lpips.load()?;
     let mut runs = Vec::with_capacity(2);
-    let mut label = args.label;
+    let mut label = args.pair.label;
     for (model, dir) in models.iter().zip(["model_a", "model_b"]) {
-        let source = InputImage::load(&args.source, model)?;
-        let target = InputImage::load(&args.target, model)?;
+        let source = InputImage::load(&args.pair.source, model)?;
+        let target = InputImage::load(&args.pair.target, model)?;
         let (record, pixels) =
             walk_with_progress(model, lpips.as_ref(), &config, &source, &target, label)?;
         // Both walks keep the same class: the first model's choice.

@@ -43,6 +43,10 @@ pub enum Colormap {
     Viridis,
     Cividis,
     Magma,
+    /// Matplotlib's diverging RdBu (red at 0, blue at 1), for the semantic maps: high
+    /// confidence blue, low red, so low-f "traps" inside a confident region stand out.
+    /// Not in `ALL`, which lists the sequential maps the hull view offers.
+    RdBu,
 }
 
 impl Colormap {
@@ -53,6 +57,7 @@ impl Colormap {
             Colormap::Viridis => "viridis",
             Colormap::Cividis => "cividis",
             Colormap::Magma => "magma",
+            Colormap::RdBu => "RdBu",
         }
     }
 
@@ -68,6 +73,7 @@ impl Colormap {
     pub fn levels(self) -> &'static [[u8; 3]; VIRIDIS_LEVELS] {
         static CIVIDIS: std::sync::OnceLock<[[u8; 3]; VIRIDIS_LEVELS]> = std::sync::OnceLock::new();
         static MAGMA: std::sync::OnceLock<[[u8; 3]; VIRIDIS_LEVELS]> = std::sync::OnceLock::new();
+        static RDBU: std::sync::OnceLock<[[u8; 3]; VIRIDIS_LEVELS]> = std::sync::OnceLock::new();
         let from = |g: colorous::Gradient| {
             std::array::from_fn(|k| {
                 let c = g.eval_continuous(k as f64 / (VIRIDIS_LEVELS - 1) as f64);
@@ -78,6 +84,7 @@ impl Colormap {
             Colormap::Viridis => &LEVELS,
             Colormap::Cividis => CIVIDIS.get_or_init(|| from(colorous::CIVIDIS)),
             Colormap::Magma => MAGMA.get_or_init(|| from(colorous::MAGMA)),
+            Colormap::RdBu => RDBU.get_or_init(|| from(colorous::RED_BLUE)),
         }
     }
 }

@@ -31,7 +31,11 @@ const MARGIN: f64 = 12.0;
 const DOT_ACCEPTED_UP_TO: usize = 60;
 
 /// Draw the title and return the y where the plots may start.
-fn title<DB: DrawingBackend>(c: &Canvas<DB>, text: &str, width: f64) -> Result<f64, FigureError> {
+pub(super) fn title<DB: DrawingBackend>(
+    c: &Canvas<DB>,
+    text: &str,
+    width: f64,
+) -> Result<f64, FigureError> {
     let size = style::fit_size(text, style::TITLE_PT, width - 2.0 * MARGIN, true);
     c.text(
         text,
@@ -43,7 +47,7 @@ fn title<DB: DrawingBackend>(c: &Canvas<DB>, text: &str, width: f64) -> Result<f
 }
 
 /// A Cartesian chart with the house style: light grid, ticks and labels at readable sizes.
-fn make_chart<'a, DB: DrawingBackend>(
+pub(super) fn make_chart<'a, DB: DrawingBackend>(
     c: &Canvas<DB>,
     area: &'a DrawingArea<DB, Shift>,
     x: Range<f64>,
@@ -51,6 +55,21 @@ fn make_chart<'a, DB: DrawingBackend>(
     x_desc: &str,
     y_desc: &str,
     x_fmt: fn(&f64) -> String,
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, FigureError> {
+    make_chart_with_y(c, area, x, y, x_desc, y_desc, x_fmt, |v| format!("{v:.1}"))
+}
+
+/// `make_chart` with the y tick labels formatted by `y_fmt`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn make_chart_with_y<'a, DB: DrawingBackend>(
+    c: &Canvas<DB>,
+    area: &'a DrawingArea<DB, Shift>,
+    x: Range<f64>,
+    y: Range<f64>,
+    x_desc: &str,
+    y_desc: &str,
+    x_fmt: fn(&f64) -> String,
+    y_fmt: fn(&f64) -> String,
 ) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, FigureError> {
     // Without an x title the label area only has to hold the tick labels.
     let x_area = if x_desc.is_empty() { 34.0 } else { 60.0 };
@@ -61,7 +80,6 @@ fn make_chart<'a, DB: DrawingBackend>(
         .y_label_area_size(c.px(72.0))
         .build_cartesian_2d(x, y)
         .map_err(draw_err)?;
-    let y_fmt = |v: &f64| format!("{v:.1}");
     chart
         .configure_mesh()
         .x_desc(x_desc)
@@ -81,7 +99,7 @@ fn make_chart<'a, DB: DrawingBackend>(
     Ok(chart)
 }
 
-fn legend<'a, DB: DrawingBackend + 'a>(
+pub(super) fn legend<'a, DB: DrawingBackend + 'a>(
     c: &Canvas<DB>,
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     position: SeriesLabelPosition,

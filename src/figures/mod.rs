@@ -28,6 +28,7 @@ mod lines;
 mod margins;
 mod matrix;
 mod raster;
+mod semantic;
 mod strip;
 mod text;
 mod width;
@@ -44,6 +45,7 @@ use canvas::{Canvas, EmbeddedImage, ensure_font, splice_svg_images};
 
 pub use colormap::{Colormap, VIRIDIS_LEVELS, viridis};
 pub use hull::lattice_field;
+pub use semantic::{BoundTrace, RegionTraceData, SemanticCurveData, SemanticMapData};
 
 /// Why a figure could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +207,9 @@ enum Kind {
     Profile(lines::Profile),
     Margins(MarginPlotData),
     Flip(FlipFigureData),
+    SemanticCurve(SemanticCurveData),
+    SemanticMap(SemanticMapData),
+    RegionTrace(RegionTraceData),
 }
 
 /// One model's margins in a margin distribution plot (§4.4).
@@ -338,6 +343,28 @@ pub fn flip_illustration(d: &FlipFigureData) -> Figure {
     }
 }
 
+/// 1-D semantic map (§3.8): f against one parameter, the identity marked, the mean over images
+/// bold when there are several, found intervals as bars.
+pub fn semantic_curve(d: &SemanticCurveData) -> Figure {
+    Figure {
+        kind: Kind::SemanticCurve(d.clone()),
+    }
+}
+
+/// 2-D semantic map (§3.8) on RdBu (blue high f, red low), with found boxes and the start.
+pub fn semantic_map(d: &SemanticMapData) -> Figure {
+    Figure {
+        kind: Kind::SemanticMap(d.clone()),
+    }
+}
+
+/// Region-growing bound traces a_t, b_t against iteration, one panel per parameter.
+pub fn region_traces(d: &RegionTraceData) -> Figure {
+    Figure {
+        kind: Kind::RegionTrace(d.clone()),
+    }
+}
+
 impl Figure {
     /// Base size in units: the PNG size at scale 1 and the SVG size in px.
     pub fn size(&self) -> (u32, u32) {
@@ -352,6 +379,9 @@ impl Figure {
             Kind::Profile(p) => lines::profile_size(p),
             Kind::Margins(_) => margins::MARGIN_PLOT_SIZE,
             Kind::Flip(f) => margins::flip_size(f),
+            Kind::SemanticCurve(_) => semantic::curve_size(),
+            Kind::SemanticMap(_) => semantic::map_size(),
+            Kind::RegionTrace(d) => semantic::trace_size(d),
         }
     }
 
@@ -390,6 +420,9 @@ impl Figure {
             Kind::Profile(p) => lines::validate_profile(p),
             Kind::Margins(m) => margins::validate_margin_plot(m),
             Kind::Flip(f) => margins::validate_flip(f),
+            Kind::SemanticCurve(d) => semantic::validate_curve(d),
+            Kind::SemanticMap(d) => semantic::validate_map(d),
+            Kind::RegionTrace(d) => semantic::validate_trace(d),
         }
     }
 
@@ -406,6 +439,9 @@ impl Figure {
             Kind::Profile(p) => lines::draw_profile(c, p),
             Kind::Margins(m) => margins::draw_margin_plot(c, m),
             Kind::Flip(f) => margins::draw_flip(c, f),
+            Kind::SemanticCurve(d) => semantic::draw_curve(c, d),
+            Kind::SemanticMap(d) => semantic::draw_map(c, d),
+            Kind::RegionTrace(d) => semantic::draw_trace(c, d),
         }?;
         c.present()
     }

@@ -48,13 +48,20 @@ pub enum Objective {
     /// input is replicated once per logit (DeepFool's Kc candidates). Rows may be listed any
     /// number of times, or not at all (their gradient is zero).
     SelectedLogits(Vec<(usize, u32)>),
+    /// Σ_b (logsumexp(p_b) − p_b[y_b]) with p_b = softmax(logits_b): cross-entropy applied to
+    /// probabilities as if they were logits. Only the semantic OIR_W `reference` variant uses it
+    /// (ALGORITHMS.md §3.4), to reproduce the reference implementation's gradient.
+    ProbabilityCrossEntropy(Vec<u32>),
 }
 
 impl Objective {
     /// One label per row, for the objectives that have them.
     fn labels(&self) -> &[u32] {
         match self {
-            Self::CrossEntropy(l) | Self::Probability(l) | Self::Logit(l) => l,
+            Self::CrossEntropy(l)
+            | Self::Probability(l)
+            | Self::Logit(l)
+            | Self::ProbabilityCrossEntropy(l) => l,
             Self::SelectedLogits(_) => &[],
         }
     }
@@ -118,6 +125,22 @@ impl Objective {
                         *o = (p[y] * (f64::from(u8::from(k == y)) - p[k])) as f32;
                     }
                 }
+                // v = softmax(p) − one-hot, chained through p = softmax(logits):
+                // ∂/∂logit_j = p_j (v_j − Σ_i v_i p_i).
+                Self::ProbabilityCrossEntropy(_) => {
+                    let max_p = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let exp_p: Vec<f64> = p.iter().map(|v| (v - max_p).exp()).collect();
+                    let sum_p: f64 = exp_p.iter().sum();
+                    let v: Vec<f64> = exp_p
+                        .iter()
+                        .enumerate()
+                        .map(|(k, e)| e / sum_p - f64::from(u8::from(k == y)))
+                        .collect();
+                    let vp: f64 = v.iter().zip(&p).map(|(a, b)| a * b).sum();
+                    for (k, o) in out.iter_mut().enumerate() {
+                        *o = (p[k] * (v[k] - vp)) as f32;
+                    }
+                }
                 Self::Logit(_) | Self::SelectedLogits(_) => {}
             }
         }
@@ -142,6 +165,11 @@ impl Objective {
             }
             Self::Probability(_) => (softmax(logits)? * &one_hot)?.sum_all(),
             Self::SelectedLogits(_) => candle_core::bail!("selected logits are handled above"),
+            Self::ProbabilityCrossEntropy(_) => {
+                let p = softmax(logits)?;
+                let picked = (&p * &one_hot)?.sum(D::Minus1)?;
+                (log_sum_exp(&p)? - picked)?.sum_all()
+            }
         }
     }
 }

@@ -28,9 +28,9 @@ use crate::models::{Classifier, Lpips};
 use crate::record::RecordError;
 use crate::run::{Result, RunError};
 
-pub use outputs::{reach_table_markdown, summary_markdown, write_outputs};
+pub use outputs::{hit_matrix_figure, reach_table_markdown, summary_markdown, write_outputs};
 pub use plan::{ModelIdentity, ReachPlanRecord, ReachSource, ReachTarget, TargetRule, plan_reach};
-pub use store::{PairFiles, load_pair_records, pair_files};
+pub use store::{PLAN_JSON, PairFiles, load_pair_records, pair_files};
 
 /// One fixed target per class of ten classes (§2.3).
 pub const DEFAULT_CLASSES: usize = 10;

@@ -7,8 +7,7 @@ use super::*;
 use crate::analysis::frequency::dct::Dct2;
 use crate::analysis::frequency::subspace::SubspacePlan;
 use crate::analysis::test_models::{
-    Linear, constant_classifier, linear_classifier_f64, linear_from_rows, random_image,
-    with_network,
+    Linear, biased_linear_f64, constant_classifier, linear_from_rows, random_image, with_network,
 };
 use crate::models::{Classifier, Network};
 
@@ -34,7 +33,7 @@ fn f64_values(t: &Tensor) -> Vec<f64> {
 #[test]
 fn linear_model_converges_in_one_step_to_the_closed_form_margin() {
     let shape = [3, 32, 32];
-    let classifier = linear_classifier_f64(shape, 2, 11);
+    let classifier = biased_linear_f64(shape, 2, 11);
     let model = TransformedModel::plain(&classifier);
     let plan = SubspacePlan::for_input(3, 32, 32).expect("plan");
     let x = images(3, shape, 5, DType::F64);
@@ -242,7 +241,7 @@ fn stops_at_max_iter_and_rejects_one_class_models() {
             (DeepFoolStatus::MaxIter, 0, 0.0)
         );
     }
-    let single = linear_classifier_f64(shape, 1, 1);
+    let single = biased_linear_f64(shape, 1, 1);
     let err = subspace_deepfool(
         &TransformedModel::plain(&single),
         &images(1, shape, 1, DType::F64),

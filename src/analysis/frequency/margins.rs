@@ -276,7 +276,7 @@ pub fn significant(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::test_models::{linear_classifier_f64, random_image};
+    use crate::analysis::test_models::{biased_linear_f64, random_image};
     use candle_core::Device;
 
     #[test]
@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn measures_every_subspace_and_stops_when_asked() {
         let shape = [1, 12, 12];
-        let classifier = linear_classifier_f64(shape, 3, 5);
+        let classifier = biased_linear_f64(shape, 3, 5);
         let model = TransformedModel::plain(&classifier);
         let plan = SubspacePlan::for_input(1, 12, 12).expect("plan");
         assert_eq!(plan.count, 5);

@@ -331,9 +331,9 @@ mod tests {
 
     #[test]
     fn wrapped_gradient_matches_f64_finite_differences() {
-        use crate::analysis::test_models::linear_classifier_f64;
+        use crate::analysis::test_models::biased_linear_f64;
         let shape = [3, 8, 8];
-        let classifier = linear_classifier_f64(shape, 4, 3);
+        let classifier = biased_linear_f64(shape, 4, 3);
         let x = normals(5, &[1, 3, 8, 8]).affine(0.1, 0.5).expect("x");
         let direction = normals(6, &[1, 3, 8, 8]);
         for transform in [
@@ -363,13 +363,13 @@ mod tests {
 
     #[test]
     fn wrapper_rejects_transforms_that_do_not_fit() {
-        use crate::analysis::test_models::linear_classifier_f64;
-        let classifier = linear_classifier_f64([1, 8, 8], 3, 1);
+        use crate::analysis::test_models::biased_linear_f64;
+        let classifier = biased_linear_f64([1, 8, 8], 3, 1);
         let err = TransformedModel::new(&classifier, Some(FrequencyTransform::LowPass(9)))
             .err()
             .expect("bandwidth 9 on 8 px");
         assert!(err.to_string().contains("lowpass:9"), "{err}");
-        let wide = linear_classifier_f64([1, 8, 6], 3, 1);
+        let wide = biased_linear_f64([1, 8, 6], 3, 1);
         let err = TransformedModel::new(&wide, Some(FrequencyTransform::Flip))
             .err()
             .expect("non-square");

@@ -7,6 +7,8 @@ pub mod hull;
 pub mod images;
 pub mod model;
 pub mod params;
+pub mod reach;
+pub mod reach_matrix;
 pub mod status;
 pub mod traversal;
 pub mod width_compare;

@@ -5,7 +5,7 @@
 use egui::Ui;
 
 use crate::analysis::{Method, WidthConfig};
-use crate::app::state::{AppState, Preset};
+use crate::app::state::{AppState, Preset, Tab};
 
 /// One labelled row of a parameter grid; the widget is named by its label for screen readers
 /// and tests.
@@ -30,6 +30,15 @@ impl ParamsPanel {
             .default_open(true)
             .show(ui, |ui| {
                 ui.add_enabled_ui(!busy, |ui| {
+                    if state.tab == Tab::Reach {
+                        // The reach evaluation is an NSPGD evaluation (§2.3): show what it
+                        // walks with, whichever walk Run makes.
+                        ui.label(
+                            egui::RichText::new("The reach evaluation walks with NSPGD:").weak(),
+                        );
+                        Self::nspgd(ui, state, false);
+                        return;
+                    }
                     self.method_choice(ui, state);
                     match state.method {
                         Method::Lst => {
@@ -43,7 +52,7 @@ impl ParamsPanel {
                             }
                         }
                         Method::Nspgd => {
-                            Self::nspgd(ui, state);
+                            Self::nspgd(ui, state, true);
                             self.radii(ui, &mut state.nspgd.width);
                         }
                     }
@@ -219,7 +228,7 @@ impl ParamsPanel {
             });
     }
 
-    fn nspgd(ui: &mut Ui, state: &mut AppState) {
+    fn nspgd(ui: &mut Ui, state: &mut AppState, path_widths: bool) {
         let c = &mut state.nspgd;
         egui::Grid::new("nspgd params")
             .num_columns(2)
@@ -281,15 +290,18 @@ impl ParamsPanel {
                     ui.add(egui::DragValue::new(&mut c.seed))
                 });
 
-                row(
-                    ui,
-                    "Path widths",
-                    "At iterations 0, 6, …, 54, probe 256 random directions orthogonal to \
-                     the path at each radius and record the 5% and 95% quantiles of the \
-                     confidence (§2.2, no confidence skip). Costs 256 forward passes per \
-                     radius per measurement.",
-                    |ui| ui.checkbox(&mut c.width.enabled, "measure"),
-                );
+                // The reach evaluation picks its width sources in its own tab.
+                if path_widths {
+                    row(
+                        ui,
+                        "Path widths",
+                        "At iterations 0, 6, …, 54, probe 256 random directions orthogonal to \
+                         the path at each radius and record the 5% and 95% quantiles of the \
+                         confidence (§2.2, no confidence skip). Costs 256 forward passes per \
+                         radius per measurement.",
+                        |ui| ui.checkbox(&mut c.width.enabled, "measure"),
+                    );
+                }
             });
     }
 

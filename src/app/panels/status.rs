@@ -60,6 +60,7 @@ pub fn status_bar(ui: &mut Ui, state: &mut AppState) {
                 let unit = match job.kind {
                     JobKind::Traverse | JobKind::Grid => "step",
                     JobKind::Hull => "point",
+                    JobKind::Reach => "pair",
                 };
                 let fraction = if total > 0 {
                     done as f32 / total as f32
