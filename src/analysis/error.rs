@@ -9,6 +9,9 @@ pub enum AnalysisError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// An input or model the frequency-margin analysis cannot work on (§4).
+    #[error(transparent)]
+    Frequency(#[from] crate::analysis::frequency::FrequencyError),
     /// A semantic setting (parameter, domain, region hyperparameter) was refused.
     #[error(transparent)]
     Semantic(crate::analysis::semantic::SemanticError),

@@ -6,6 +6,7 @@
 pub mod accuracy;
 pub mod confidence;
 pub mod error;
+pub mod frequency;
 pub mod hull;
 pub mod lst;
 pub mod metrics;

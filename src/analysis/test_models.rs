@@ -87,6 +87,39 @@ pub fn linear_classifier_scaled(
     .expect("classifier")
 }
 
+/// The seeded linear classifier with weights and biases at scale 0.3, in f64 on candle's
+/// autograd: for gradient checks and closed-form DeepFool margins.
+pub fn biased_linear_f64(shape: [usize; 3], classes: usize, seed: u64) -> Classifier {
+    let dim: usize = shape.iter().product();
+    let mut normals = Normals::new(rng::stream(seed, 77, 0, 0));
+    let mut w = vec![0f32; dim * classes];
+    normals.fill(&mut w);
+    let mut b = vec![0f32; classes];
+    normals.fill(&mut b);
+    let scaled = |v: Vec<f32>| v.into_iter().map(|x| 0.3 * f64::from(x)).collect();
+    linear_from_rows(shape, scaled(w), scaled(b))
+}
+
+/// The f64 linear classifier logits = W·flatten(x) + b with W given row-major as
+/// [classes × dim] (one row per class).
+pub fn linear_from_rows(shape: [usize; 3], w: Vec<f64>, b: Vec<f64>) -> Classifier {
+    let dim: usize = shape.iter().product();
+    let classes = b.len();
+    let device = Device::Cpu;
+    let w_t = Tensor::from_vec(w, (classes, dim), &device)
+        .and_then(|t| t.t())
+        .and_then(|t| t.contiguous())
+        .expect("weights");
+    let b = Tensor::from_vec(b, classes, &device).expect("bias");
+    Classifier::new(
+        spec(shape, classes, "test_linear_f64"),
+        Box::new(Linear { w_t, b }),
+        device,
+        DType::F64,
+    )
+    .expect("classifier")
+}
+
 pub fn linear_classifier(shape: [usize; 3], classes: usize, seed: u64) -> Classifier {
     linear_classifier_scaled(shape, classes, seed, 0.3)
 }

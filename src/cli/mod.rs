@@ -10,6 +10,7 @@ mod eval;
 mod grid;
 mod hull;
 mod lst_args;
+mod margins;
 mod nspgd;
 mod nspgd_args;
 mod reach;
@@ -59,6 +60,11 @@ enum Command {
     ReachTable(reach::ReachTableArgs),
     /// NSPGD path widths of two models on one pair, side by side on one colour scale.
     WidthsCompare(widths_compare::WidthsCompareArgs),
+    /// Decision-boundary margins in DCT frequency subspaces (subspace DeepFool, "Hold me
+    /// tight"): margin tables, tensors and the margin distribution plot.
+    Margins(margins::MarginsArgs),
+    /// Redraw the margin distribution plot of a `margins` run (e.g. with --log-scale).
+    MarginsPlot(margins::MarginsPlotArgs),
     /// The triangular hull of a source and two LST outputs.
     Hull(hull::HullArgs),
     /// Full evaluation over an image folder: Table 1 and Table 2.
@@ -224,6 +230,8 @@ pub fn run() -> Result<()> {
         Command::Reach(args) => reach::run(&args),
         Command::ReachTable(args) => reach::run_table(&args),
         Command::WidthsCompare(args) => widths_compare::run(&args),
+        Command::Margins(args) => margins::run(&args),
+        Command::MarginsPlot(args) => margins::run_plot(&args),
         Command::Hull(args) => hull::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Grid(args) => grid::run(&args),

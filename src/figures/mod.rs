@@ -25,6 +25,7 @@ mod colormap;
 mod grid;
 mod hull;
 mod lines;
+mod margins;
 mod matrix;
 mod raster;
 mod semantic;
@@ -204,9 +205,52 @@ enum Kind {
     Matrix(MatrixFigureData),
     Grid(GridFigureData),
     Profile(lines::Profile),
+    Margins(MarginPlotData),
+    Flip(FlipFigureData),
     SemanticCurve(SemanticCurveData),
     SemanticMap(SemanticMapData),
     RegionTrace(RegionTraceData),
+}
+
+/// One model's margins in a margin distribution plot (§4.4).
+#[derive(Clone, Debug)]
+pub struct MarginSeries {
+    /// Legend entry.
+    pub name: String,
+    /// [S][Ns] L2 margins.
+    pub margins: Vec<Vec<f32>>,
+    /// [S][Ns]: converged samples are drawn filled, the others hollow.
+    pub converged: Vec<Vec<bool>>,
+    /// Per subspace [Q1, median, Q3].
+    pub quartiles: Vec<[f64; 3]>,
+}
+
+/// The margin distribution over DCT subspaces, low to high frequency, of one or more models
+/// on the same samples (§4.4).
+#[derive(Clone, Debug)]
+pub struct MarginPlotData {
+    pub title: String,
+    /// Block start i0 of each subspace (the x slots, low to high).
+    pub starts: Vec<usize>,
+    /// The x-axis title between "Low" and "High".
+    pub x_label: String,
+    pub series: Vec<MarginSeries>,
+    /// [S][Ns] horizontal jitter in [−0.5, 0.5) (cosmetic; the PLOT_JITTER stream).
+    pub jitter: Vec<Vec<f32>>,
+    pub log_scale: bool,
+}
+
+/// The flip illustration (§4.4): an image, its frequency flip, and log|DCT2| before and after.
+#[derive(Clone, Debug)]
+pub struct FlipFigureData {
+    pub title: String,
+    pub image: RgbImage,
+    pub flipped: RgbImage,
+    /// N: the spectra are N×N.
+    pub size: usize,
+    /// log10 |DCT2| averaged over channels, N×N row-major.
+    pub spectrum: Vec<f32>,
+    pub flipped_spectrum: Vec<f32>,
 }
 
 /// A figure ready to be written as PNG or SVG.
@@ -284,6 +328,21 @@ pub fn interpolation_profile(curves: &[ProfileCurve], title: &str) -> Figure {
     }
 }
 
+/// Margin distribution over DCT subspaces (§4.4): per subspace and model the median, an IQR
+/// box and jittered samples (hollow when not converged), models in distinct colours.
+pub fn margin_plot(d: &MarginPlotData) -> Figure {
+    Figure {
+        kind: Kind::Margins(d.clone()),
+    }
+}
+
+/// The flip illustration (§4.4).
+pub fn flip_illustration(d: &FlipFigureData) -> Figure {
+    Figure {
+        kind: Kind::Flip(d.clone()),
+    }
+}
+
 /// 1-D semantic map (§3.8): f against one parameter, the identity marked, the mean over images
 /// bold when there are several, found intervals as bars.
 pub fn semantic_curve(d: &SemanticCurveData) -> Figure {
@@ -318,6 +377,8 @@ impl Figure {
             Kind::Matrix(m) => matrix::size(m),
             Kind::Grid(g) => grid::size(g),
             Kind::Profile(p) => lines::profile_size(p),
+            Kind::Margins(_) => margins::MARGIN_PLOT_SIZE,
+            Kind::Flip(f) => margins::flip_size(f),
             Kind::SemanticCurve(_) => semantic::curve_size(),
             Kind::SemanticMap(_) => semantic::map_size(),
             Kind::RegionTrace(d) => semantic::trace_size(d),
@@ -357,6 +418,8 @@ impl Figure {
             Kind::Matrix(m) => matrix::validate(m),
             Kind::Grid(g) => grid::validate(g),
             Kind::Profile(p) => lines::validate_profile(p),
+            Kind::Margins(m) => margins::validate_margin_plot(m),
+            Kind::Flip(f) => margins::validate_flip(f),
             Kind::SemanticCurve(d) => semantic::validate_curve(d),
             Kind::SemanticMap(d) => semantic::validate_map(d),
             Kind::RegionTrace(d) => semantic::validate_trace(d),
@@ -374,6 +437,8 @@ impl Figure {
             Kind::Matrix(m) => matrix::draw(c, m),
             Kind::Grid(g) => grid::draw(c, g),
             Kind::Profile(p) => lines::draw_profile(c, p),
+            Kind::Margins(m) => margins::draw_margin_plot(c, m),
+            Kind::Flip(f) => margins::draw_flip(c, f),
             Kind::SemanticCurve(d) => semantic::draw_curve(c, d),
             Kind::SemanticMap(d) => semantic::draw_map(c, d),
             Kind::RegionTrace(d) => semantic::draw_trace(c, d),

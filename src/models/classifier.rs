@@ -43,6 +43,11 @@ pub enum Objective {
     Probability(Vec<u32>),
     /// Σ_b logits_b[y_b].
     Logit(Vec<u32>),
+    /// Σ over the listed (row, class) pairs of logits_row[class]: the seed gradient is 1 at
+    /// each chosen logit, so one backward pass gives the gradients of several logits when the
+    /// input is replicated once per logit (DeepFool's Kc candidates). Rows may be listed any
+    /// number of times, or not at all (their gradient is zero).
+    SelectedLogits(Vec<(usize, u32)>),
     /// Σ_b (logsumexp(p_b) − p_b[y_b]) with p_b = softmax(logits_b): cross-entropy applied to
     /// probabilities as if they were logits. Only the semantic OIR_W `reference` variant uses it
     /// (ALGORITHMS.md §3.4), to reproduce the reference implementation's gradient.
@@ -50,16 +55,21 @@ pub enum Objective {
 }
 
 impl Objective {
+    /// One label per row, for the objectives that have them.
     fn labels(&self) -> &[u32] {
         match self {
             Self::CrossEntropy(l)
             | Self::Probability(l)
             | Self::Logit(l)
             | Self::ProbabilityCrossEntropy(l) => l,
+            Self::SelectedLogits(_) => &[],
         }
     }
 
     fn check_labels(&self, batch: usize, classes: usize) -> candle_core::Result<()> {
+        if let Self::SelectedLogits(selection) = self {
+            return check_selection(selection, batch, classes);
+        }
         let labels = self.labels();
         if labels.len() != batch {
             candle_core::bail!(
@@ -82,6 +92,12 @@ impl Objective {
         let batch = logits.len() / classes.max(1);
         self.check_labels(batch, classes)?;
         let mut grad = vec![0f32; logits.len()];
+        if let Self::SelectedLogits(selection) = self {
+            for &(row, class) in selection {
+                grad[row * classes + class as usize] += 1.0;
+            }
+            return Ok(grad);
+        }
         for ((row, out), &y) in logits
             .chunks(classes)
             .zip(grad.chunks_mut(classes))
@@ -125,7 +141,7 @@ impl Objective {
                         *o = (p[k] * (v[k] - vp)) as f32;
                     }
                 }
-                Self::Logit(_) => {}
+                Self::Logit(_) | Self::SelectedLogits(_) => {}
             }
         }
         Ok(grad)
@@ -135,6 +151,10 @@ impl Objective {
     pub fn evaluate(&self, logits: &Tensor) -> candle_core::Result<Tensor> {
         let (batch, classes) = logits.dims2()?;
         self.check_labels(batch, classes)?;
+        if let Self::SelectedLogits(selection) = self {
+            let weights = selection_weights(selection, batch, classes, logits.device())?;
+            return (logits * weights.to_dtype(logits.dtype())?)?.sum_all();
+        }
         let labels = self.labels();
         let one_hot = one_hot(labels, classes, logits.device())?.to_dtype(logits.dtype())?;
         match self {
@@ -144,6 +164,7 @@ impl Objective {
                 (log_sum_exp(logits)? - picked)?.sum_all()
             }
             Self::Probability(_) => (softmax(logits)? * &one_hot)?.sum_all(),
+            Self::SelectedLogits(_) => candle_core::bail!("selected logits are handled above"),
             Self::ProbabilityCrossEntropy(_) => {
                 let p = softmax(logits)?;
                 let picked = (&p * &one_hot)?.sum(D::Minus1)?;
@@ -151,6 +172,36 @@ impl Objective {
             }
         }
     }
+}
+
+fn check_selection(
+    selection: &[(usize, u32)],
+    batch: usize,
+    classes: usize,
+) -> candle_core::Result<()> {
+    if let Some((row, class)) = selection
+        .iter()
+        .find(|&&(row, class)| row >= batch || class as usize >= classes)
+    {
+        candle_core::bail!(
+            "selected logit ({row}, {class}) is outside the logits of {batch} rows × {classes} classes"
+        );
+    }
+    Ok(())
+}
+
+/// [B, K] with the number of times each (row, class) is selected.
+fn selection_weights(
+    selection: &[(usize, u32)],
+    batch: usize,
+    classes: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let mut data = vec![0f32; batch * classes];
+    for &(row, class) in selection {
+        data[row * classes + class as usize] += 1.0;
+    }
+    Tensor::from_vec(data, (batch, classes), device)
 }
 
 fn one_hot(labels: &[u32], classes: usize, device: &Device) -> candle_core::Result<Tensor> {

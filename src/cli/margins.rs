@@ -1,0 +1,485 @@
+//! `blindspot margins`: decision-boundary margins in DCT frequency subspaces (ALGORITHMS.md
+//! §4) for Ns seeded samples of an image set, one model or several overlaid on the same
+//! samples. Writes config.json, the exact tensors, the margin tables and the figures.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use blindspot::analysis::frequency::dct::Dct2;
+use blindspot::analysis::frequency::{
+    DeepFoolConfig, DeepFoolStatus, FrequencyError, FrequencyTransform, MarginDistribution,
+    MarginOptions, MarginProgress, SubspacePlan, TransformedModel, measure_margins, plot_jitter,
+    select_samples, summarize, table_csv, table_markdown,
+};
+use blindspot::figures::{
+    FlipFigureData, MarginPlotData, MarginSeries, flip_illustration, margin_plot,
+};
+use blindspot::images::{LabeledSet, from_tensor};
+use blindspot::models::Classifier;
+use blindspot::record::{save_tensors_atomic, write_atomic};
+use candle_core::{DType, Tensor};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::ModelArgs;
+
+#[derive(Args)]
+pub struct MarginsArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The samples: an ImageFolder tree (DIR/<class>/*.png), a folder with labels.tsv, or a
+    /// .safetensors file with `images` U8 [N,H,W,C] at the model's input size and `labels`.
+    #[arg(long)]
+    images: PathBuf,
+    /// Ns: images drawn without replacement (the first Ns of a seeded permutation).
+    #[arg(long, default_value_t = 100)]
+    samples: usize,
+    /// Seed of the sample draw and the plot jitter.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// DeepFool overshoot os (enters the label check and the margin only).
+    #[arg(long, default_value_t = 0.02)]
+    overshoot: f64,
+    /// DeepFool iterations before a sample counts as MaxIter.
+    #[arg(long, default_value_t = 100)]
+    max_iter: usize,
+    /// A frequency transform in front of the model: flip, lowpass:B, highpass:B or cutlow:B
+    /// (e.g. flip for a model trained on frequency-flipped images).
+    #[arg(long, value_name = "T")]
+    input_transform: Option<FrequencyTransform>,
+    /// Another model to overlay on the same samples (repeatable): a checkpoint path or
+    /// demo:standard / demo:robust, optionally with `@T` for its own input transform
+    /// (e.g. `model.pt@flip`).
+    #[arg(long = "also", value_name = "MODEL")]
+    also: Vec<String>,
+    /// Band K (K×K DCT blocks); default from the input size (§4.1).
+    #[arg(long)]
+    band: Option<usize>,
+    /// Step between block starts; default from the input size (§4.1).
+    #[arg(long)]
+    step: Option<usize>,
+    /// Samples per DeepFool batch (each takes Kc rows of a gradient batch).
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Log-scale y axis in the margin plot.
+    #[arg(long)]
+    log_scale: bool,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print the first model's margin table as one JSON object on the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One model of the comparison, with its input transform.
+struct Entry {
+    label: String,
+    source: String,
+    classifier: Classifier,
+    transform: Option<FrequencyTransform>,
+}
+
+fn split_transform(name: &str) -> Result<(&str, Option<FrequencyTransform>)> {
+    match name.rsplit_once('@') {
+        Some((model, t)) => {
+            let t = t
+                .parse::<FrequencyTransform>()
+                .with_context(|| format!("in --also {name}"))?;
+            Ok((model, Some(t)))
+        }
+        None => Ok((name, None)),
+    }
+}
+
+fn label(classifier: &Classifier, transform: Option<FrequencyTransform>) -> String {
+    match transform {
+        Some(t) => format!("{} ({t})", classifier.spec().short_name()),
+        None => classifier.spec().short_name(),
+    }
+}
+
+fn load_models(args: &MarginsArgs) -> Result<Vec<Entry>> {
+    let main = args.model.load()?;
+    let mut entries = vec![Entry {
+        label: label(&main, args.input_transform),
+        source: args.model.weights.as_ref().map_or_else(
+            || format!("demo:{:?}", args.model.demo).to_lowercase(),
+            |w| w.display().to_string(),
+        ),
+        classifier: main,
+        transform: args.input_transform,
+    }];
+    for name in &args.also {
+        let (model, transform) = split_transform(name)?;
+        let classifier = super::load_named_model(model, &args.model)?;
+        entries.push(Entry {
+            label: label(&classifier, transform),
+            source: name.clone(),
+            classifier,
+            transform,
+        });
+    }
+    Ok(entries)
+}
+
+/// The §4.1 plan of the first model; every other model must take the same input.
+fn plan_for(entries: &[Entry], args: &MarginsArgs) -> Result<SubspacePlan> {
+    let spec = entries[0].classifier.spec();
+    let [h, w] = spec.input_size;
+    let plan = SubspacePlan::new(spec.channels, h, w, args.band, args.step)
+        .with_context(|| format!("model {}", entries[0].source))?;
+    for e in entries {
+        let s = e.classifier.spec();
+        if (s.channels, s.input_size) != (spec.channels, spec.input_size) {
+            bail!(
+                "model {} takes {}×{}×{} images but {} takes {}×{}×{}: overlaid models must share the input",
+                e.source,
+                s.channels,
+                s.input_size[0],
+                s.input_size[1],
+                entries[0].source,
+                spec.channels,
+                h,
+                w
+            );
+        }
+        let classes = s.num_classes();
+        if classes < 2 {
+            return Err(FrequencyError::TooFewClasses { classes })
+                .with_context(|| format!("model {}", e.source));
+        }
+    }
+    Ok(plan)
+}
+
+pub fn run(args: &MarginsArgs) -> Result<()> {
+    let entries = load_models(args)?;
+    let plan = plan_for(&entries, args)?;
+    let config = DeepFoolConfig {
+        overshoot: args.overshoot,
+        max_iter: args.max_iter,
+        ..DeepFoolConfig::default()
+    };
+    config.validate()?;
+    let set = LabeledSet::open(&args.images)
+        .with_context(|| format!("opening the image set {}", args.images.display()))?;
+    if set.is_empty() || args.samples == 0 {
+        bail!(
+            "no samples: {} holds {} images and --samples is {}",
+            args.images.display(),
+            set.len(),
+            args.samples
+        );
+    }
+    let chosen = select_samples(args.seed, set.len(), args.samples);
+    let spec = entries[0].classifier.spec();
+    let device = entries[0].classifier.device().clone();
+    let images = chosen
+        .iter()
+        .map(|&i| set.get(i, &spec.preprocess, spec.channels, &device))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("loading samples of {}", args.images.display()))?;
+    let images = Tensor::stack(&images, 0)?.to_dtype(DType::F32)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+
+    let options = MarginOptions {
+        deepfool: config,
+        batch: args.batch,
+        keep_perturbations: false,
+    };
+    let mut results = Vec::with_capacity(entries.len());
+    for (k, entry) in entries.iter().enumerate() {
+        let model = TransformedModel::new(&entry.classifier, entry.transform)
+            .with_context(|| format!("model {}", entry.source))?;
+        let bar = if args.json {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new((plan.count * chosen.len()) as u64)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} sample-subspaces  {msg}  elapsed {elapsed}  eta {eta}",
+            )
+            .context("progress template")?,
+        );
+        bar.set_message(entry.label.clone());
+        let started = Instant::now();
+        let distribution = measure_margins(&model, &images, &plan, &options, |p| {
+            if let MarginProgress::Batch { s, done } = p {
+                bar.set_position((s * chosen.len() + done) as u64);
+            }
+            ControlFlow::Continue(())
+        })
+        .with_context(|| format!("measuring margins of {}", entry.source))?;
+        let seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let dir = if k == 0 {
+            args.out.clone()
+        } else {
+            args.out.join(format!("also_{k}"))
+        };
+        write_model_outputs(&dir, &distribution)?;
+        eprintln!("{}: {seconds:.1} s", entry.label);
+        println!(
+            "{}\n{}",
+            entry.label,
+            table_markdown(&distribution.summaries())
+        );
+        results.push((distribution, seconds));
+    }
+
+    write_figures(args, &entries, &plan, &results, &images)?;
+    let summary = json!({
+        "method": "subspace_deepfool",
+        "images": args.images.display().to_string(),
+        "seed": args.seed,
+        "samples": chosen.len(),
+        "sample_indices": chosen,
+        "sample_files": chosen.iter().map(|&i| set.path_of(i).display().to_string()).collect::<Vec<_>>(),
+        "sample_labels": chosen.iter().map(|&i| set.label(i)).collect::<Vec<_>>(),
+        "plan": plan,
+        "dim": plan.dim(),
+        "starts": plan.starts(),
+        "deepfool": config,
+        "batch": args.batch,
+        "status_codes": {"converged": DeepFoolStatus::Converged.code(), "max_iter": DeepFoolStatus::MaxIter.code(), "degenerate": DeepFoolStatus::Degenerate.code()},
+        "models": entries.iter().zip(&results).enumerate().map(|(k, (e, (d, seconds)))| json!({
+            "label": e.label,
+            "source": e.source,
+            "input_transform": e.transform.map(|t| t.to_string()),
+            "folder": if k == 0 { ".".to_string() } else { format!("also_{k}") },
+            "seconds": seconds,
+            "subspaces": d.summaries(),
+        })).collect::<Vec<_>>(),
+    });
+    write_atomic(
+        &args.out.join("config.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    println!("written to {}", args.out.display());
+    if args.json {
+        let first = &results[0].0;
+        println!(
+            "{}",
+            json!({"subspaces": first.summaries(), "samples": first.samples, "dim": plan.dim(), "seconds": results[0].1})
+        );
+    }
+    Ok(())
+}
+
+fn write_model_outputs(dir: &Path, d: &MarginDistribution) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tensors: HashMap<String, Tensor> = d.tensors()?.into_iter().collect();
+    save_tensors_atomic(&dir.join("margins.safetensors"), &tensors)?;
+    let rows = d.summaries();
+    write_atomic(&dir.join("margin_table.csv"), table_csv(&rows).as_bytes())?;
+    write_atomic(
+        &dir.join("margin_table.md"),
+        table_markdown(&rows).as_bytes(),
+    )?;
+    Ok(())
+}
+
+fn write_figures(
+    args: &MarginsArgs,
+    entries: &[Entry],
+    plan: &SubspacePlan,
+    results: &[(MarginDistribution, f64)],
+    images: &Tensor,
+) -> Result<()> {
+    let samples = images.dim(0)?;
+    let series = entries
+        .iter()
+        .zip(results)
+        .map(|(e, (d, _))| {
+            series(
+                &e.label,
+                d.subspaces.iter().map(|s| s.margins.clone()).collect(),
+                d.subspaces.iter().map(|s| s.statuses.clone()).collect(),
+            )
+        })
+        .collect();
+    let data = plot_data(plan, args.seed, samples, series, args.log_scale, None);
+    let figure = margin_plot(&data);
+    figure.write_png(&args.out.join("margin_plot.png"), 2.0)?;
+    figure.write_svg(&args.out.join("margin_plot.svg"))?;
+
+    let flip = flip_data(&images.get(0)?, plan.size)?;
+    let figure = flip_illustration(&flip);
+    figure.write_png(&args.out.join("flip.png"), 2.0)?;
+    figure.write_svg(&args.out.join("flip.svg"))?;
+    Ok(())
+}
+
+/// The first sample, its frequency flip (rescaled to [0, 1] for display: a flipped image is
+/// not an image in [0, 1]) and both log10|DCT2| spectra averaged over channels.
+fn flip_data(image: &Tensor, n: usize) -> Result<FlipFigureData> {
+    let image = image
+        .to_device(&candle_core::Device::Cpu)?
+        .to_dtype(DType::F32)?;
+    let dct = Dct2::new(n, DType::F32, &candle_core::Device::Cpu)?;
+    let flipped = FrequencyTransform::Flip.apply(&dct, &image)?;
+    let (lo, hi) = (
+        flipped.min_all()?.to_scalar::<f32>()?,
+        flipped.max_all()?.to_scalar::<f32>()?,
+    );
+    let shown = flipped.affine(
+        1.0 / f64::from((hi - lo).max(1e-12)),
+        -f64::from(lo) / f64::from((hi - lo).max(1e-12)),
+    )?;
+    let spectrum = |t: &Tensor| -> Result<Vec<f32>> {
+        let magnitude = dct.forward(t)?.abs()?.mean(0)?;
+        Ok(magnitude
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|v| (v + 1e-6).log10())
+            .collect())
+    };
+    Ok(FlipFigureData {
+        title: "Frequency flip: image, flipped, log|DCT2| before and after".into(),
+        image: from_tensor(&image)?,
+        flipped: from_tensor(&shown)?,
+        size: n,
+        spectrum: spectrum(&image)?,
+        flipped_spectrum: spectrum(&flipped)?,
+    })
+}
+
+/// One model's points, with the §0.3 quartiles of each subspace.
+fn series(label: &str, margins: Vec<Vec<f32>>, statuses: Vec<Vec<DeepFoolStatus>>) -> MarginSeries {
+    let quartiles = margins
+        .iter()
+        .zip(&statuses)
+        .map(|(m, st)| {
+            let q = summarize(0, 0, m, st);
+            [q.q1, q.median, q.q3]
+        })
+        .collect();
+    let converged = statuses
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|&x| x == DeepFoolStatus::Converged)
+                .collect()
+        })
+        .collect();
+    MarginSeries {
+        name: label.to_string(),
+        margins,
+        converged,
+        quartiles,
+    }
+}
+
+fn plot_data(
+    plan: &SubspacePlan,
+    seed: u64,
+    samples: usize,
+    series: Vec<MarginSeries>,
+    log_scale: bool,
+    title: Option<&str>,
+) -> MarginPlotData {
+    MarginPlotData {
+        title: title.map_or_else(
+            || {
+                format!(
+                    "Margins in {}×{} DCT subspaces, {samples} samples",
+                    plan.band, plan.band
+                )
+            },
+            str::to_string,
+        ),
+        starts: plan.starts(),
+        x_label: format!("subspace s (block start {}·s)", plan.step),
+        series,
+        jitter: (0..plan.count)
+            .map(|s| plot_jitter(seed, s, samples))
+            .collect(),
+        log_scale,
+    }
+}
+
+#[derive(Args)]
+pub struct MarginsPlotArgs {
+    /// A `blindspot margins` output folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// Log-scale y axis.
+    #[arg(long)]
+    log_scale: bool,
+    /// Figure title (default: the band size and sample count).
+    #[arg(long)]
+    title: Option<String>,
+    /// Where to write the PNG (an .svg is written beside it); default RUN/margin_plot.png.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Redraws the margin distribution plot of a finished run from its tensors.
+pub fn run_plot(args: &MarginsPlotArgs) -> Result<()> {
+    let config_path = args.run.join("config.json");
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&config_path)
+            .with_context(|| format!("reading {}", config_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", config_path.display()))?;
+    let plan: SubspacePlan = serde_json::from_value(config["plan"].clone())
+        .with_context(|| format!("{} has no subspace plan", config_path.display()))?;
+    let seed = config["seed"].as_u64().unwrap_or(0);
+    let models = config["models"]
+        .as_array()
+        .with_context(|| format!("{} lists no models", config_path.display()))?;
+    let mut all = Vec::with_capacity(models.len());
+    let mut samples = 0;
+    for m in models {
+        let folder = args.run.join(m["folder"].as_str().unwrap_or("."));
+        let file = folder.join("margins.safetensors");
+        let tensors = candle_core::safetensors::load(&file, &candle_core::Device::Cpu)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let get = |name: &str| {
+            tensors
+                .get(name)
+                .with_context(|| format!("{} has no `{name}` tensor", file.display()))
+        };
+        let margins = get("margins")?.to_vec2::<f32>()?;
+        let statuses = get("status")?
+            .to_vec2::<u8>()?
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|code| {
+                        DeepFoolStatus::from_code(code)
+                            .with_context(|| format!("status code {code} in {}", file.display()))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        samples = margins.first().map_or(0, Vec::len);
+        let label = m["label"].as_str().unwrap_or("model");
+        all.push(series(label, margins, statuses));
+    }
+    let data = plot_data(
+        &plan,
+        seed,
+        samples,
+        all,
+        args.log_scale,
+        args.title.as_deref(),
+    );
+    let png = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run.join("margin_plot.png"));
+    let figure = margin_plot(&data);
+    figure.write_png(&png, 2.0)?;
+    figure.write_svg(&png.with_extension("svg"))?;
+    println!("written {}", png.display());
+    Ok(())
+}
