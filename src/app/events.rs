@@ -1,0 +1,216 @@
+//! Applying the worker's events to the app state (one `match` over `worker::Event`).
+
+use std::sync::Arc;
+
+use super::BlindspotApp;
+use super::state::{AppState, LiveRun, Preset, Tab};
+use super::worker::{Event, LpipsStatus, ModelSource, Slot};
+
+impl BlindspotApp {
+    pub(super) fn apply(&mut self, event: Event) {
+        let st = &mut self.state;
+        match event {
+            Event::ModelReady { source, spec } => {
+                if let ModelSource::File(p) = &source {
+                    AppState::remember(&mut st.recent_models, p);
+                }
+                if st.preset != Preset::Custom {
+                    st.preset = Preset::for_input(spec.input_size);
+                    if let Some(c) = st.preset.config() {
+                        let widths = st.config.width.enabled;
+                        st.config = c;
+                        st.config.width.enabled = widths;
+                    }
+                }
+                st.model.loading = None;
+                st.model.loaded = Some((source, Arc::from(spec)));
+                for slot in [Slot::Source, Slot::Target, Slot::SecondTarget] {
+                    self.request_preview(slot);
+                }
+            }
+            Event::Lpips(status) => {
+                if let LpipsStatus::Failed(error) = &status {
+                    st.error("LPIPS weights not loaded (LPIPS reads n/a)", error.clone());
+                }
+                st.model.lpips = Some(status);
+            }
+            Event::ModelFailed { source, error } => {
+                st.model.loading = None;
+                let still = st
+                    .model
+                    .loaded
+                    .as_ref()
+                    .map_or("no model is loaded".to_string(), |(s, _)| {
+                        format!("still using {}", s.label())
+                    });
+                st.error(
+                    format!("Cannot load model {}", source.label()),
+                    format!("{error} ({still})"),
+                );
+            }
+            Event::Preview {
+                slot,
+                request,
+                result,
+            } => {
+                let s = st.slot_mut(slot);
+                if s.request != request {
+                    return;
+                }
+                match result {
+                    Ok(p) => {
+                        s.preview = Some(Arc::from(p));
+                        s.error = None;
+                    }
+                    Err(e) => {
+                        s.preview = None;
+                        s.error = Some(e.clone());
+                        let label = s.source.label();
+                        st.error(format!("Cannot use image {label}"), e);
+                    }
+                }
+            }
+            Event::RunStarted {
+                job,
+                config,
+                source,
+                target,
+                p0,
+            } => {
+                if st.job.as_ref().is_some_and(|j| j.id == job) {
+                    st.live = Some(LiveRun {
+                        job,
+                        config: *config,
+                        source: Arc::from(source),
+                        target: Arc::from(target),
+                        p0,
+                        recorder: crate::record::RunRecorder::new(),
+                        current: None,
+                    });
+                    st.follow_live = true;
+                    st.tab = if st.tab == Tab::History {
+                        Tab::Traversal
+                    } else {
+                        st.tab
+                    };
+                }
+            }
+            Event::RunStep {
+                job,
+                step,
+                sample,
+                iterate,
+                ..
+            } => {
+                if let Some(live) = st.live.as_mut().filter(|l| l.job == job) {
+                    live.recorder.observe(step, &sample);
+                    if let Some(x) = iterate {
+                        live.current = Some((step, x));
+                    }
+                }
+                if let Some(j) = st.job.as_mut().filter(|j| j.id == job) {
+                    j.progress.0 = step + 1;
+                }
+            }
+            Event::RunDone {
+                job,
+                result,
+                history_error,
+            } => {
+                if st.job.as_ref().is_some_and(|j| j.id == job) {
+                    st.job = None;
+                }
+                st.live = None;
+                if let Some(e) = history_error {
+                    st.error("The run was not saved to the history", e);
+                }
+                match result {
+                    Ok(run) => {
+                        let index = st.add_run(run.clone());
+                        st.shown_run = Some(index);
+                        st.scrub = run.view().scrub_len().saturating_sub(1);
+                        st.history.loaded_once = false;
+                        if let Some(p) = st.hull.pending.as_mut()
+                            && p.jobs.contains(&job)
+                        {
+                            p.done.push(run);
+                        }
+                    }
+                    Err(e) => {
+                        st.error("The traversal failed", e);
+                        self.queue.clear();
+                        st.hull.pending = None;
+                    }
+                }
+                self.start_pending_hull();
+                self.start_next();
+            }
+            Event::HullReport { job, report } => {
+                if st.hull.job == Some(job) {
+                    st.hull.report = Some(*report);
+                    st.hull.refined = None;
+                }
+            }
+            Event::HullRefined { job, evaluation } => {
+                if st.hull.job == Some(job) {
+                    st.hull.refined = Some(*evaluation);
+                }
+            }
+            Event::HullProgress {
+                job,
+                n,
+                done,
+                total,
+            } => {
+                if st.hull.job == Some(job) {
+                    st.hull.progress = Some((n, done, total));
+                }
+                if let Some(j) = st.job.as_mut().filter(|j| j.id == job) {
+                    j.progress = (done, total);
+                    j.what = format!("hull lattice n = {n}");
+                }
+            }
+            Event::HullDone { job, result } => {
+                if st.job.as_ref().is_some_and(|j| j.id == job) {
+                    st.job = None;
+                }
+                if st.hull.job == Some(job) {
+                    st.hull.progress = None;
+                }
+                if let Err(e) = result {
+                    st.error("The hull could not be computed", e);
+                }
+                self.start_next();
+            }
+            Event::GridProgress { job, step, total } => {
+                if st.grid.job == Some(job) {
+                    st.grid.progress = Some((step, total));
+                }
+                if let Some(j) = st.job.as_mut().filter(|j| j.id == job) {
+                    j.progress = (step, total);
+                }
+            }
+            Event::GridDone { job, result } => {
+                if st.job.as_ref().is_some_and(|j| j.id == job) {
+                    st.job = None;
+                }
+                if st.grid.job == Some(job) {
+                    st.grid.progress = None;
+                    match result {
+                        Ok(grid) => {
+                            let model = st
+                                .spec()
+                                .map_or_else(String::new, |s| s.architecture.clone());
+                            st.grid.result = Some((grid, model));
+                        }
+                        Err(e) => st.error("The grid failed", e),
+                    }
+                }
+                self.start_next();
+            }
+            Event::Reach { job, update } => self.apply_reach(job, update),
+        }
+    }
+
+    // ----- jobs ------------------------------------------------------------------------------
+}
