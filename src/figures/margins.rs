@@ -209,18 +209,26 @@ pub(crate) fn draw_margin_plot<DB: DrawingBackend>(
                     1.0,
                 )?;
             }
+        }
+    }
+    // Boxes after every point, with a dark outline: dense jittered points in the box's own
+    // colour would otherwise hide it (100 MNIST samples did).
+    for (m, series) in d.series.iter().enumerate() {
+        let colour = PALETTE[m % PALETTE.len()];
+        for s in 0..subspaces {
+            let cx = lane_x(s, m);
             let [q1, median, q3] = series.quartiles[s];
             if [q1, median, q3].iter().all(|v| v.is_finite()) {
                 let half = (lane * 0.22).clamp(1.5, 6.0);
                 c.rect(
                     [cx - half, y_of(q3), cx + half, y_of(q1)],
-                    colour.mix(0.35),
+                    colour.mix(0.6),
                     true,
                     1.0,
                 )?;
                 c.rect(
                     [cx - half, y_of(q3), cx + half, y_of(q1)],
-                    colour.to_rgba(),
+                    DARK.to_rgba(),
                     false,
                     1.2,
                 )?;
