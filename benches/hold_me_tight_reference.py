@@ -29,47 +29,12 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file
 
+from pytorch_reference import CifarResNet  # the akamaster ResNet-20, checkpoint names
+
 DEVICE = "cpu"
-
-
-# --- akamaster CIFAR ResNet-20 (option-A shortcut), with its parameter names.
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.pad = (cout // 4) if (stride != 1 or cin != cout) else None
-
-    def forward(self, x):
-        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        s = x if self.pad is None else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-        return F.relu(y + s)
-
-
-class ResNet20(nn.Module):
-    def __init__(self, n=3, classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        cin = 16
-        for s, w in enumerate([16, 32, 64]):
-            blocks = []
-            for i in range(n):
-                blocks.append(BasicBlock(cin, w, 2 if s > 0 and i == 0 else 1))
-                cin = w
-            setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
-        self.linear = nn.Linear(64, classes)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
 class TransformLayer(nn.Module):
@@ -207,7 +172,7 @@ def main():
     max_iter = config["deepfool"]["max_iter"]
     candidates = config["deepfool"]["candidates"]
 
-    model = ResNet20()
+    model = CifarResNet(3, 10)
     model.load_state_dict(load_file(args.weights))
     model.eval()
     for p in model.parameters():

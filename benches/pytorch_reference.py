@@ -42,7 +42,9 @@ import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 
 
-# --- CIFAR ResNet-20 (He et al. 2016, option-A shortcut), as akamaster/pytorch_resnet_cifar10.
+# --- CIFAR ResNet-20 (He et al. 2016, option-A shortcut), as akamaster/pytorch_resnet_cifar10,
+# with its parameter names (layer{1,2,3}.i..., linear), so its checkpoints load as they are
+# (benches/hold_me_tight_reference.py does).
 class CifarBlock(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
@@ -63,16 +65,18 @@ class CifarResNet(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
-        blocks, cin = [], 16
+        cin = 16
         for s, w in enumerate([16, 32, 64]):
+            blocks = []
             for i in range(n):
                 blocks.append(CifarBlock(cin, w, 2 if s > 0 and i == 0 else 1))
                 cin = w
-        self.blocks = nn.Sequential(*blocks)
+            setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
         self.linear = nn.Linear(64, classes)
 
     def forward(self, x):
-        x = self.blocks(F.relu(self.bn1(self.conv1(x))))
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
         return self.linear(x.mean((2, 3)))
 
 

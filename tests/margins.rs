@@ -10,21 +10,7 @@ use std::path::Path;
 
 use blindspot::models::{LoadOptions, Objective, load_classifier};
 use candle_core::{DType, Device, Tensor};
-use common::{blindspot, max_abs, max_abs_diff, shared};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn resnet20() -> String {
-    shared("weights/resnet20_cifar10.safetensors")
-        .display()
-        .to_string()
-}
-
-fn cifar() -> String {
-    shared("data/cifar10_test_png").display().to_string()
-}
+use common::{arg as s, blindspot, cifar_png as cifar, max_abs, max_abs_diff, resnet20, shared};
 
 /// Deterministic images in (0.1, 0.9).
 fn images(batch: usize, dtype: DType, seed: u64) -> Tensor {

@@ -8,11 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{blindspot, shared};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{arg as s, blindspot, shared};
 
 /// A synthetic-shapes set (ImageFolder + labels.tsv) from our own generator.
 fn demo_set(dir: &Path, count: usize) -> PathBuf {

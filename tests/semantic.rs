@@ -6,17 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{blindspot, shared};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn resnet20() -> String {
-    shared("weights/resnet20_cifar10.safetensors")
-        .display()
-        .to_string()
-}
+use common::{arg as s, blindspot, resnet20, shared};
 
 fn cat() -> String {
     shared("data/cifar10_test_png/cat/0000.png")

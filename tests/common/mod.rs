@@ -10,6 +10,23 @@ pub fn shared(rel: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")).join(rel)
 }
 
+/// A path as a command-line argument.
+pub fn arg(p: &std::path::Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
+
+/// ../shared's akamaster ResNet-20 (CIFAR-10), as a command-line argument.
+pub fn resnet20() -> String {
+    shared("weights/resnet20_cifar10.safetensors")
+        .display()
+        .to_string()
+}
+
+/// ../shared's CIFAR-10 test PNGs (ImageFolder), as a command-line argument.
+pub fn cifar_png() -> String {
+    shared("data/cifar10_test_png").display().to_string()
+}
+
 pub fn max_abs(t: &candle_core::Tensor) -> f32 {
     t.abs()
         .unwrap()
