@@ -43,7 +43,19 @@ impl ModelSource {
             Self::File(p) => p.display().to_string(),
         }
     }
+
+    /// Loads the model: the embedded demo weights or a checkpoint file.
+    pub fn load(&self, opts: &LoadOptions) -> crate::models::Result<Classifier> {
+        match self {
+            Self::Demo(demo) => demo.load(opts),
+            Self::File(path) => load_classifier(path, opts),
+        }
+    }
 }
+
+/// Models besides the loaded one kept loaded for comparisons (a view comparing two or three
+/// models asks for the same ones again and again).
+const COMPARISON_MODELS_KEPT: usize = 3;
 
 /// Where an image comes from: the embedded gallery or a file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -317,6 +329,7 @@ impl Worker {
                 };
                 let mut state = WorkerState {
                     model: None,
+                    comparison_models: Vec::new(),
                     lpips,
                     history,
                     events: event_tx,
@@ -347,6 +360,8 @@ impl Worker {
 
 struct WorkerState {
     model: Option<Classifier>,
+    /// Models B, C of comparing views, oldest first (see `comparison_model`).
+    comparison_models: Vec<(ModelSource, Arc<Classifier>)>,
     /// LPIPS-Alex for Table 1's last column; None reads n/a.
     lpips: Option<Lpips>,
     history: Option<History>,
@@ -383,6 +398,36 @@ impl WorkerState {
         self.model
             .as_ref()
             .ok_or_else(|| "no model is loaded".to_string())
+    }
+
+    /// A model for a comparison (model B, C of a view), loaded once and kept: the
+    /// `COMPARISON_MODELS_KEPT` most recently asked for stay loaded. The error names the source.
+    fn comparison_model(&mut self, source: &ModelSource) -> Result<Arc<Classifier>, String> {
+        if let Some(i) = self.comparison_models.iter().position(|(s, _)| s == source) {
+            let entry = self.comparison_models.remove(i);
+            let model = Arc::clone(&entry.1);
+            self.comparison_models.push(entry);
+            return Ok(model);
+        }
+        let model = source
+            .load(&LoadOptions::default())
+            .map(Arc::new)
+            .map_err(|e| {
+                let error = describe(&e);
+                let label = source.label();
+                // Loader errors name the file already; the demo models' do not.
+                if error.contains(&label) {
+                    error
+                } else {
+                    format!("{label}: {error}")
+                }
+            })?;
+        if self.comparison_models.len() >= COMPARISON_MODELS_KEPT {
+            self.comparison_models.remove(0);
+        }
+        self.comparison_models
+            .push((source.clone(), Arc::clone(&model)));
+        Ok(model)
     }
 
     fn handle(&mut self, command: Command) -> ControlFlow<()> {
@@ -424,12 +469,7 @@ impl WorkerState {
     }
 
     fn load_model(&mut self, source: ModelSource) -> ControlFlow<()> {
-        let opts = LoadOptions::default();
-        let loaded = match &source {
-            ModelSource::Demo(demo) => demo.load(&opts),
-            ModelSource::File(path) => load_classifier(path, &opts),
-        };
-        match loaded {
+        match source.load(&LoadOptions::default()) {
             Ok(model) => {
                 let spec = Box::new(model.spec().clone());
                 // The old model stays until the new one has loaded, so a failure keeps the app

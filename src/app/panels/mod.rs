@@ -6,6 +6,7 @@ pub mod history;
 pub mod hull;
 pub mod images;
 pub mod model;
+pub mod model_choice;
 pub mod params;
 pub mod reach;
 pub mod reach_matrix;
