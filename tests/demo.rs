@@ -17,7 +17,7 @@ fn shipped_standard_model_meets_its_accuracy_floor() {
     let standard = DemoModel::Standard.load(&LoadOptions::default()).unwrap();
     assert_eq!(standard.spec().class_names, CLASSES.to_vec());
     assert_eq!(standard.spec().input_size, [32, 32]);
-    let (clean, _) = held_out_accuracy(&standard, 2000, None).unwrap();
+    let (clean, _) = held_out_accuracy(&standard, 2000, None, None).unwrap();
     eprintln!("standard demo model, held-out top-1 on 2000 fresh images: {clean:.4}");
     assert!(clean >= 0.97, "standard demo model: {clean}");
 }
@@ -28,15 +28,15 @@ fn shipped_standard_model_meets_its_accuracy_floor() {
 fn shipped_robust_model_meets_its_floor_and_resists_pgd() {
     let standard = DemoModel::Standard.load(&LoadOptions::default()).unwrap();
     let robust = DemoModel::Robust.load(&LoadOptions::default()).unwrap();
-    let (rob_clean, _) = held_out_accuracy(&robust, 2000, None).unwrap();
+    let (rob_clean, _) = held_out_accuracy(&robust, 2000, None, None).unwrap();
     assert!(rob_clean >= 0.85, "robust demo model: {rob_clean}");
     let attack = PgdConfig {
         epsilon: 1.0,
         steps: 10,
         ..PgdConfig::default()
     };
-    let (_, std_adv) = held_out_accuracy(&standard, 300, Some(&attack)).unwrap();
-    let (_, rob_adv) = held_out_accuracy(&robust, 300, Some(&attack)).unwrap();
+    let (_, std_adv) = held_out_accuracy(&standard, 300, Some(&attack), None).unwrap();
+    let (_, rob_adv) = held_out_accuracy(&robust, 300, Some(&attack), None).unwrap();
     let (std_adv, rob_adv) = (std_adv.unwrap(), rob_adv.unwrap());
     eprintln!(
         "held-out: robust clean {rob_clean:.4}; under L2 PGD eps 1: robust {rob_adv:.4}, standard {std_adv:.4}"

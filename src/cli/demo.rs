@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use blindspot::analysis::frequency::FrequencyTransform;
 use blindspot::analysis::pgd::PgdConfig;
 use blindspot::demo::generator::{self, CLASSES};
 use blindspot::demo::train::{TrainConfig, held_out_accuracy, save_checkpoint, train_on_shapes};
@@ -89,6 +90,11 @@ pub struct TrainDemoArgs {
     /// Peak learning rate (cosine decay to 0).
     #[arg(long)]
     lr: Option<f64>,
+    /// Train on transformed shapes (ALGORITHMS.md §4.3): flip, lowpass:B, highpass:B or
+    /// cutlow:B. The model card and metadata record it; evaluate the model on T(x)
+    /// (`margins --also MODEL@flip`).
+    #[arg(long, value_name = "T")]
+    input_transform: Option<FrequencyTransform>,
     /// Held-out images for the accuracy in the model card.
     #[arg(long, default_value_t = 2000)]
     eval_images: usize,
@@ -118,6 +124,11 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
     if let Some(n) = args.images_per_epoch {
         cfg.images_per_epoch = n;
     }
+    if let Some(t) = args.input_transform {
+        t.check(cfg.image_size as usize)
+            .with_context(|| format!("--input-transform {t}"))?;
+        cfg.input_transform = Some(t);
+    }
     let device = candle_core::Device::Cpu;
     let mut log = Vec::new();
     let started = std::time::Instant::now();
@@ -133,10 +144,18 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
         log.push(s.clone());
         true
     })?;
-    let kind = if args.robust { "robust" } else { "standard" };
+    let kind = match (args.robust, cfg.input_transform) {
+        (true, _) => "robust".to_string(),
+        (false, Some(FrequencyTransform::Flip)) => "flipped".to_string(),
+        (false, Some(t)) => t.to_string(),
+        (false, None) => "standard".to_string(),
+    };
     let description = format!(
-        "blindspot demo model ({kind}): CIFAR ResNet-{} trained by `blindspot train-demo` on synthetic shapes{}",
+        "blindspot demo model ({kind}): CIFAR ResNet-{} trained by `blindspot train-demo` on synthetic shapes{}{}",
         6 * cfg.blocks_per_stage + 2,
+        cfg.input_transform.map_or(String::new(), |t| format!(
+            " seen through the {t} transform (ALGORITHMS.md §4.3)"
+        )),
         cfg.pgd.as_ref().map_or(String::new(), |p| format!(
             ", L2 PGD adversarial training eps {} ({} steps)",
             p.epsilon, p.steps
@@ -156,7 +175,8 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
         steps: 10,
         ..PgdConfig::default()
     };
-    let (clean, robust) = held_out_accuracy(&model, args.eval_images, Some(&attack))?;
+    let (clean, robust) =
+        held_out_accuracy(&model, args.eval_images, Some(&attack), cfg.input_transform)?;
     let robust = robust.unwrap_or(0.0);
     println!(
         "held-out ({} images): clean {:.2}%, under L2 PGD eps {} (10 steps) {:.2}%",
@@ -168,6 +188,7 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
     let card = format!(
         "# {name}\n\n{description}.\n\n\
          - Architecture: `{arch}` ({params} parameters), input 32x32 RGB in [0, 1], normalised with mean {mean} / std {std} inside the model.\n\
+         {transform_line}\
          - Classes: {classes}.\n\
          - Data: fresh images from `blindspot demo-data`'s generator every epoch (seed {seed}); {n} images x {epochs} epochs.\n\
          - Training: {init}AdamW, lr {lr} with cosine decay, weight decay {wd}, batch {bs}{pgd}; {secs:.0} s on this machine's CPU.\n\
@@ -184,6 +205,10 @@ pub fn train_demo(args: &TrainDemoArgs) -> Result<()> {
             .filter(|(k, _)| !k.contains("running_"))
             .map(|(_, t)| t.elem_count())
             .sum::<usize>(),
+        transform_line = cfg.input_transform.map_or(String::new(), |t| format!(
+            "- Input transform: **{t}**. Every training and held-out image x went through T before the network (the per-channel normalisation above is applied to T(x), not §4.3's transformed mean image; the first BatchNorm absorbs the offset). Evaluate it on T(x): `blindspot margins ... --also weights/{name}.safetensors@{t}`, or `--input-transform {t}` when it is the first model.\n",
+            name = args.out.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+        )),
         mean = blindspot::demo::train::DEMO_MEAN,
         std = blindspot::demo::train::DEMO_STD,
         classes = CLASSES.join(", "),

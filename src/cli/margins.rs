@@ -47,13 +47,13 @@ pub struct MarginsArgs {
     /// DeepFool iterations before a sample counts as MaxIter.
     #[arg(long, default_value_t = 100)]
     max_iter: usize,
-    /// A frequency transform in front of the model: flip, lowpass:B, highpass:B or cutlow:B
-    /// (e.g. flip for a model trained on frequency-flipped images).
+    /// The model was trained on transformed images: flip, lowpass:B, highpass:B or cutlow:B.
+    /// Its margins are measured on T(x), in the bands of its own input, as the seed does.
     #[arg(long, value_name = "T")]
     input_transform: Option<FrequencyTransform>,
     /// Another model to overlay on the same samples (repeatable): a checkpoint path or
-    /// demo:standard / demo:robust, optionally with `@T` for its own input transform
-    /// (e.g. `model.pt@flip`).
+    /// demo:standard / demo:robust, optionally with `@T` when it was trained on transformed
+    /// images (e.g. `weights/demo-flipped.safetensors@flip`).
     #[arg(long = "also", value_name = "MODEL")]
     also: Vec<String>,
     /// Band K (K×K DCT blocks); default from the input size (§4.1).

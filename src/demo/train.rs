@@ -19,6 +19,7 @@ use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256StarStar;
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::frequency::FrequencyTransform;
 use crate::analysis::pgd::{PgdConfig, pgd_l2};
 use crate::models::Objective;
 
@@ -44,6 +45,11 @@ pub struct TrainConfig {
     /// Start from these weights (a checkpoint of the same layout) instead of the seeded init.
     #[serde(default)]
     pub init: Option<std::path::PathBuf>,
+    /// Train on transformed images (ALGORITHMS.md §4.3, e.g. flip): the network only ever sees
+    /// T(x), so it is evaluated on T(x) too. Left out of the metadata when absent, so the
+    /// standard and robust checkpoints stay byte-identical.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_transform: Option<FrequencyTransform>,
 }
 
 impl TrainConfig {
@@ -60,6 +66,7 @@ impl TrainConfig {
             image_size: 32,
             pgd: None,
             init: None,
+            input_transform: None,
         }
     }
 
@@ -413,6 +420,16 @@ pub fn shapes_batch(
     Ok((Tensor::stack(&xs, 0)?, labels))
 }
 
+/// `x` [B, C, N, N] through `transform`, if any (as candle errors, for the training loop).
+fn transformed(x: Tensor, transform: Option<FrequencyTransform>) -> candle_core::Result<Tensor> {
+    match transform {
+        None => Ok(x),
+        Some(t) => t
+            .apply_once(&x)
+            .map_err(|e| candle_core::Error::Msg(format!("input transform {t}: {e}"))),
+    }
+}
+
 /// Trains on fresh generated shapes every epoch (epoch e uses images e·N .. (e+1)·N).
 pub fn train_on_shapes(
     cfg: &TrainConfig,
@@ -426,24 +443,27 @@ pub fn train_on_shapes(
         super::generator::CLASSES.len(),
         device,
         |epoch, b, size| {
-            shapes_batch(
+            let (x, labels) = shapes_batch(
                 cfg.seed,
                 epoch as u64 * n + b as u64 * bs,
                 size,
                 cfg.image_size,
                 device,
-            )
+            )?;
+            Ok((transformed(x, cfg.input_transform)?, labels))
         },
         on_epoch,
     )
 }
 
 /// Clean and (optionally) PGD-robust top-1 accuracy of a loaded classifier on `count` held-out
-/// generated images.
+/// generated images, seen through `transform` when the model was trained on transformed ones
+/// (the attack then works on the transformed images, the model's own input).
 pub fn held_out_accuracy(
     model: &crate::models::Classifier,
     count: usize,
     pgd: Option<&PgdConfig>,
+    transform: Option<FrequencyTransform>,
 ) -> crate::models::Result<(f64, Option<f64>)> {
     let size = model.spec().input_size[0] as u32;
     let (mut clean, mut robust) = (0usize, 0usize);
@@ -451,6 +471,7 @@ pub fn held_out_accuracy(
     while start < count {
         let n = 100.min(count - start);
         let (x, labels) = shapes_batch(HELD_OUT_SEED, start as u64, n, size, model.device())?;
+        let x = transformed(x, transform)?;
         let count_hits = |x: &Tensor| -> crate::models::Result<usize> {
             let pred = model.forward(x)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
             Ok(pred.iter().zip(&labels).filter(|(p, y)| p == y).count())

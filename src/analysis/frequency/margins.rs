@@ -166,6 +166,12 @@ impl Default for MarginOptions {
 /// Subspace DeepFool for every image of `images` [Ns, C, N, N] in every subspace of `plan`,
 /// low to high. `on_progress` is called after each batch and each subspace; returning
 /// `Break` stops after the current batch and returns the subspaces finished so far.
+///
+/// A model with an input transform T is measured as the seed measures a model trained on
+/// transformed data: on the samples T(x), with the perturbation confined to a band of the
+/// network's own input. (Measuring f∘T on x instead would put the bands in the untransformed
+/// image: for flip, band s there is band S−1−s of the network's input, which mirrors the
+/// profile back, and a band filter would make its cut bands trivially infinite.)
 pub fn measure_margins(
     model: &TransformedModel<'_>,
     images: &Tensor,
@@ -177,7 +183,9 @@ pub fn measure_margins(
     options.deepfool.validate()?;
     let samples = images.dim(0)?;
     let batch = options.batch.max(1);
-    let images = images.to_device(model.device())?.to_dtype(model.dtype())?;
+    let images = model.transform_samples(images)?;
+    let model = TransformedModel::plain(model.classifier());
+    let model = &model;
     let mut out = MarginDistribution {
         plan: *plan,
         samples,
@@ -320,6 +328,38 @@ mod tests {
         assert!(table_markdown(&[s]).contains("| 0 | 0 | 2.500 | 1.750 | 3.250 | 0 | 0 |"));
         assert_eq!(significant(0.0123456), "0.01235");
         assert_eq!(significant(12.3456), "12.35");
+    }
+
+    #[test]
+    fn a_transformed_model_is_measured_on_transformed_samples() {
+        use super::super::transforms::FrequencyTransform;
+        let shape = [1, 12, 12];
+        let classifier = biased_linear_f64(shape, 3, 7);
+        let plan = SubspacePlan::for_input(1, 12, 12).expect("plan");
+        let rows: Vec<Tensor> = (0..3)
+            .map(|i| {
+                Tensor::from_vec(random_image(i, shape), (1, 12, 12), &Device::Cpu).expect("x")
+            })
+            .collect();
+        let images = stack_images(&rows).expect("stack");
+        let options = MarginOptions::default();
+        let measure = |model: &TransformedModel<'_>, x: &Tensor| {
+            measure_margins(model, x, &plan, &options, |_| ControlFlow::Continue(()))
+                .expect("margins")
+        };
+        let flipped_model =
+            TransformedModel::new(&classifier, Some(FrequencyTransform::Flip)).expect("model");
+        let via_transform = measure(&flipped_model, &images);
+        let flipped = FrequencyTransform::Flip
+            .apply_once(&images.to_dtype(DType::F64).expect("f64"))
+            .expect("flip");
+        let direct = measure(&TransformedModel::plain(&classifier), &flipped);
+        for (a, b) in via_transform.subspaces.iter().zip(&direct.subspaces) {
+            assert_eq!(a.margins, b.margins, "subspace {}", a.summary.s);
+        }
+        // And not the margins of the untransformed samples.
+        let plain = measure(&TransformedModel::plain(&classifier), &images);
+        assert_ne!(via_transform.subspaces[0].margins, plain.subspaces[0].margins);
     }
 
     #[test]

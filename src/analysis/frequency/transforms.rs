@@ -130,9 +130,10 @@ impl FrequencyTransform {
     }
 }
 
-/// A classifier seen through an optional input transform: x ↦ logits(T x). The analyses that
-/// take one work on any model this way (e.g. a model trained on flipped images is evaluated
-/// with `--input-transform flip`).
+/// A classifier seen through an optional input transform: x ↦ logits(T x), so any analysis
+/// can treat a model trained on transformed images (e.g. flipped ones) as a classifier of plain
+/// images. The margins measure such a model on T(x) instead (`transform_samples`, see
+/// `measure_margins`).
 pub struct TransformedModel<'a> {
     classifier: &'a Classifier,
     transform: Option<(FrequencyTransform, Dct2)>,
@@ -183,6 +184,13 @@ impl<'a> TransformedModel<'a> {
 
     pub fn device(&self) -> &Device {
         self.classifier.device()
+    }
+
+    /// The samples as the network sees them when it was trained on transformed data: T(x)
+    /// [B, C, N, N] in the model's dtype and device (x itself without a transform).
+    pub fn transform_samples(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.to_device(self.device())?.to_dtype(self.dtype())?;
+        self.transformed(&x)
     }
 
     fn transformed(&self, x: &Tensor) -> Result<Tensor> {
