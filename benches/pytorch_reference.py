@@ -204,6 +204,38 @@ def time_lpips(path, seconds, min_iters, max_iters):
             "seeded_pair_distance": float(pair().flatten()[0])}
 
 
+def semantic_map_fn(model, image, points, batch):
+    """A points x points map of p(class 0) over rot in [-180, 180] degrees and scale in
+    [0.5, 1.5] (ALGORITHMS.md §3.1-3.2): affine_grid + grid_sample (bilinear, zeros,
+    align_corners=False), clamp, forward, softmax, in batches, as `blindspot semantic map`."""
+    h, w = image.shape[-2:]
+    rots = torch.linspace(-180.0, 180.0, points, dtype=torch.float64)
+    scales = torch.linspace(0.5, 1.5, points, dtype=torch.float64)
+    rot, scale = torch.meshgrid(rots, scales, indexing="ij")
+    rot, scale = rot.flatten(), scale.flatten()
+
+    def thetas(r, s):
+        c, sn = torch.cos(torch.deg2rad(r)), torch.sin(torch.deg2rad(r))
+        zero = torch.zeros_like(r)
+        return torch.stack([
+            torch.stack([c / s, -sn * h / w / s, zero], -1),
+            torch.stack([sn * w / h / s, c / s, zero], -1),
+        ], 1).float()
+
+    def run():
+        values = []
+        with torch.no_grad():
+            for k in range(0, rot.numel(), batch):
+                t = thetas(rot[k:k + batch], scale[k:k + batch])
+                grid = F.affine_grid(t, (t.shape[0], 3, h, w), align_corners=False)
+                x = F.grid_sample(image.expand(t.shape[0], -1, -1, -1), grid, mode="bilinear",
+                                  padding_mode="zeros", align_corners=False).clamp(0, 1)
+                values.append(F.softmax(model(x), -1)[:, 0])
+        return torch.cat(values)
+
+    return run
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
@@ -216,12 +248,15 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--tuned-malloc", action="store_true")
     p.add_argument("--no-hull", action="store_true")
+    p.add_argument("--semantic-map", type=int, default=0, metavar="POINTS",
+                   help="also time a POINTS x POINTS rot x scale semantic map on resnet20 (61)")
+    p.add_argument("--map-batch", type=int, default=64)
     p.add_argument("--lpips", metavar="SAFETENSORS", help="also time LPIPS-Alex on a 224x224 pair")
     p.add_argument("--lpips-only", action="store_true", help="time only LPIPS (with --lpips)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    rows, hull = [], []
+    rows, hull, semantic = [], [], []
     for name in [] if args.lpips_only else (args.model or list(MODELS)):
         build, size = MODELS[name]
         model = build().eval()
@@ -259,6 +294,12 @@ def main():
             hull.append({"model": name, "input": size, "batch": args.hull_batch,
                          "forward_ms": timed(hull_forward, args.seconds, 2, 10)})
             print(json.dumps(hull[-1]), file=sys.stderr)
+        if args.semantic_map and name == "resnet20":
+            image = torch.rand(1, 3, size, size)
+            maps = semantic_map_fn(model, image, args.semantic_map, args.map_batch)
+            semantic.append({"model": name, "input": size, "batch": args.semantic_map ** 2,
+                             "forward_ms": timed(maps, args.seconds, 2, 10)})
+            print(json.dumps(semantic[-1]), file=sys.stderr)
     out = {
         "source": "pytorch",
         "torch": torch.__version__,
@@ -269,6 +310,7 @@ def main():
         "definition": "lst_iter = forward recording the graph + input gradient (frozen weights) + forward",
         "rows": rows,
         "hull_forward": hull,
+        "semantic_map": semantic,
         "lpips": [time_lpips(args.lpips, args.seconds, args.min_iters, args.max_iters)]
         if args.lpips else [],
     }

@@ -52,6 +52,13 @@ pub struct BenchArgs {
     /// (resnet20, resnet50; 66 in the issue); 0 skips it.
     #[arg(long, default_value_t = 0)]
     hull_batch: usize,
+    /// Also time a semantic map (ALGORITHMS.md §3.2) of this many points per axis over rot ×
+    /// scale on resnet20 (61 in the issue: 3721 warped images, batches of --map-batch); 0 skips.
+    #[arg(long, default_value_t = 0)]
+    semantic_map: usize,
+    /// Transformed images per model call in the semantic map (`semantic map --batch`).
+    #[arg(long, default_value_t = 64)]
+    map_batch: usize,
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Compute threads (`models::set_compute_threads`); all cores when absent.
@@ -119,6 +126,8 @@ struct Reference {
     hull_forward: Vec<ReferenceHull>,
     #[serde(default)]
     lpips: Vec<ReferenceLpips>,
+    #[serde(default)]
+    semantic_map: Vec<ReferenceHull>,
 }
 
 #[derive(Deserialize)]
@@ -204,6 +213,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 all.rows.extend(r.rows);
                 all.hull_forward.extend(r.hull_forward);
                 all.lpips.extend(r.lpips);
+                all.semantic_map.extend(r.semantic_map);
             }
         }
     }
@@ -261,6 +271,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                         .iter()
                         .find(|row| row.model == model_kind.name() && row.batch == batch)
                         .map(|row| row.lst_iter_ms.median),
+                    "semantic_map" => r
+                        .semantic_map
+                        .iter()
+                        .find(|row| row.model == model_kind.name() && row.batch == batch)
+                        .map(|row| row.forward_ms.median),
                     _ => r
                         .hull_forward
                         .iter()
@@ -308,6 +323,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 records.push(describe("hull_forward", args.hull_batch, timings, 1.0));
                 emit(args, records.last())?;
             }
+            if args.semantic_map > 0 && model_kind == ZooModel::Resnet20 && fold {
+                let timings = semantic_map(args, &model, size, &device)?;
+                let points = args.semantic_map * args.semantic_map;
+                records.push(describe("semantic_map", points, timings, 1.0));
+                emit(args, records.last())?;
+            }
         }
     }
     if let Some(path) = &args.lpips {
@@ -318,6 +339,32 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         print_table(&records);
     }
     Ok(())
+}
+
+/// A whole rot × scale semantic map of one random image, as `semantic map` computes it: the
+/// warp on the host, then the batched forward and softmax (the reference script does the same
+/// with `affine_grid` + `grid_sample`).
+fn semantic_map(
+    args: &BenchArgs,
+    model: &Classifier,
+    size: usize,
+    device: &candle_core::Device,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    use blindspot::analysis::semantic::{ParamSpace, SemanticObjective, SemanticParam, compute_map};
+    let image = Tensor::rand(0f32, 1f32, (3, size, size), &candle_core::Device::Cpu)?;
+    let space = ParamSpace::new(&[SemanticParam::Rot, SemanticParam::Scale], &[], 3)?;
+    let objective = SemanticObjective::new(model, &image, 0, space, args.map_batch)?;
+    time_it(args, || {
+        let start = Instant::now();
+        let map = compute_map(&objective, args.semantic_map, |_| {
+            std::ops::ControlFlow::Continue(())
+        })?;
+        device.synchronize()?;
+        if !map.is_complete() {
+            bail!("the benchmark map stopped early");
+        }
+        Ok(start.elapsed().as_secs_f64() * 1e3)
+    })
 }
 
 /// LPIPS-Alex of one 224×224 pair of random images, the whole metric (both feature stacks,

@@ -540,3 +540,47 @@ pub fn save_checkpoint(
     let metadata = checkpoint_metadata(cfg, description).map_err(std::io::Error::other)?;
     write_safetensors(&tensors, metadata, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_transform_is_recorded_only_when_set() {
+        // Absent: the metadata of the standard and robust checkpoints stays as it was, so they
+        // regenerate byte for byte.
+        let standard = checkpoint_metadata(&TrainConfig::standard(), "d").expect("metadata");
+        assert!(!standard["blindspot"].contains("input_transform"));
+        let flipped = TrainConfig {
+            input_transform: Some(FrequencyTransform::Flip),
+            ..TrainConfig::standard()
+        };
+        let meta = checkpoint_metadata(&flipped, "d").expect("metadata");
+        assert!(meta["blindspot"].contains(r#""input_transform":"flip""#), "{meta:?}");
+        let sidecar: serde_json::Value = serde_json::from_str(&meta["blindspot"]).expect("json");
+        let back: TrainConfig =
+            serde_json::from_value(sidecar["training"].clone()).expect("training config");
+        assert_eq!(back, flipped);
+    }
+
+    #[test]
+    fn training_batches_go_through_the_transform() {
+        let x = Tensor::rand(0f32, 1f32, (2, 3, 8, 8), &Device::Cpu).expect("x");
+        let same = transformed(x.clone(), None).expect("none");
+        assert_eq!(
+            same.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v"),
+            x.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v")
+        );
+        let flipped = transformed(x.clone(), Some(FrequencyTransform::Flip)).expect("flip");
+        let twice = transformed(flipped.clone(), Some(FrequencyTransform::Flip)).expect("flip");
+        let diff = |a: &Tensor, b: &Tensor| -> f32 {
+            (a - b)
+                .and_then(|d| d.abs())
+                .and_then(|d| d.max_all())
+                .and_then(|d| d.to_scalar::<f32>())
+                .expect("diff")
+        };
+        assert!(diff(&flipped, &x) > 0.1, "flip changes the image");
+        assert!(diff(&twice, &x) < 1e-5, "and is its own inverse");
+    }
+}
