@@ -537,7 +537,7 @@ fn run_eval_command(args: &EvalArgs) -> Result<()> {
     )?;
     progress.finish_and_clear();
     record.save(&args.out, &maps)?;
-    let name = record.model.architecture.clone();
+    let name = record.model.short_name();
     print!("{}", srvr_markdown(&[(name.as_str(), &record)]));
     println!();
     print!(

@@ -223,7 +223,7 @@ impl EvalRecord {
                 Tensor::from_slice(&values, shape.as_slice(), &Device::Cpu)?,
             );
             let names = param_names(&self.space);
-            let arch = &self.model.architecture;
+            let arch = self.model.short_name();
             let title = format!(
                 "mean p(true class) over {} images under {names}, {arch}",
                 complete.len()
@@ -253,7 +253,7 @@ impl EvalRecord {
         if !tensors.is_empty() {
             record::save_tensors_atomic(&dir.join(TENSORS_FILE), &tensors)?;
         }
-        let name = self.model.architecture.clone();
+        let name = self.model.short_name();
         record::write_atomic(
             &dir.join("srvr.md"),
             super::srvr_markdown(&[(name.as_str(), self)]).as_bytes(),

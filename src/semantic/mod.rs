@@ -326,7 +326,7 @@ impl MapRecord {
                 "p({}) under {}, {}",
                 self.class.class_name,
                 param_names(&self.space),
-                self.model.architecture
+                self.model.short_name()
             );
             write_figure(
                 &map_figure(&self.space, &self.map, &[], None, &title),
@@ -379,7 +379,7 @@ impl RegionsRecord {
             "{} regions of p({}) under {names}, {}",
             self.regions.len(),
             self.class.class_name,
-            self.model.architecture
+            self.model.short_name()
         );
         write_figure(&trace_figure(&self.space, regions, &title), dir, "traces")?;
         if let Some(map) = self.map.as_ref().filter(|m| m.is_complete()) {
@@ -397,7 +397,8 @@ impl RegionsRecord {
             let start = self.regions.first().map(|r| r.start_u.as_slice());
             let title = format!(
                 "p({}) under {names} with the found regions, {}",
-                self.class.class_name, self.model.architecture
+                self.class.class_name,
+                self.model.short_name()
             );
             write_figure(
                 &map_figure(&self.space, map, &boxes, start, &title),
