@@ -14,7 +14,9 @@ use crate::analysis::frequency::{
     DeepFoolConfig, DeepFoolStatus, FrequencyTransform, MarginDistribution, SubspacePlan,
     plot_jitter, summarize, table_csv, table_markdown,
 };
-use crate::figures::{FlipFigureData, MarginPlotData, MarginSeries, flip_illustration, margin_plot};
+use crate::figures::{
+    FlipFigureData, MarginPlotData, MarginSeries, flip_illustration, margin_plot,
+};
 use crate::images::from_tensor;
 use crate::models::Classifier;
 use crate::record::{save_tensors_atomic, write_atomic};

@@ -14,7 +14,7 @@ use blindspot::analysis::frequency::{
 };
 use blindspot::figures::margin_plot;
 use blindspot::frequency_record::{
-    MarginRecord, RecordModel, RecordSamples, model_label as label, model_folder, plot_data,
+    MarginRecord, RecordModel, RecordSamples, model_folder, model_label as label, plot_data,
     series, write_model_outputs,
 };
 use blindspot::images::LabeledSet;
