@@ -4,7 +4,7 @@
 //! the flip illustration. One writer, so `margins-plot` reads what either wrote.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::json;
@@ -40,6 +40,15 @@ pub fn model_folder(k: usize) -> String {
         ".".to_string()
     } else {
         format!("also_{k}")
+    }
+}
+
+/// Where model `k`'s files go inside the record folder `out`.
+pub fn model_dir(out: &Path, k: usize) -> PathBuf {
+    if k == 0 {
+        out.to_path_buf()
+    } else {
+        out.join(model_folder(k))
     }
 }
 
@@ -138,7 +147,7 @@ impl MarginRecord<'_> {
     /// The whole folder: every model's files, the figures and config.json.
     pub fn write(&self, out: &Path, first_image: &Tensor, log_scale: bool) -> Result<()> {
         for (k, m) in self.models.iter().enumerate() {
-            write_model_outputs(&out.join(model_folder(k)), m.distribution)?;
+            write_model_outputs(&model_dir(out, k), m.distribution)?;
         }
         self.write_summary(out, first_image, log_scale)
     }

@@ -14,7 +14,7 @@ use blindspot::analysis::frequency::{
 };
 use blindspot::figures::margin_plot;
 use blindspot::frequency_record::{
-    MarginRecord, RecordModel, RecordSamples, model_folder, model_label as label, plot_data,
+    MarginRecord, RecordModel, RecordSamples, model_dir, model_label as label, plot_data,
     series, write_model_outputs,
 };
 use blindspot::images::LabeledSet;
@@ -211,7 +211,7 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
         .with_context(|| format!("measuring margins of {}", entry.source))?;
         let seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let dir = args.out.join(model_folder(k));
+        let dir = model_dir(&args.out, k);
         write_model_outputs(&dir, &distribution).map_err(anyhow::Error::from_boxed)?;
         eprintln!("{}: {seconds:.1} s", entry.label);
         println!(

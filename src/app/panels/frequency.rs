@@ -18,7 +18,7 @@ use super::model_choice::ModelChoice;
 pub const START: &str = "▶ Start margins";
 pub const CANCEL: &str = "■ Cancel margins";
 pub const FOLDER_HINT: &str = "ImageFolder, labels.tsv folder or .safetensors";
-pub const TRANSFORM_HINT: &str = "none · flip · lowpass:16 · highpass:16 · cutlow:14";
+pub const TRANSFORM_HINT: &str = "none, flip, lowpass:16, …";
 pub const TABLE_HEADING: &str = "Margin table";
 pub const LOG_SCALE: &str = "Log scale";
 
@@ -34,7 +34,7 @@ fn transform_field(ui: &mut Ui, name: &str, text: &mut String) {
     let label = ui.label(name);
     ui.add(
         egui::TextEdit::singleline(text)
-            .desired_width(150.0)
+            .desired_width(170.0)
             .hint_text(TRANSFORM_HINT),
     )
     .labelled_by(label.id)

@@ -140,7 +140,7 @@ impl MarginPlot {
                     plot.points(
                         Points::new(name, PlotPoints::from(filled))
                             .id(("freq points", m))
-                            .color(colour.gamma_multiply(0.7))
+                            .color(colour)
                             .radius(2.6),
                     );
                     plot.points(
@@ -154,7 +154,6 @@ impl MarginPlot {
                 // Boxes after every point, as in the figure, so dense points do not hide them.
                 for (m, measured) in f.measured.iter().enumerate() {
                     let colour = MODEL_COLOURS[m % MODEL_COLOURS.len()];
-                    let name = measured.model.label.as_str();
                     for sub in &measured.distribution.subspaces {
                         let q = &sub.summary;
                         let (cx, width) = lane(q.s, m, models);
@@ -164,9 +163,11 @@ impl MarginPlot {
                             continue;
                         };
                         let half = width * 0.22;
+                        // Boxes and medians stay out of the legend (an empty name), so its
+                        // swatch has the model's colour, not the median's.
                         plot.polygon(
                             Polygon::new(
-                                name,
+                                "",
                                 PlotPoints::from(vec![
                                     [cx - half, q1],
                                     [cx + half, q1],
@@ -182,7 +183,7 @@ impl MarginPlot {
                         let wide = width * 0.4;
                         plot.line(
                             Line::new(
-                                name,
+                                "",
                                 PlotPoints::from(vec![[cx - wide, median], [cx + wide, median]]),
                             )
                             .id(("freq median", m, q.s))
