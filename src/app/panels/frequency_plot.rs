@@ -75,12 +75,16 @@ impl MarginPlot {
         let median_colour = ui.visuals().strong_text_color();
         let selected = f.selected;
         let mut drawn: Vec<(PlotPoint, Selection)> = Vec::new();
-        let response = Plot::new("frequency margins")
+        // A linear axis starts at 0 (a margin's floor); a log axis fits the data.
+        let mut plot = Plot::new("frequency margins");
+        if !log {
+            plot = plot.include_y(0.0);
+        }
+        let response = plot
             .height(height)
             .legend(Legend::default().follow_insertion_order(true))
             .include_x(-0.5)
             .include_x(plan.count as f64 - 0.5)
-            .include_y(if log { -1.0 } else { 0.0 })
             .x_axis_label(format!(
                 "subspace s, low → high frequency (block start {}·s)",
                 plan.step
