@@ -10,6 +10,7 @@ pub mod app;
 pub mod demo;
 pub mod eval;
 pub mod figures;
+pub mod frequency_record;
 pub mod history;
 pub mod images;
 pub mod models;

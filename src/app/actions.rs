@@ -140,6 +140,13 @@ impl BlindspotApp {
                     self.state.error("Cannot start the reach evaluation", e);
                 }
             }
+            Action::Frequency => {
+                if !self.state.is_busy()
+                    && let Err(e) = self.start_frequency()
+                {
+                    self.state.error("Cannot start the frequency margins", e);
+                }
+            }
             Action::OpenFolder(dir) => self.background.open_folder(dir),
             Action::OpenRun(dir) => {
                 self.background.spawn(move || {

@@ -47,11 +47,13 @@ pub enum ExportJob {
         summary: Box<crate::reach::ReachSummary>,
         out: PathBuf,
     },
+    /// The frequency margins shown: the record folder or the plot.
+    Frequency(Box<super::frequency_job::FrequencyExport>),
 }
 
 /// A name in `dir` starting with `stem` that is free with each of `extensions` (a folder
 /// name when there are none): `stem`, then `stem-2`, `stem-3`, …
-fn free_stem(dir: &Path, stem: &str, extensions: &[&str]) -> String {
+pub(super) fn free_stem(dir: &Path, stem: &str, extensions: &[&str]) -> String {
     let taken = |s: &str| {
         if extensions.is_empty() {
             dir.join(s).exists()
@@ -70,7 +72,12 @@ fn free_stem(dir: &Path, stem: &str, extensions: &[&str]) -> String {
         .unwrap_or_else(|| stem.to_string())
 }
 
-fn write_figure(figure: &Figure, dir: &Path, stem: &str, scale: f32) -> Result<String, String> {
+pub(super) fn write_figure(
+    figure: &Figure,
+    dir: &Path,
+    stem: &str,
+    scale: f32,
+) -> Result<String, String> {
     let stem = free_stem(dir, stem, &["png", "svg"]);
     let png = dir.join(format!("{stem}.png"));
     let svg = dir.join(format!("{stem}.svg"));
@@ -105,6 +112,7 @@ impl ExportJob {
             ExportJob::HullRender { .. } => ExportKind::HullRender,
             ExportJob::Grid { .. } => ExportKind::Grid,
             ExportJob::ReachFigures { .. } => ExportKind::ReachFigures,
+            ExportJob::Frequency(job) => job.kind,
         }
     }
 
@@ -203,6 +211,7 @@ impl ExportJob {
                 "grid",
                 scale,
             ),
+            ExportJob::Frequency(job) => job.write(dir, scale),
             ExportJob::ReachFigures { summary, out } => {
                 let name = out
                     .file_name()

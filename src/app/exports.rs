@@ -107,6 +107,9 @@ impl BlindspotApp {
                     .ok_or_else(|| "no grid has been computed".to_string())?;
                 ExportJob::Grid { grid, model }
             }
+            ExportKind::FrequencyRecord | ExportKind::FrequencyPlot => {
+                ExportJob::Frequency(Box::new(st.frequency.export(kind)?))
+            }
             ExportKind::ReachFigures => {
                 let (Some(summary), Some(out)) = (&st.reach.summary, &st.reach.out) else {
                     return Err("no reach evaluation has run".into());

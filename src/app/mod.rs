@@ -9,6 +9,7 @@
 //! - `background`: file dialogs, exports and history I/O off the UI thread.
 //! - `export`: figures, run records and heatmap renders written atomically.
 //! - `reach_state`, `reach_job`: the Reach tab's data, and starting and following its evaluation.
+//! - `frequency_state`, `frequency_job`: the Frequency tab's data, and starting and following its margins.
 //! - `events`, `actions`, `exports`: the app's halves of the worker protocol (applying its
 //!   events, turning panel actions into commands) and of exports and background results.
 
@@ -17,6 +18,8 @@ pub mod background;
 mod events;
 pub mod export;
 mod exports;
+mod frequency_job;
+pub mod frequency_state;
 pub mod heatmap;
 pub mod panels;
 mod reach_job;
@@ -119,6 +122,7 @@ pub struct Panels {
     pub widths: panels::widths::WidthsPanel,
     pub grid: panels::grid::GridPanel,
     pub reach: panels::reach::ReachPanel,
+    pub frequency: panels::frequency::FrequencyPanel,
     pub history: panels::history::HistoryPanel,
 }
 
@@ -713,6 +717,11 @@ impl eframe::App for BlindspotApp {
                     Tab::Widths => self.panels.widths.ui(ui, &mut self.state),
                     Tab::Grid => self.panels.grid.ui(ui, &mut self.state, &mut self.textures),
                     Tab::Reach => self.panels.reach.ui(ui, &mut self.state),
+                    Tab::Frequency => {
+                        self.panels
+                            .frequency
+                            .ui(ui, &mut self.state, &mut self.textures);
+                    }
                     Tab::History => {
                         let root = self.history.as_ref().map(|h| h.root().to_path_buf());
                         self.panels.history.ui(ui, &mut self.state, root.as_deref());

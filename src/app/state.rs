@@ -27,16 +27,18 @@ pub enum Tab {
     Widths,
     Grid,
     Reach,
+    Frequency,
     History,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Traversal,
         Tab::Hull,
         Tab::Widths,
         Tab::Grid,
         Tab::Reach,
+        Tab::Frequency,
         Tab::History,
     ];
 
@@ -47,6 +49,7 @@ impl Tab {
             Tab::Widths => "Widths",
             Tab::Grid => "Grid",
             Tab::Reach => "Reach",
+            Tab::Frequency => "Frequency",
             Tab::History => "History",
         }
     }
@@ -151,6 +154,8 @@ pub enum JobKind {
     Grid,
     /// A reach evaluation; its progress is in pairs.
     Reach,
+    /// Frequency margins; progress in sample-subspaces.
+    Frequency,
 }
 
 #[derive(Debug)]
@@ -453,6 +458,8 @@ pub enum Action {
     Grid,
     /// Start (or resume) the reach evaluation set up in the Reach tab.
     Reach,
+    /// Start the frequency-margin measurement set up in the Frequency tab.
+    Frequency,
     /// Show a folder in the system's file manager.
     OpenFolder(PathBuf),
     OpenRun(PathBuf),
@@ -480,6 +487,10 @@ pub enum ExportKind {
     Grid,
     /// The figures a finished reach evaluation wrote (hit-rate matrix, examples grid).
     ReachFigures,
+    /// The frequency-margin record folder (as `blindspot margins` writes it).
+    FrequencyRecord,
+    /// The frequency margin plot.
+    FrequencyPlot,
 }
 
 impl ExportKind {
@@ -494,6 +505,8 @@ impl ExportKind {
             ExportKind::Widths => "width plot",
             ExportKind::Grid => "grid figure",
             ExportKind::ReachFigures => "reach figures",
+            ExportKind::FrequencyRecord => "margin record",
+            ExportKind::FrequencyPlot => "margin plot",
         }
     }
 }
@@ -526,6 +539,7 @@ pub struct AppState {
     pub hull: HullState,
     pub grid: GridState,
     pub reach: super::reach_state::ReachState,
+    pub frequency: super::frequency_state::FrequencyState,
     pub history: HistoryState,
     pub export: ExportState,
     pub notices: Vec<Notice>,
@@ -574,6 +588,7 @@ impl AppState {
                 ..GridState::default()
             },
             reach: super::reach_state::ReachState::default(),
+            frequency: super::frequency_state::FrequencyState::default(),
             history: HistoryState::default(),
             export: ExportState {
                 dir_text: String::new(),

@@ -26,7 +26,12 @@ use crate::models::{Classifier, LoadOptions, Lpips, ModelSpec, load_classifier, 
 use crate::record::{RunPixels, RunRecord};
 use crate::run::{HullInputs, HullReport, InputImage, traverse_live};
 
+mod frequency;
 mod reach;
+pub use frequency::{
+    FrequencyImages, FrequencyModel, FrequencyRequest, FrequencySamples, FrequencyUpdate,
+    MeasuredModel,
+};
 pub use reach::{ReachFinished, ReachRequest, ReachUpdate};
 
 /// Where a model comes from.
@@ -210,6 +215,8 @@ pub enum Command {
     },
     /// A reach evaluation (§2.3) with the loaded model, into a folder the CLI can read.
     Reach(Box<ReachRequest>),
+    /// Frequency margins (§4) of the loaded model and up to two more on the same samples.
+    Frequency(Box<FrequencyRequest>),
 }
 
 /// Whether LPIPS can be reported (Table 1's last column).
@@ -290,6 +297,10 @@ pub enum Event {
     Reach {
         job: JobId,
         update: ReachUpdate,
+    },
+    Frequency {
+        job: JobId,
+        update: FrequencyUpdate,
     },
 }
 
@@ -465,6 +476,7 @@ impl WorkerState {
                 control,
             } => self.grid(job, &images, &config, &control),
             Command::Reach(request) => self.reach(&request),
+            Command::Frequency(request) => self.frequency(&request),
         }
     }
 

@@ -2,24 +2,23 @@
 //! §4) for Ns seeded samples of an image set, one model or several overlaid on the same
 //! samples. Writes config.json, the exact tensors, the margin tables and the figures.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use blindspot::analysis::frequency::dct::Dct2;
 use blindspot::analysis::frequency::{
-    DeepFoolConfig, DeepFoolStatus, FrequencyError, FrequencyTransform, MarginDistribution,
-    MarginOptions, MarginProgress, SubspacePlan, TransformedModel, measure_margins, plot_jitter,
-    select_samples, summarize, table_csv, table_markdown,
+    DeepFoolConfig, DeepFoolStatus, FrequencyError, FrequencyTransform, MarginOptions,
+    MarginProgress, SubspacePlan, TransformedModel, measure_margins, select_samples,
+    table_markdown,
 };
-use blindspot::figures::{
-    FlipFigureData, MarginPlotData, MarginSeries, flip_illustration, margin_plot,
+use blindspot::figures::margin_plot;
+use blindspot::frequency_record::{
+    MarginRecord, RecordModel, RecordSamples, model_dir, model_label as label, plot_data,
+    series, write_model_outputs,
 };
-use blindspot::images::{LabeledSet, from_tensor};
+use blindspot::images::LabeledSet;
 use blindspot::models::Classifier;
-use blindspot::record::{save_tensors_atomic, write_atomic};
 use candle_core::{DType, Tensor};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -93,13 +92,6 @@ fn split_transform(name: &str) -> Result<(&str, Option<FrequencyTransform>)> {
             Ok((model, Some(t)))
         }
         None => Ok((name, None)),
-    }
-}
-
-fn label(classifier: &Classifier, transform: Option<FrequencyTransform>) -> String {
-    match transform {
-        Some(t) => format!("{} ({t})", classifier.spec().short_name()),
-        None => classifier.spec().short_name(),
     }
 }
 
@@ -219,12 +211,8 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
         .with_context(|| format!("measuring margins of {}", entry.source))?;
         let seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let dir = if k == 0 {
-            args.out.clone()
-        } else {
-            args.out.join(format!("also_{k}"))
-        };
-        write_model_outputs(&dir, &distribution)?;
+        let dir = model_dir(&args.out, k);
+        write_model_outputs(&dir, &distribution).map_err(anyhow::Error::from_boxed)?;
         eprintln!("{}: {seconds:.1} s", entry.label);
         println!(
             "{}\n{}",
@@ -234,34 +222,35 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
         results.push((distribution, seconds));
     }
 
-    write_figures(args, &entries, &plan, &results, &images)?;
-    let summary = json!({
-        "method": "subspace_deepfool",
-        "images": args.images.display().to_string(),
-        "seed": args.seed,
-        "samples": chosen.len(),
-        "sample_indices": chosen,
-        "sample_files": chosen.iter().map(|&i| set.path_of(i).display().to_string()).collect::<Vec<_>>(),
-        "sample_labels": chosen.iter().map(|&i| set.label(i)).collect::<Vec<_>>(),
-        "plan": plan,
-        "dim": plan.dim(),
-        "starts": plan.starts(),
-        "deepfool": config,
-        "batch": args.batch,
-        "status_codes": {"converged": DeepFoolStatus::Converged.code(), "max_iter": DeepFoolStatus::MaxIter.code(), "degenerate": DeepFoolStatus::Degenerate.code()},
-        "models": entries.iter().zip(&results).enumerate().map(|(k, (e, (d, seconds)))| json!({
-            "label": e.label,
-            "source": e.source,
-            "input_transform": e.transform.map(|t| t.to_string()),
-            "folder": if k == 0 { ".".to_string() } else { format!("also_{k}") },
-            "seconds": seconds,
-            "subspaces": d.summaries(),
-        })).collect::<Vec<_>>(),
-    });
-    write_atomic(
-        &args.out.join("config.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    let record = MarginRecord {
+        plan,
+        seed: args.seed,
+        samples: RecordSamples {
+            images: args.images.display().to_string(),
+            indices: chosen.clone(),
+            files: chosen
+                .iter()
+                .map(|&i| set.path_of(i).display().to_string())
+                .collect(),
+            labels: chosen.iter().map(|&i| Some(set.label(i))).collect(),
+        },
+        deepfool: config,
+        batch: args.batch,
+        models: entries
+            .iter()
+            .zip(&results)
+            .map(|(e, (d, seconds))| RecordModel {
+                label: e.label.clone(),
+                source: e.source.clone(),
+                transform: e.transform,
+                distribution: d,
+                seconds: *seconds,
+            })
+            .collect(),
+    };
+    record
+        .write_summary(&args.out, &images.get(0)?, args.log_scale)
+        .map_err(anyhow::Error::from_boxed)?;
     println!("written to {}", args.out.display());
     if args.json {
         let first = &results[0].0;
@@ -271,139 +260,6 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn write_model_outputs(dir: &Path, d: &MarginDistribution) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tensors: HashMap<String, Tensor> = d.tensors()?.into_iter().collect();
-    save_tensors_atomic(&dir.join("margins.safetensors"), &tensors)?;
-    let rows = d.summaries();
-    write_atomic(&dir.join("margin_table.csv"), table_csv(&rows).as_bytes())?;
-    write_atomic(
-        &dir.join("margin_table.md"),
-        table_markdown(&rows).as_bytes(),
-    )?;
-    Ok(())
-}
-
-fn write_figures(
-    args: &MarginsArgs,
-    entries: &[Entry],
-    plan: &SubspacePlan,
-    results: &[(MarginDistribution, f64)],
-    images: &Tensor,
-) -> Result<()> {
-    let samples = images.dim(0)?;
-    let series = entries
-        .iter()
-        .zip(results)
-        .map(|(e, (d, _))| {
-            series(
-                &e.label,
-                d.subspaces.iter().map(|s| s.margins.clone()).collect(),
-                d.subspaces.iter().map(|s| s.statuses.clone()).collect(),
-            )
-        })
-        .collect();
-    let data = plot_data(plan, args.seed, samples, series, args.log_scale, None);
-    let figure = margin_plot(&data);
-    figure.write_png(&args.out.join("margin_plot.png"), 2.0)?;
-    figure.write_svg(&args.out.join("margin_plot.svg"))?;
-
-    let flip = flip_data(&images.get(0)?, plan.size)?;
-    let figure = flip_illustration(&flip);
-    figure.write_png(&args.out.join("flip.png"), 2.0)?;
-    figure.write_svg(&args.out.join("flip.svg"))?;
-    Ok(())
-}
-
-/// The first sample, its frequency flip (rescaled to [0, 1] for display: a flipped image is
-/// not an image in [0, 1]) and both log10|DCT2| spectra averaged over channels.
-fn flip_data(image: &Tensor, n: usize) -> Result<FlipFigureData> {
-    let image = image
-        .to_device(&candle_core::Device::Cpu)?
-        .to_dtype(DType::F32)?;
-    let dct = Dct2::new(n, DType::F32, &candle_core::Device::Cpu)?;
-    let flipped = FrequencyTransform::Flip.apply(&dct, &image)?;
-    let (lo, hi) = (
-        flipped.min_all()?.to_scalar::<f32>()?,
-        flipped.max_all()?.to_scalar::<f32>()?,
-    );
-    let shown = flipped.affine(
-        1.0 / f64::from((hi - lo).max(1e-12)),
-        -f64::from(lo) / f64::from((hi - lo).max(1e-12)),
-    )?;
-    let spectrum = |t: &Tensor| -> Result<Vec<f32>> {
-        let magnitude = dct.forward(t)?.abs()?.mean(0)?;
-        Ok(magnitude
-            .flatten_all()?
-            .to_vec1::<f32>()?
-            .into_iter()
-            .map(|v| (v + 1e-6).log10())
-            .collect())
-    };
-    Ok(FlipFigureData {
-        title: "Frequency flip: image, flipped, log|DCT2| before and after".into(),
-        image: from_tensor(&image)?,
-        flipped: from_tensor(&shown)?,
-        size: n,
-        spectrum: spectrum(&image)?,
-        flipped_spectrum: spectrum(&flipped)?,
-    })
-}
-
-/// One model's points, with the §0.3 quartiles of each subspace.
-fn series(label: &str, margins: Vec<Vec<f32>>, statuses: Vec<Vec<DeepFoolStatus>>) -> MarginSeries {
-    let quartiles = margins
-        .iter()
-        .zip(&statuses)
-        .map(|(m, st)| {
-            let q = summarize(0, 0, m, st);
-            [q.q1, q.median, q.q3]
-        })
-        .collect();
-    let converged = statuses
-        .iter()
-        .map(|row| {
-            row.iter()
-                .map(|&x| x == DeepFoolStatus::Converged)
-                .collect()
-        })
-        .collect();
-    MarginSeries {
-        name: label.to_string(),
-        margins,
-        converged,
-        quartiles,
-    }
-}
-
-fn plot_data(
-    plan: &SubspacePlan,
-    seed: u64,
-    samples: usize,
-    series: Vec<MarginSeries>,
-    log_scale: bool,
-    title: Option<&str>,
-) -> MarginPlotData {
-    MarginPlotData {
-        title: title.map_or_else(
-            || {
-                format!(
-                    "Margins in {}×{} DCT subspaces, {samples} samples",
-                    plan.band, plan.band
-                )
-            },
-            str::to_string,
-        ),
-        starts: plan.starts(),
-        x_label: format!("subspace s (block start {}·s)", plan.step),
-        series,
-        jitter: (0..plan.count)
-            .map(|s| plot_jitter(seed, s, samples))
-            .collect(),
-        log_scale,
-    }
 }
 
 #[derive(Args)]

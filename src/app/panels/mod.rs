@@ -1,6 +1,8 @@
 //! The app's panels: each a small struct with a `ui` method that reads [`AppState`] and asks for
 //! work through actions. The app only lays them out.
 
+pub mod frequency;
+pub mod frequency_plot;
 pub mod grid;
 pub mod history;
 pub mod hull;
