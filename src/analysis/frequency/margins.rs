@@ -78,6 +78,9 @@ pub struct SubspaceMargins {
     pub margins: Vec<f32>,
     pub statuses: Vec<DeepFoolStatus>,
     pub iterations: Vec<u32>,
+    /// The label DeepFool ended on for every sample (the input's label when it did not
+    /// converge): the label of T(x) + (1+os)·r for a model with an input transform.
+    pub final_labels: Vec<u32>,
     /// (1+os)·r of every sample, [C·N·N] each, when asked for.
     pub perturbations: Option<Vec<Vec<f32>>>,
 }
@@ -214,6 +217,7 @@ pub fn measure_margins(
         let finished = SubspaceMargins {
             summary: summarize(s, plan.start(s), &margins, &statuses),
             iterations: outcomes.iter().map(|o| o.iterations).collect(),
+            final_labels: outcomes.iter().map(|o| o.final_label).collect(),
             perturbations: options
                 .keep_perturbations
                 .then(|| outcomes.into_iter().map(|o| o.perturbation).collect()),
@@ -356,6 +360,8 @@ mod tests {
         let direct = measure(&TransformedModel::plain(&classifier), &flipped);
         for (a, b) in via_transform.subspaces.iter().zip(&direct.subspaces) {
             assert_eq!(a.margins, b.margins, "subspace {}", a.summary.s);
+            assert_eq!(a.final_labels, b.final_labels, "subspace {}", a.summary.s);
+            assert_eq!(a.final_labels.len(), 3);
         }
         // And not the margins of the untransformed samples.
         let plain = measure(&TransformedModel::plain(&classifier), &images);

@@ -8,7 +8,7 @@ use egui::{Color32, RichText, Ui};
 use egui_plot::{GridMark, Legend, Line, Plot, PlotPoint, PlotPoints, Points, Polygon};
 
 use crate::analysis::frequency::dct::Dct2;
-use crate::analysis::frequency::{DeepFoolStatus, plot_jitter};
+use crate::analysis::frequency::{DeepFoolStatus, FrequencyTransform, plot_jitter};
 use crate::app::frequency_state::{FrequencyState, Selection};
 use crate::app::textures::Textures;
 use crate::frequency_record::log_spectrum;
@@ -285,18 +285,31 @@ impl PointView {
         let side = 150.0;
         let key = format!("freq {} {} {}", sel.model, sel.s, sel.sample);
         let spectrum = self.spectrum(sel, d.perturbation, shape);
+        // A model trained on transformed images is measured on T(x): show what it sees, so the
+        // perturbation beside it is in the same space.
+        let transform = measured.model.transform;
+        let seen = transform.and_then(|t| transformed_for_display(t, pixels, shape));
+        let (sample_pixels, sample_title) = match (&seen, transform) {
+            (Some(seen), Some(t)) => (seen.as_slice(), format!("T(x) = {t}(sample)")),
+            _ => (pixels.as_slice(), "Sample".to_string()),
+        };
         ui.horizontal(|ui| {
             image_card(
                 ui,
                 textures,
                 Pixels {
-                    key: &format!("freq sample {}", sel.sample),
-                    data: pixels,
+                    key: &format!(
+                        "freq sample {} {}",
+                        sel.sample,
+                        transform.map_or_else(String::new, |t| t.to_string())
+                    ),
+                    data: sample_pixels,
                     shape,
                 },
                 side,
-                "Sample",
-                None,
+                &sample_title,
+                seen.is_some()
+                    .then(|| RichText::new("what the model sees, clipped to [0, 1]").weak()),
             );
             image_card(
                 ui,
@@ -376,4 +389,17 @@ fn viridis_image(values: &[f32], n: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// T(x) of one sample [C·N·N], clipped to [0, 1] for display; None if the transform fails
+/// (it was checked before the run, so it does not).
+fn transformed_for_display(
+    transform: FrequencyTransform,
+    pixels: &[f32],
+    shape: [usize; 3],
+) -> Option<Vec<f32>> {
+    let x = candle_core::Tensor::from_slice(pixels, &shape[..], &candle_core::Device::Cpu).ok()?;
+    let seen = transform.apply_once(&x).ok()?;
+    let values = seen.flatten_all().ok()?.to_vec1::<f32>().ok()?;
+    Some(values.into_iter().map(|v| v.clamp(0.0, 1.0)).collect())
 }

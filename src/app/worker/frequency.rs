@@ -184,22 +184,15 @@ impl WorkerState {
             let model = TransformedModel::new(classifier, measured.transform)
                 .map_err(|e| format!("{}: {}", measured.label, describe(&e)))?;
             let clock = Instant::now();
-            let mut failed: Option<String> = None;
             let distribution = measure_margins(&model, &images, &plan, &options, |p| {
                 let update = match p {
                     MarginProgress::Batch { s, done } => {
                         FrequencyUpdate::Batch { model: k, s, done }
                     }
-                    MarginProgress::Subspace(m) => match perturbed_labels(&model, &images, m) {
-                        Ok(labels) => FrequencyUpdate::Subspace {
-                            model: k,
-                            subspace: Box::new(m.clone()),
-                            labels,
-                        },
-                        Err(e) => {
-                            failed = Some(e);
-                            return ControlFlow::Break(());
-                        }
+                    MarginProgress::Subspace(m) => FrequencyUpdate::Subspace {
+                        model: k,
+                        subspace: Box::new(m.clone()),
+                        labels: m.final_labels.clone(),
                     },
                 };
                 if self.emit(Event::Frequency { job, update }).is_break() {
@@ -212,9 +205,6 @@ impl WorkerState {
                 control.checkpoint(steps)
             })
             .map_err(|e| format!("{}: {}", measured.label, describe(&e)))?;
-            if let Some(e) = failed {
-                return Err(e);
-            }
             if *ui_gone {
                 return Ok(false);
             }
@@ -365,25 +355,3 @@ fn load_samples(
     Ok(out)
 }
 
-/// The label of each sample at x + (1+os)·r, the input `measure_margins` found.
-fn perturbed_labels(
-    model: &TransformedModel<'_>,
-    images: &Tensor,
-    m: &SubspaceMargins,
-) -> Result<Vec<u32>, String> {
-    let Some(perturbations) = &m.perturbations else {
-        return Ok(Vec::new());
-    };
-    let flat: Vec<f32> = perturbations.iter().flatten().copied().collect();
-    let r = Tensor::from_vec(flat, images.dims(), &Device::Cpu).map_err(err)?;
-    let x = (images + r)
-        .and_then(|x| x.to_device(model.device()))
-        .and_then(|x| x.to_dtype(model.dtype()))
-        .map_err(err)?;
-    let logits = model.forward(&x).map_err(|e| describe(&e))?;
-    logits
-        .to_dtype(DType::F32)
-        .and_then(|l| l.argmax(1))
-        .and_then(|l| l.to_vec1::<u32>())
-        .map_err(err)
-}
