@@ -28,9 +28,11 @@ pub struct AccuracyArgs {
 }
 
 pub fn run(args: &AccuracyArgs) -> Result<()> {
+    anyhow::ensure!(args.batch >= 1, "--batch 0: must be at least 1");
     let model = args.model.load()?;
     let device = model.device().clone();
     let source = images::LabeledSet::open(&args.images)?;
+    source.check_labels(model.spec().num_classes())?;
     let bar = if args.json {
         ProgressBar::hidden()
     } else {
