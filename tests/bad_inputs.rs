@@ -234,6 +234,31 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "tensor data set with a label of 10",
+        make: |d| {
+            let p = d.join("set.safetensors");
+            let images = Tensor::zeros((1, 32, 32, 3), DType::U8, &Device::Cpu).unwrap();
+            let labels = Tensor::new(&[10i64], &Device::Cpu).unwrap();
+            let t: HashMap<String, Tensor> = [
+                ("images".to_string(), images),
+                ("labels".to_string(), labels),
+            ]
+            .into();
+            candle_core::safetensors::save(&t, &p).unwrap();
+            vec![
+                "accuracy".into(),
+                "-w".into(),
+                resnet20(),
+                "--images".into(),
+                s(&p),
+            ]
+        },
+        needles: &[
+            "{dir}/set.safetensors",
+            "`labels`[0] is 10, not a class of the model",
+        ],
+    },
+    Case {
         name: "labels.tsv label -1",
         make: |d| {
             let data = labelled_folder(d, &["-1"]);
@@ -309,6 +334,16 @@ const CASES: &[Case] = &[
         name: "traverse --pthresh -0.5",
         make: |d| traverse_args(d, &["--pthresh", "-0.5"]),
         needles: &["--pthresh -0.5: must be between 0 and 1"],
+    },
+    Case {
+        name: "eval --pairs -1 (a value for the flag, not an unknown argument)",
+        make: |d| eval_args(d, common::cifar_png(), &["--pairs", "-1"]),
+        needles: &["invalid value '-1' for '--pairs"],
+    },
+    Case {
+        name: "traverse --iterations -5",
+        make: |d| traverse_args(d, &["--iterations", "-5"]),
+        needles: &["invalid value '-5' for '--iterations"],
     },
     Case {
         name: "eval --noise -0.1",

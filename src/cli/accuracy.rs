@@ -20,7 +20,7 @@ pub struct AccuracyArgs {
     #[arg(long)]
     images: PathBuf,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, allow_negative_numbers = true)]
     batch: usize,
     /// Print one JSON object.
     #[arg(long)]

@@ -19,7 +19,7 @@ pub struct LstArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub step_size: Option<f32>,
     /// Iterations m (every one runs; there is no early stop).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub iterations: Option<usize>,
     /// pthresh delta: the largest allowed drop of source confidence below p0.
     #[arg(long, allow_negative_numbers = true)]
@@ -34,7 +34,7 @@ pub struct LstArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub noise: Option<f32>,
     /// Keep a frame every this many iterations.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub log_step: Option<usize>,
     /// Seed of every random draw.
     #[arg(long, default_value_t = 0)]

@@ -66,7 +66,7 @@ impl LabeledSet {
             Self::Tensors(data) => match data
                 .labels()
                 .iter()
-                .position(|&l| usize::try_from(l).map_or(true, |l| l >= num_classes))
+                .position(|&l| !usize::try_from(l).is_ok_and(|l| l < num_classes))
             {
                 None => Ok(()),
                 Some(i) => Err(ImageError::Dataset {

@@ -62,14 +62,14 @@ fn problem(name: &str, t: &Tensor) -> Option<String> {
             ));
         }
     }
-    if name == "running_var" || name.ends_with(".running_var") {
-        if let Some((_, first, v)) = count_first(&|v| v < 0.0) {
-            return Some(format!(
-                "has a negative value ({v}) at index {}: a BatchNorm running variance cannot \
-                 be negative",
-                index(dims, first)
-            ));
-        }
+    if (name == "running_var" || name.ends_with(".running_var"))
+        && let Some((_, first, v)) = count_first(&|v| v < 0.0)
+    {
+        return Some(format!(
+            "has a negative value ({v}) at index {}: a BatchNorm running variance cannot be \
+             negative",
+            index(dims, first)
+        ));
     }
     None
 }
