@@ -258,11 +258,18 @@ fn check_resume_identity(
             source,
         })
     })?;
-    if &old == identity {
+    // A model is the same by its weights' hash, not by its file's name or place: a renamed
+    // weights file resumes (and the tables then use the name given now).
+    let mut renamed = old.clone();
+    renamed.model.name.clone_from(&identity.model.name);
+    for (o, n) in renamed.pool_models.iter_mut().zip(&identity.pool_models) {
+        o.name.clone_from(&n.name);
+    }
+    if &renamed == identity {
         return Ok(());
     }
     let json = |i: &EvalIdentity| serde_json::to_value(i).map_err(|e| invalid(e.to_string()));
-    let (setting, was, now) = json_difference("", &json(&old)?, &json(identity)?)
+    let (setting, was, now) = json_difference("", &json(&renamed)?, &json(identity)?)
         .unwrap_or_else(|| ("settings".into(), "other".into(), "these".into()));
     let models = if setting.starts_with("model.") {
         format!(

@@ -565,7 +565,19 @@ fn eval_resume_refuses_another_model_or_setting() {
         serde_json::from_slice(&std::fs::read(out.join("pool.json")).unwrap()).unwrap();
     assert_eq!(after, pool_json);
 
-    // The same settings resume.
+    // The same weights under another file name (by hash, not path) and the same settings
+    // resume.
+    let renamed = dir.path().join("renamed_resnet20.safetensors");
+    std::fs::copy(shared("weights/resnet20_cifar10.safetensors"), &renamed).unwrap();
+    let mut args = eval_args(
+        dir.path(),
+        common::cifar_png(),
+        &[&base[..], &["--resume"]].concat(),
+    );
+    args[2] = s(&renamed);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, stderr) = blindspot(&refs);
+    assert!(ok, "{stderr}");
     let (ok, _, stderr) = run(&["--resume"]);
     assert!(ok, "{stderr}");
 
