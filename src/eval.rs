@@ -85,6 +85,244 @@ pub struct EvalTables {
     pub per_source: Vec<Option<TriangleMetrics>>,
 }
 
+impl EvalOptions {
+    /// Refuses settings that cannot make an evaluation, before any work: no pairs, an empty
+    /// batch, a pool of fewer than 2 classes or of more classes than the model has or the
+    /// data set holds. Labels outside the model's classes are refused too, naming their line.
+    pub fn validate(&self, model: &Classifier, dataset: &[LabeledImage]) -> Result<()> {
+        if self.pairs == 0 {
+            return Err(invalid("--pairs 0: must be at least 1".into()));
+        }
+        if self.batch == 0 {
+            return Err(invalid("--batch 0: must be at least 1".into()));
+        }
+        if self.pool < 2 {
+            return Err(invalid(format!(
+                "--pool {}: must be at least 2 (a pair is two images of different classes)",
+                self.pool
+            )));
+        }
+        let classes = model.spec().num_classes();
+        if self.pool > classes {
+            return Err(invalid(format!(
+                "--pool {}: the pool takes one image per class, and {} has only {classes} classes",
+                self.pool,
+                model.spec().short_name()
+            )));
+        }
+        images::check_labels(dataset, classes)?;
+        let present = dataset
+            .iter()
+            .map(|im| im.label)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        if self.pool > present {
+            return Err(invalid(format!(
+                "--pool {}: the pool takes one image per class, and the data set has images of \
+                 only {present} classes",
+                self.pool
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One model as a resumed evaluation must find it again: its weights (by content, not path)
+/// and everything that decides what it computes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ModelFingerprint {
+    name: String,
+    architecture: String,
+    weights_sha256: String,
+    channels: usize,
+    input_size: [usize; 2],
+    normalization: crate::models::Normalization,
+    preprocess: images::Preprocess,
+    dtype: String,
+}
+
+impl ModelFingerprint {
+    fn of(model: &Classifier) -> Self {
+        let spec = model.spec();
+        Self {
+            name: spec.short_name(),
+            architecture: spec.architecture.clone(),
+            weights_sha256: spec.weights_sha256.clone(),
+            channels: spec.channels,
+            input_size: spec.input_size,
+            normalization: spec.normalization.clone(),
+            preprocess: spec.preprocess.clone(),
+            dtype: format!("{:?}", model.dtype()),
+        }
+    }
+}
+
+/// Everything that decides an evaluation's rows, stored in `pool.json` and checked by
+/// `--resume` (the batch size only groups the work, so it may change).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct EvalIdentity {
+    model: ModelFingerprint,
+    pool_models: Vec<ModelFingerprint>,
+    pairs: usize,
+    pool: usize,
+    config: LstConfig,
+}
+
+/// The first leaf where two JSON values differ: its path (`config.seed`), and both values.
+pub(crate) fn json_difference(
+    path: &str,
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter().find_map(|k| match (a.get(k), b.get(k)) {
+                (Some(x), Some(y)) => json_difference(&join(k), x, y),
+                (x, y) => {
+                    let show = |v: Option<&Value>| v.map_or("(none)".to_string(), Value::to_string);
+                    Some((join(k), show(x), show(y)))
+                }
+            })
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| json_difference(&format!("{path}[{i}]"), x, y)),
+        _ if old != new => Some((path.to_string(), shown(old), shown(new))),
+        _ => None,
+    }
+}
+
+/// The `pool.json` a stopped evaluation left in `out`, if any.
+fn stored_pool_json(out: &Path) -> Result<Option<serde_json::Value>> {
+    let path = out.join("pool.json");
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(RunError::Record(RecordError::Io { path, source })),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| RunError::Record(RecordError::Json { path, source }))
+}
+
+fn refuse_resume(out: &Path, why: String) -> RunError {
+    invalid(format!(
+        "cannot resume {}: {why}; start a new --out instead",
+        out.display()
+    ))
+}
+
+/// A JSON value for a message; a number that is exactly an f32 (the settings are f32) is
+/// shown as that f32 (`0.05`, not `0.05000000074505806`).
+fn shown(v: &serde_json::Value) -> String {
+    match v.as_f64() {
+        Some(x) if v.is_f64() && f64::from(x as f32) == x => (x as f32).to_string(),
+        _ => v.to_string(),
+    }
+}
+
+/// On `--resume`, before any work: refuses unless the stored `pool.json` was written by
+/// this model (by its weights' hash) with these settings, so that no table presents rows
+/// computed by another model, seed or setting.
+fn check_resume_identity(
+    out: &Path,
+    stored: &serde_json::Value,
+    identity: &EvalIdentity,
+) -> Result<()> {
+    let Some(old) = stored.get("identity") else {
+        return Err(refuse_resume(
+            out,
+            format!(
+                "{} does not record which model weights and settings made it (written by an \
+                 older blindspot), so a resume cannot check that they are this run's",
+                out.join("pool.json").display()
+            ),
+        ));
+    };
+    // Compared as values of their types, so that f32 settings do not differ by the decimal
+    // round trip; the JSON forms only name the difference.
+    let old: EvalIdentity = serde_json::from_value(old.clone()).map_err(|source| {
+        RunError::Record(RecordError::Json {
+            path: out.join("pool.json"),
+            source,
+        })
+    })?;
+    // A model is the same by its weights' hash, not by its file's name or place: a renamed
+    // weights file resumes (and the tables then use the name given now).
+    let mut renamed = old.clone();
+    renamed.model.name.clone_from(&identity.model.name);
+    for (o, n) in renamed.pool_models.iter_mut().zip(&identity.pool_models) {
+        o.name.clone_from(&n.name);
+    }
+    if &renamed == identity {
+        return Ok(());
+    }
+    let json = |i: &EvalIdentity| serde_json::to_value(i).map_err(|e| invalid(e.to_string()));
+    let (setting, was, now) = json_difference("", &json(&renamed)?, &json(identity)?)
+        .unwrap_or_else(|| ("settings".into(), "other".into(), "these".into()));
+    let models = if setting.starts_with("model.") {
+        format!(
+            " (the folder's model is {}, this run's is {})",
+            old.model.name, identity.model.name
+        )
+    } else {
+        String::new()
+    };
+    Err(refuse_resume(
+        out,
+        format!(
+            "its {setting} is {was} but this run's is {now}{models}; rows computed with one \
+             cannot be reported as the other's"
+        ),
+    ))
+}
+
+/// On `--resume`, once the pool is selected: it must be the stored one (same images and
+/// labels, confidences within 1e-4), or the data set is not the folder's.
+fn check_resume_pool(out: &Path, stored: &serde_json::Value, pool: &[PoolImage]) -> Result<()> {
+    let old: Vec<PoolImage> = serde_json::from_value(stored["pool"].clone()).map_err(|source| {
+        RunError::Record(RecordError::Json {
+            path: out.join("pool.json"),
+            source,
+        })
+    })?;
+    let same = old.len() == pool.len()
+        && old.iter().zip(pool).all(|(a, b)| {
+            a.path == b.path && a.label == b.label && (a.confidence - b.confidence).abs() <= 1e-4
+        });
+    if same {
+        return Ok(());
+    }
+    let first = old
+        .iter()
+        .zip(pool)
+        .position(|(a, b)| a.path != b.path || a.label != b.label)
+        .map_or(String::new(), |i| {
+            format!(
+                " (pool image {i}: {} in the folder, {} now)",
+                old[i].path, pool[i].path
+            )
+        });
+    Err(refuse_resume(
+        out,
+        format!(
+            "the pool this data set gives now is not the folder's{first}: another --images, or \
+             images changed since"
+        ),
+    ))
+}
+
 fn invalid(m: String) -> RunError {
     RunError::Analysis(AnalysisError::Invalid(m))
 }
@@ -102,6 +340,9 @@ pub fn select_pool(
     min_confidence: f32,
     seed: u64,
 ) -> Result<Vec<PoolImage>> {
+    for model in std::iter::once(&classifier).chain(also) {
+        images::check_labels(dataset, model.spec().num_classes())?;
+    }
     let order = permutation(&mut stream(seed, SAMPLE_SELECT, 0, 0), dataset.len());
     let spec = classifier.spec();
     let mut pool: Vec<PoolImage> = Vec::new();
@@ -112,7 +353,7 @@ pub fn select_pool(
         let wanted: Vec<&LabeledImage> = chunk
             .iter()
             .map(|&i| &dataset[i])
-            .filter(|im| !pool.iter().any(|p| p.label as usize == im.label))
+            .filter(|im| !pool.iter().any(|p| same_class(p.label, im.label)))
             .collect();
         if wanted.is_empty() {
             continue;
@@ -141,7 +382,7 @@ pub fn select_pool(
         }
         for (k_im, (im, row)) in wanted.iter().zip(&rows).enumerate() {
             let conf = softmax_at(row, im.label);
-            let taken = pool.iter().any(|p| p.label as usize == im.label);
+            let taken = pool.iter().any(|p| same_class(p.label, im.label));
             let everyone = others.iter().all(|rows| {
                 argmax(&rows[k_im]) == Some(im.label)
                     && softmax_at(&rows[k_im], im.label) > min_confidence
@@ -152,9 +393,16 @@ pub fn select_pool(
                 && everyone
                 && pool.len() < k
             {
+                let label = u32::try_from(im.label).map_err(|_| {
+                    invalid(format!(
+                        "{}: label {} is out of range for a class id",
+                        im.path.display(),
+                        im.label
+                    ))
+                })?;
                 pool.push(PoolImage {
                     path: im.path.display().to_string(),
-                    label: im.label as u32,
+                    label,
                     class_name: spec.class_name(im.label).to_string(),
                     confidence: conf,
                 });
@@ -162,6 +410,11 @@ pub fn select_pool(
         }
     }
     Ok(pool)
+}
+
+/// Whether a pool image's class id is the data set label `label`, without a cast.
+fn same_class(id: u32, label: usize) -> bool {
+    usize::try_from(id).is_ok_and(|id| id == label)
 }
 
 fn pair_paths(out: &Path, id: u64) -> (PathBuf, PathBuf) {
@@ -199,17 +452,34 @@ pub fn run_eval(
         let path = path.to_path_buf();
         move |source| RunError::Record(RecordError::Io { path, source })
     };
-    std::fs::create_dir_all(out.join("pairs")).map_err(io(out))?;
+    opts.validate(classifier, dataset)?;
     let cfg = &opts.config;
-    let k = opts.pool.min(classifier.spec().num_classes());
+    let identity = EvalIdentity {
+        model: ModelFingerprint::of(classifier),
+        pool_models: pool_models
+            .iter()
+            .map(|m| ModelFingerprint::of(m))
+            .collect(),
+        pairs: opts.pairs,
+        pool: opts.pool,
+        config: cfg.clone(),
+    };
+    let stored = stored_pool_json(out)?;
+    if let Some(stored) = &stored {
+        check_resume_identity(out, stored, &identity)?;
+    }
     let pool = select_pool(
         classifier,
         pool_models,
         dataset,
-        k,
+        opts.pool,
         cfg.pool_min_confidence,
         cfg.seed,
     )?;
+    if let Some(stored) = &stored {
+        check_resume_pool(out, stored, &pool)?;
+    }
+    std::fs::create_dir_all(out.join("pairs")).map_err(io(out))?;
     if pool.len() < 2 {
         return Err(invalid(format!(
             "only {} image(s) of distinct classes are classified correctly with confidence > {}; need 2",
@@ -223,7 +493,7 @@ pub fn run_eval(
         .ok_or_else(|| invalid("no derangement of the pool".into()))?;
     plans.truncate(opts.pairs.max(1));
     let pool_json = serde_json::to_vec_pretty(
-        &serde_json::json!({"pool": pool, "rounds": rounds, "options": opts}),
+        &serde_json::json!({"pool": pool, "rounds": rounds, "options": opts, "identity": identity}),
     )
     .map_err(|e| invalid(e.to_string()))?;
     write_atomic(&out.join("pool.json"), &pool_json)?;
@@ -527,4 +797,47 @@ pub fn examples_grid_live(
         shape: [spec.channels, spec.input_size[0], spec.input_size[1]],
         outputs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_difference;
+    use serde_json::json;
+
+    #[test]
+    fn json_difference_names_the_first_changed_leaf() {
+        let a = json!({"model": {"sha": "aa", "name": "r20"}, "config": {"seed": 0, "it": 100}});
+        assert_eq!(json_difference("", &a, &a), None);
+        let b = json!({"model": {"sha": "aa", "name": "r20"}, "config": {"seed": 1, "it": 100}});
+        assert_eq!(
+            json_difference("", &a, &b),
+            Some(("config.seed".into(), "0".into(), "1".into()))
+        );
+        let c = json!({"model": {"sha": "bb", "name": "r20"}, "config": {"seed": 0, "it": 100}});
+        assert_eq!(
+            json_difference("", &a, &c),
+            Some(("model.sha".into(), "\"aa\"".into(), "\"bb\"".into()))
+        );
+        let d = json!({"l": [1, 2]});
+        let e = json!({"l": [1, 3]});
+        assert_eq!(
+            json_difference("", &d, &e),
+            Some(("l[1]".into(), "2".into(), "3".into()))
+        );
+        let f = json!({"l": [1]});
+        assert_eq!(
+            json_difference("", &d, &f).map(|x| x.0),
+            Some("l".to_string())
+        );
+        let h = json!({"p": f64::from(0.05f32)});
+        assert_eq!(
+            json_difference("", &h, &json!({"p": f64::from(0.3f32)})),
+            Some(("p".into(), "0.05".into(), "0.3".into()))
+        );
+        let g = json!({"x": 1});
+        assert_eq!(
+            json_difference("", &g, &json!({})),
+            Some(("x".into(), "1".into(), "(none)".into()))
+        );
+    }
 }

@@ -20,7 +20,7 @@ pub struct AccuracyArgs {
     #[arg(long)]
     images: PathBuf,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, allow_negative_numbers = true)]
     batch: usize,
     /// Print one JSON object.
     #[arg(long)]
@@ -28,9 +28,11 @@ pub struct AccuracyArgs {
 }
 
 pub fn run(args: &AccuracyArgs) -> Result<()> {
+    anyhow::ensure!(args.batch >= 1, "--batch 0: must be at least 1");
     let model = args.model.load()?;
     let device = model.device().clone();
     let source = images::LabeledSet::open(&args.images)?;
+    source.check_labels(model.spec().num_classes())?;
     let bar = if args.json {
         ProgressBar::hidden()
     } else {

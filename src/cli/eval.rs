@@ -22,13 +22,13 @@ pub struct EvalArgs {
     #[arg(long)]
     images: PathBuf,
     /// Source -> target pairs to run.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
     pairs: usize,
     /// Pool size: images of distinct classes (each is a source in every round).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     pool: usize,
     /// Pairs per LST batch.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, allow_negative_numbers = true)]
     batch: usize,
     #[arg(long)]
     out: PathBuf,

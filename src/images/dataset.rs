@@ -14,6 +14,9 @@ pub struct LabeledImage {
     /// Human-readable class, where the dataset says it (folder name, or a `class_name` /
     /// `short_name` column of `labels.tsv`).
     pub class_name: Option<String>,
+    /// Where the label was read: `labels.tsv` and its line (`None` in an ImageFolder tree,
+    /// where the label is the class folder's position), so a refusal can point at it.
+    pub label_source: Option<(PathBuf, usize)>,
 }
 
 /// The images of a dataset directory, in a fixed order.
@@ -120,12 +123,7 @@ fn list_labels_tsv(dir: &Path, labels: &Path) -> Result<Dataset, ImageError> {
             return Err(row_err(line, "empty `file` field".to_string()));
         }
         let label_text = fields[label_col].trim();
-        let label = label_text.parse::<usize>().map_err(|_| {
-            row_err(
-                line,
-                format!("label `{label_text}` is not a non-negative integer"),
-            )
-        })?;
+        let label = parse_label(label_text).map_err(|detail| row_err(line, detail))?;
         // Both layouts occur: files next to labels.tsv, or in an `images/` subdirectory.
         let direct = dir.join(file);
         let in_images = dir.join("images").join(file);
@@ -152,11 +150,56 @@ fn list_labels_tsv(dir: &Path, labels: &Path) -> Result<Dataset, ImageError> {
             path,
             label,
             class_name,
+            label_source: Some((labels.to_path_buf(), line)),
         });
     }
     Ok(Dataset {
         images,
         class_names: None,
+    })
+}
+
+/// A class id as `labels.tsv` writes it: a decimal integer in u32's range (the type every
+/// consumer holds it in), so that 4294967299 is refused rather than wrapping to class 3.
+fn parse_label(text: &str) -> Result<usize, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<u32>() {
+            Ok(l) => usize::try_from(l).map_err(|_| format!("label {l} does not fit this machine")),
+            Err(_) => Err(format!(
+                "label {text} is out of range: class ids go up to {}",
+                u32::MAX
+            )),
+        };
+    }
+    Err(format!("label `{text}` is not a non-negative integer"))
+}
+
+/// Refuses the first label that is not an output of a model with `num_classes` classes,
+/// naming the `labels.tsv` line it was read from, or the class folder that gave it.
+pub fn check_labels(images: &[LabeledImage], num_classes: usize) -> Result<(), ImageError> {
+    let Some(bad) = images.iter().find(|im| im.label >= num_classes) else {
+        return Ok(());
+    };
+    let range = format!(
+        "the model has {num_classes} classes (ids 0 to {})",
+        num_classes.saturating_sub(1)
+    );
+    Err(match &bad.label_source {
+        Some((path, line)) => ImageError::LabelsTsv {
+            path: path.clone(),
+            line: *line,
+            detail: format!("label {} is not a class of the model: {range}", bad.label),
+        },
+        None => ImageError::Dataset {
+            path: bad
+                .path
+                .parent()
+                .map_or_else(|| bad.path.clone(), Path::to_path_buf),
+            detail: format!(
+                "this is class folder number {} in sorted order, but {range}",
+                bad.label + 1
+            ),
+        },
     })
 }
 
@@ -196,6 +239,7 @@ fn list_image_folder(dir: &Path) -> Result<Dataset, ImageError> {
             path,
             label,
             class_name: Some(name.clone()),
+            label_source: None,
         }));
     }
     Ok(Dataset {

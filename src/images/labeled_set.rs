@@ -47,13 +47,39 @@ impl LabeledSet {
 
     pub fn label(&self, i: usize) -> u32 {
         match self {
-            Self::Files { images, .. } => images[i].label as u32,
+            // Parsed as u32 (labels.tsv) or a class folder's position, so this always fits;
+            // u32::MAX is never a class of a model, so it could not pass `check_labels`.
+            Self::Files { images, .. } => u32::try_from(images[i].label).unwrap_or(u32::MAX),
             Self::Tensors(data) => data.labels()[i],
         }
     }
 
     pub fn labels(&self) -> Vec<u32> {
         (0..self.len()).map(|i| self.label(i)).collect()
+    }
+
+    /// Refuses the first label that is not a class of a model with `num_classes` outputs,
+    /// naming the file (and `labels.tsv` line, or tensor index) it came from.
+    pub fn check_labels(&self, num_classes: usize) -> Result<(), ImageError> {
+        match self {
+            Self::Files { images, .. } => super::check_labels(images, num_classes),
+            Self::Tensors(data) => match data
+                .labels()
+                .iter()
+                .position(|&l| !usize::try_from(l).is_ok_and(|l| l < num_classes))
+            {
+                None => Ok(()),
+                Some(i) => Err(ImageError::Dataset {
+                    path: data.path().to_path_buf(),
+                    detail: format!(
+                        "`labels`[{i}] is {}, not a class of the model: it has {num_classes} \
+                         classes (ids 0 to {})",
+                        data.labels()[i],
+                        num_classes.saturating_sub(1)
+                    ),
+                }),
+            },
+        }
     }
 
     /// The data set's own class names, where its layout defines them.

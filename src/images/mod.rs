@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use dataset::{Dataset, LabeledImage, list_dataset};
+pub use dataset::{Dataset, LabeledImage, check_labels, list_dataset};
 pub use labeled_set::LabeledSet;
 pub use load::{MAX_IMAGE_SIDE, load_rgb, load_rgb_with_color, save_png_atomic};
 pub use resample::{preprocess, resize_bilinear};

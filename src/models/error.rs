@@ -26,6 +26,14 @@ pub enum ModelError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+    /// A tensor that reads fine but cannot be a trained weight (NaN, infinite, a negative
+    /// BatchNorm variance): refused at load, before any model runs.
+    #[error("{path}: tensor `{name}` {problem}")]
+    BadTensor {
+        path: PathBuf,
+        name: String,
+        problem: String,
+    },
     #[error("{path}: cannot tell the architecture: {reason}")]
     UnknownArchitecture { path: PathBuf, reason: String },
     #[error("{path}: bad sidecar settings: {reason}")]

@@ -389,6 +389,21 @@ pub fn classifier_from_checkpoint(
     opts: &LoadOptions,
 ) -> Result<Classifier> {
     let mut ckpt = ckpt;
+    let mut converted = ckpt.converted_dtypes();
+    converted.remove(&format!("{:?}", opts.dtype));
+    if !converted.is_empty() {
+        let what: Vec<String> = converted
+            .iter()
+            .map(|(dtype, n)| format!("{n} {dtype} tensor{}", if *n == 1 { "" } else { "s" }))
+            .collect();
+        // Said once per load, where the user sees it; the model is still built.
+        eprintln!(
+            "note: {}: {} converted to {:?}, the dtype the model computes in",
+            ckpt.path.display(),
+            what.join(" and "),
+            opts.dtype
+        );
+    }
     let path = ckpt.path.clone();
     let path = path.as_path();
     let (sidecar, sidecar_origin, sidecar_path) = match &opts.sidecar {

@@ -42,17 +42,17 @@ fn json_error(path: &Path, source: serde_json::Error) -> RunError {
     })
 }
 
-/// The first top-level field where two plans differ, for a refusal that says what changed.
+/// The first setting where two plans differ, with the folder's value and this run's.
 fn first_difference(old: &ReachPlanRecord, new: &ReachPlanRecord) -> String {
-    let (a, b) = (serde_json::to_value(old), serde_json::to_value(new));
-    if let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) = (a, b) {
-        for (key, va) in &a {
-            if b.get(key) != Some(va) {
-                return key.clone();
+    match (serde_json::to_value(old), serde_json::to_value(new)) {
+        (Ok(a), Ok(b)) => match crate::eval::json_difference("", &a, &b) {
+            Some((setting, was, now)) => {
+                format!("{setting} is {was} in the folder but {now} in this run")
             }
-        }
+            None => "plan differs".into(),
+        },
+        _ => "plan differs".into(),
     }
-    "the plan".into()
 }
 
 /// Creates `out` and writes the plan, or, on `resume`, checks that the plan on disk is this
@@ -73,8 +73,8 @@ pub fn start(out: &Path, plan: &ReachPlanRecord, resume: bool) -> Result<()> {
         old.options.batch = plan.options.batch;
         if &old != plan {
             return Err(invalid(format!(
-                "cannot resume {}: its {} differs from this run's (another model, data set, \
-                 setting or LPIPS availability); start a new --out instead",
+                "cannot resume {}: its {} (another model, data set, setting or LPIPS \
+                 availability); start a new --out instead",
                 path.display(),
                 first_difference(&old, plan)
             )));

@@ -12,6 +12,7 @@ mod safetensors_format;
 mod torch;
 mod torch_legacy;
 mod torch_zip;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -90,13 +91,38 @@ impl Checkpoint {
                 path: name.to_path_buf(),
                 reason,
             })?;
-        Ok(Self {
-            path: name.to_path_buf(),
-            tensors: strip_common_prefixes(tensors),
-            metadata,
-            format: CheckpointFormat::Safetensors,
-        })
+        checked(name, tensors, metadata, CheckpointFormat::Safetensors)
     }
+
+    /// How many float tensors are stored in each dtype other than F32 (`"F64" -> 62`): what
+    /// building a model converts, which the loader says once.
+    pub fn converted_dtypes(&self) -> BTreeMap<String, usize> {
+        validate::non_f32_floats(&self.tensors)
+    }
+}
+
+/// The one exit of every file format: names normalised, then every tensor checked (finite
+/// floats, non-negative BatchNorm variances) before any model is built from them.
+fn checked(
+    path: &Path,
+    tensors: BTreeMap<String, Tensor>,
+    metadata: BTreeMap<String, String>,
+    format: CheckpointFormat,
+) -> Result<Checkpoint, ModelError> {
+    let tensors = strip_common_prefixes(tensors);
+    if let Some((name, problem)) = validate::first_bad_tensor(&tensors) {
+        return Err(ModelError::BadTensor {
+            path: path.to_path_buf(),
+            name,
+            problem,
+        });
+    }
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        tensors,
+        metadata,
+        format,
+    })
 }
 
 /// Reads every tensor of a checkpoint into CPU memory.
@@ -142,12 +168,7 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ModelError> {
     if tensors.is_empty() {
         return Err(format_err(format!("the {format} file holds no tensors")));
     }
-    Ok(Checkpoint {
-        path: path.to_path_buf(),
-        tensors: strip_common_prefixes(tensors),
-        metadata,
-        format,
-    })
+    checked(path, tensors, metadata, format)
 }
 
 /// The SHA-256 of a file, as lowercase hex.
