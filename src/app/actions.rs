@@ -140,6 +140,7 @@ impl BlindspotApp {
                     self.state.error("Cannot start the reach evaluation", e);
                 }
             }
+            Action::Semantic(action) => self.semantic_action(action),
             Action::OpenFolder(dir) => self.background.open_folder(dir),
             Action::OpenRun(dir) => {
                 self.background.spawn(move || {

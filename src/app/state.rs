@@ -27,16 +27,18 @@ pub enum Tab {
     Widths,
     Grid,
     Reach,
+    Semantic,
     History,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Traversal,
         Tab::Hull,
         Tab::Widths,
         Tab::Grid,
         Tab::Reach,
+        Tab::Semantic,
         Tab::History,
     ];
 
@@ -47,6 +49,7 @@ impl Tab {
             Tab::Widths => "Widths",
             Tab::Grid => "Grid",
             Tab::Reach => "Reach",
+            Tab::Semantic => "Semantic",
             Tab::History => "History",
         }
     }
@@ -151,6 +154,8 @@ pub enum JobKind {
     Grid,
     /// A reach evaluation; its progress is in pairs.
     Reach,
+    /// A semantic map (grid points), region (updates) or export of the Semantic view.
+    Semantic,
 }
 
 #[derive(Debug)]
@@ -453,6 +458,8 @@ pub enum Action {
     Grid,
     /// Start (or resume) the reach evaluation set up in the Reach tab.
     Reach,
+    /// A map, region or export of the Semantic view.
+    Semantic(super::semantic_state::SemanticAction),
     /// Show a folder in the system's file manager.
     OpenFolder(PathBuf),
     OpenRun(PathBuf),
@@ -526,6 +533,7 @@ pub struct AppState {
     pub hull: HullState,
     pub grid: GridState,
     pub reach: super::reach_state::ReachState,
+    pub semantic: super::semantic_state::SemanticState,
     pub history: HistoryState,
     pub export: ExportState,
     pub notices: Vec<Notice>,
@@ -574,6 +582,7 @@ impl AppState {
                 ..GridState::default()
             },
             reach: super::reach_state::ReachState::default(),
+            semantic: super::semantic_state::SemanticState::default(),
             history: HistoryState::default(),
             export: ExportState {
                 dir_text: String::new(),

@@ -27,7 +27,11 @@ use crate::record::{RunPixels, RunRecord};
 use crate::run::{HullInputs, HullReport, InputImage, traverse_live};
 
 mod reach;
+mod semantic;
 pub use reach::{ReachFinished, ReachRequest, ReachUpdate};
+pub use semantic::{
+    MapSlot, SemanticRequest, SemanticSetup, SemanticTask, SemanticUpdate, in_app_words,
+};
 
 /// Where a model comes from.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -210,6 +214,8 @@ pub enum Command {
     },
     /// A reach evaluation (§2.3) with the loaded model, into a folder the CLI can read.
     Reach(Box<ReachRequest>),
+    /// A semantic map, region or export of the Semantic view (§3).
+    Semantic(Box<SemanticRequest>),
 }
 
 /// Whether LPIPS can be reported (Table 1's last column).
@@ -290,6 +296,10 @@ pub enum Event {
     Reach {
         job: JobId,
         update: ReachUpdate,
+    },
+    Semantic {
+        job: JobId,
+        update: SemanticUpdate,
     },
 }
 
@@ -465,6 +475,7 @@ impl WorkerState {
                 control,
             } => self.grid(job, &images, &config, &control),
             Command::Reach(request) => self.reach(&request),
+            Command::Semantic(request) => self.semantic(&request),
         }
     }
 
