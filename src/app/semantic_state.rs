@@ -166,6 +166,8 @@ pub struct SemanticState {
     pub error: Option<String>,
     /// Points done and total of the running job.
     pub progress: (usize, usize),
+    /// Draw the f = 0.5 contour on 2-D maps.
+    pub contour: bool,
     /// Bumped for every new map, so cached renders of an older one are not reused.
     pub generation: u64,
 }
@@ -194,6 +196,7 @@ impl Default for SemanticState {
             error: None,
             progress: (0, 0),
             generation: 0,
+            contour: true,
         }
     }
 }

@@ -20,9 +20,9 @@ use super::semantic_map::{DrawnMap, colour_bar, map_1d, map_2d, method_colour};
 use super::{Pixels, export_bar, image_card, placeholder};
 
 pub const START: &str = "▶ Compute map";
-pub const CANCEL: &str = "■ Cancel";
+pub const CANCEL: &str = "■ Cancel semantic";
 pub const EXPORT: &str = "Export semantic record";
-pub const IMAGE_HINT: &str = "the source image, gallery:NAME or a path";
+pub const IMAGE_HINT: &str = "gallery:NAME or a path; empty: the source image";
 
 #[derive(Default)]
 pub struct SemanticPanel {
@@ -117,124 +117,44 @@ impl SemanticPanel {
     fn settings(&mut self, ui: &mut Ui, state: &mut AppState) {
         let channels = state.spec().map_or(3, |s| s.channels);
         let source = state.slot(Slot::Source).source.label();
-        if self.model_b.ui(ui, "Model B", state) {
-            state.semantic.model_b = self.model_b.source.clone();
-        }
-        let s = &mut state.semantic;
-        egui::Grid::new("semantic settings")
-            .num_columns(2)
-            .spacing([8.0, 3.0])
-            .show(ui, |ui| {
-                row(
-                    ui,
-                    "Image",
-                    "Empty: the source image of the Images panel; else gallery:NAME or a path",
-                    |ui| {
-                        ui.add(
-                            egui::TextEdit::singleline(&mut s.image_text)
-                                .desired_width(260.0)
-                                .hint_text(IMAGE_HINT),
-                        )
-                    },
-                );
-                if s.image_text.trim().is_empty() {
-                    ui.label("");
-                    ui.label(RichText::new(format!("using the source image: {source}")).weak());
-                    ui.end_row();
+        // Two columns, so the map stays in view below on a laptop screen: what is mapped on
+        // the left, model B and the regions on the right.
+        ui.horizontal_top(|ui| {
+            ui.vertical(|ui| map_settings(ui, &mut state.semantic, channels, &source));
+            // Not a separator: in a horizontal layout it would take the whole height.
+            ui.add_space(24.0);
+            ui.vertical(|ui| {
+                if self.model_b.ui(ui, "Model B", state) {
+                    state.semantic.model_b = self.model_b.source.clone();
                 }
-                for (k, name) in ["Parameter 1", "Parameter 2"].into_iter().enumerate() {
-                    ui.horizontal(|ui| param_combo(ui, name, &mut s.params[k], channels));
-                    ui.horizontal(|ui| {
-                        if let Some(p) = s.params[k] {
-                            domain_fields(ui, p.name(), &mut s.domains[p.index()]);
-                            ui.label(RichText::new(p.unit()).weak());
-                            if ui.small_button("reset").on_hover_text("The default domain").clicked() {
-                                s.domains[p.index()] = p.default_domain();
-                            }
-                        }
-                    });
-                    ui.end_row();
-                }
-                let one = s.chosen().len() == 1;
-                let points = if one { &mut s.points_1d } else { &mut s.points_2d };
-                row(
-                    ui,
-                    "Points per axis",
-                    "Grid points per parameter (the paper: 181 for one, 61 for two); fewer is quicker",
-                    |ui| ui.add(egui::DragValue::new(points).range(0..=1001)),
-                );
-                row(
-                    ui,
-                    "Class",
-                    "The class whose probability is mapped; empty: the model's prediction",
-                    |ui| {
-                        ui.add(
-                            egui::TextEdit::singleline(&mut s.class_text)
-                                .desired_width(80.0)
-                                .hint_text("predicted"),
-                        )
-                    },
-                );
-                row(
-                    ui,
-                    "Batch",
-                    "Transformed images per forward pass; the map is sent to the view after each",
-                    |ui| ui.add(egui::DragValue::new(&mut s.batch).range(0..=4096)),
-                );
-                let label = ui.label("Region method");
-                egui::ComboBox::from_id_salt("semantic method")
-                    .selected_text(s.method.label())
-                    .show_ui(ui, |ui| {
-                        for m in MethodChoice::ALL {
-                            ui.selectable_value(&mut s.method, m, m.label());
-                        }
-                    })
-                    .response
-                    .labelled_by(label.id)
-                    .on_hover_text("Which method a click on the map grows (§3.3–3.5)");
-                ui.end_row();
+                region_settings(ui, &mut state.semantic);
             });
-        egui::CollapsingHeader::new("Region settings")
-            .id_salt("semantic region settings")
-            .show(ui, |ui| {
-                let c = &mut state.semantic.config;
-                egui::Grid::new("semantic region grid")
-                    .num_columns(2)
-                    .show(ui, |ui| {
-                        row(ui, "Iterations", "T, updates per region", |ui| {
-                            ui.add(egui::DragValue::new(&mut c.iterations).range(1..=100_000))
-                        });
-                        row(ui, "η", "The step size (z-units)", |ui| {
-                            ui.add(egui::DragValue::new(&mut c.eta).speed(0.01))
-                        });
-                        row(ui, "α", "OIR_B's outer margin", |ui| {
-                            ui.add(egui::DragValue::new(&mut c.alpha).speed(0.005))
-                        });
-                        row(ui, "β", "OIR_W's margin: 0 ≤ β < 2/(2n − 1)", |ui| {
-                            ui.add(
-                                egui::DragValue::new(&mut c.beta)
-                                    .speed(0.0001)
-                                    .max_decimals(5),
-                            )
-                        });
-                        row(ui, "λ", "Naive's side-length penalty", |ui| {
-                            ui.add(egui::DragValue::new(&mut c.lambda).speed(0.01))
-                        });
-                    });
-            });
+        });
     }
 
     fn maps(&mut self, ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
-        let s = &state.semantic;
-        let count = s.maps.iter().flatten().count();
+        let count = state.semantic.maps.iter().flatten().count();
         self.drawn = [None, None];
         if count == 0 {
             return;
         }
         ui.separator();
+        if state
+            .semantic
+            .maps
+            .iter()
+            .flatten()
+            .any(|m| m.grid.len() == 2)
+        {
+            ui.checkbox(&mut state.semantic.contour, "f = 0.5 contour")
+                .on_hover_text("Draw where the confidence crosses one half");
+        }
+        let s = &state.semantic;
         let hover_side = 150.0;
         let avail = ui.available_width() - hover_side - 80.0;
-        let side = ((avail / count as f32) - 70.0).clamp(160.0, 420.0);
+        // As wide as two maps side by side allow, and no taller than the view below here.
+        let room = (ui.clip_rect().bottom() - ui.cursor().top() - 110.0).max(160.0);
+        let side = ((avail / count as f32) - 70.0).clamp(160.0, 420.0).min(room);
         let mut hovered = None;
         let mut clicked = None;
         let marked = self.hovered;
@@ -253,7 +173,7 @@ impl SemanticPanel {
                         })
                         .map(|m| m.1);
                     let input = if view.grid.len() == 2 {
-                        map_2d(ui, view, slot, side, regions, mark)
+                        map_2d(ui, view, slot, side, regions, mark, s.contour)
                     } else {
                         map_1d(
                             ui,
@@ -477,4 +397,116 @@ fn regions_table(ui: &mut Ui, s: &SemanticState) {
             .small(),
         );
     }
+}
+
+fn map_settings(ui: &mut Ui, s: &mut SemanticState, channels: usize, source: &str) {
+    egui::Grid::new("semantic settings")
+        .num_columns(2)
+        .spacing([8.0, 3.0])
+        .show(ui, |ui| {
+            row(
+                ui,
+                "Image",
+                "Empty: the source image of the Images panel; else gallery:NAME or a path",
+                |ui| {
+                    ui.add(
+                        egui::TextEdit::singleline(&mut s.image_text)
+                            .desired_width(250.0)
+                            .hint_text(format!("{IMAGE_HINT} ({source})")),
+                    )
+                },
+            );
+            for (k, name) in ["Parameter 1", "Parameter 2"].into_iter().enumerate() {
+                ui.horizontal(|ui| param_combo(ui, name, &mut s.params[k], channels));
+                ui.horizontal(|ui| {
+                    if let Some(p) = s.params[k] {
+                        domain_fields(ui, p.name(), &mut s.domains[p.index()]);
+                        if ui
+                            .small_button("reset")
+                            .on_hover_text(format!("The default domain, in {}", p.unit()))
+                            .clicked()
+                        {
+                            s.domains[p.index()] = p.default_domain();
+                        }
+                    }
+                });
+                ui.end_row();
+            }
+            let one = s.chosen().len() == 1;
+            let label = ui.label("Points per axis");
+            ui.horizontal(|ui| {
+                let points = if one {
+                    &mut s.points_1d
+                } else {
+                    &mut s.points_2d
+                };
+                ui.add(egui::DragValue::new(points).range(0..=1001))
+                    .labelled_by(label.id)
+                    .on_hover_text(
+                        "Grid points per parameter (the paper: 181 for one, 61 for two); fewer is \
+                         quicker",
+                    );
+                let class = ui.label("Class");
+                ui.add(
+                    egui::TextEdit::singleline(&mut s.class_text)
+                        .desired_width(70.0)
+                        .hint_text("predicted"),
+                )
+                .labelled_by(class.id)
+                .on_hover_text(
+                    "The class whose probability is mapped; empty: the model's prediction",
+                );
+                let batch = ui.label("Batch");
+                ui.add(egui::DragValue::new(&mut s.batch).range(0..=4096))
+                    .labelled_by(batch.id)
+                    .on_hover_text(
+                        "Transformed images per forward pass; the map reaches the view after each",
+                    );
+            });
+            ui.end_row();
+        });
+}
+
+fn region_settings(ui: &mut Ui, s: &mut SemanticState) {
+    ui.horizontal(|ui| {
+        let label = ui.label("Region method");
+        egui::ComboBox::from_id_salt("semantic method")
+            .selected_text(s.method.label())
+            .show_ui(ui, |ui| {
+                for m in MethodChoice::ALL {
+                    ui.selectable_value(&mut s.method, m, m.label());
+                }
+            })
+            .response
+            .labelled_by(label.id)
+            .on_hover_text("Which method a click on the map grows (§3.3–3.5)");
+    });
+    egui::CollapsingHeader::new("Region settings")
+        .id_salt("semantic region settings")
+        .show(ui, |ui| {
+            let c = &mut s.config;
+            egui::Grid::new("semantic region grid")
+                .num_columns(2)
+                .show(ui, |ui| {
+                    row(ui, "Iterations", "T, updates per region", |ui| {
+                        ui.add(egui::DragValue::new(&mut c.iterations).range(1..=100_000))
+                    });
+                    row(ui, "η", "The step size (z-units)", |ui| {
+                        ui.add(egui::DragValue::new(&mut c.eta).speed(0.01))
+                    });
+                    row(ui, "α", "OIR_B's outer margin", |ui| {
+                        ui.add(egui::DragValue::new(&mut c.alpha).speed(0.005))
+                    });
+                    row(ui, "β", "OIR_W's margin: 0 ≤ β < 2/(2n − 1)", |ui| {
+                        ui.add(
+                            egui::DragValue::new(&mut c.beta)
+                                .speed(0.0001)
+                                .max_decimals(5),
+                        )
+                    });
+                    row(ui, "λ", "Naive's side-length penalty", |ui| {
+                        ui.add(egui::DragValue::new(&mut c.lambda).speed(0.01))
+                    });
+                });
+        });
 }

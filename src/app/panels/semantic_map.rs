@@ -85,18 +85,21 @@ pub fn map_2d(
     side: f32,
     regions: &[LiveRegion],
     marked: Option<usize>,
+    contour: bool,
 ) -> MapInput {
     let points = view.points();
     let (left, bottom) = (46.0, 34.0);
+    let top = 16.0;
     let (outer, response) = ui.allocate_exact_size(
-        vec2(side + left + 8.0, side + bottom + 6.0),
+        vec2(side + left + 8.0, side + bottom + top),
         egui::Sense::click(),
     );
-    let rect = Rect::from_min_size(outer.min + vec2(left, 6.0), vec2(side, side));
+    let rect = Rect::from_min_size(outer.min + vec2(left, top), vec2(side, side));
     let painter = ui.painter_at(outer);
     let visuals = ui.visuals();
     painter.rect_filled(rect, 0.0, visuals.extreme_bg_color);
-    if let Some(frames) = square_frames(&view.values, points, &CONTOURS) {
+    if let Some(frames) = square_frames(&view.values, points, if contour { &CONTOURS } else { &[] })
+    {
         for (t, frame) in frames.into_iter().enumerate() {
             painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
                 rect,
@@ -168,9 +171,9 @@ pub fn map_2d(
             text,
         );
         painter.text(
-            pos2(outer.left() + 2.0, rect.top() - 2.0),
-            egui::Align2::LEFT_BOTTOM,
-            format!("{} ↑", rows.name()),
+            pos2(outer.left() + 2.0, outer.top() + 1.0),
+            egui::Align2::LEFT_TOP,
+            format!("↑ {} ({})", rows.name(), rows.unit()),
             font.clone(),
             text,
         );
