@@ -324,7 +324,8 @@ fn cancel_stops_within_a_batch_and_bad_settings_name_the_problem() {
     h.get_by_label_contains("Stopped at");
 
     // Bad settings: each gives a notice naming the problem, and nothing runs.
-    let cases: Vec<(Box<dyn Fn(&mut SemanticState)>, &str)> = vec![
+    type Case = (Box<dyn Fn(&mut SemanticState)>, &'static str);
+    let cases: Vec<Case> = vec![
         (
             Box::new(|s| s.params = [None, None]),
             "no semantic parameter chosen",
@@ -425,8 +426,10 @@ fn cancel_stops_within_a_batch_and_bad_settings_name_the_problem() {
     );
 
     // Hue needs three channels: the same check the CLI makes, for a 1-channel model.
-    let mut s = SemanticState::default();
-    s.params = [Some(SemanticParam::Hue), None];
+    let s = SemanticState {
+        params: [Some(SemanticParam::Hue), None],
+        ..SemanticState::default()
+    };
     let e = s
         .setup(&ImageSource::Gallery("circle_1".into()), 1)
         .unwrap_err();

@@ -41,6 +41,9 @@ pub struct SemanticRequest {
     pub control: Arc<JobControl>,
 }
 
+// The request travels boxed (`Command::Semantic(Box<_>)`), so the size of the export variant
+// costs nothing on the channel.
+#[allow(clippy::large_enum_variant)]
 pub enum SemanticTask {
     /// The map of the loaded model, then of `model_b` (same class, same grid) when given.
     Map {
