@@ -140,6 +140,7 @@ impl BlindspotApp {
                     self.state.error("Cannot start the reach evaluation", e);
                 }
             }
+            Action::Semantic(action) => self.semantic_action(action),
             Action::Frequency => {
                 if !self.state.is_busy()
                     && let Err(e) = self.start_frequency()

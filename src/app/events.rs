@@ -209,6 +209,7 @@ impl BlindspotApp {
                 self.start_next();
             }
             Event::Reach { job, update } => self.apply_reach(job, update),
+            Event::Semantic { job, update } => self.apply_semantic(job, update),
             Event::Frequency { job, update } => self.apply_frequency(job, update),
         }
     }

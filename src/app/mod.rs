@@ -9,6 +9,8 @@
 //! - `background`: file dialogs, exports and history I/O off the UI thread.
 //! - `export`: figures, run records and heatmap renders written atomically.
 //! - `reach_state`, `reach_job`: the Reach tab's data, and starting and following its evaluation.
+//! - `semantic_state`, `semantic_job`, `semantic_heatmap`: the Semantic view's data, its jobs,
+//!   and its maps drawn through the hull heatmap's shader.
 //! - `frequency_state`, `frequency_job`: the Frequency tab's data, and starting and following its margins.
 //! - `events`, `actions`, `exports`: the app's halves of the worker protocol (applying its
 //!   events, turning panel actions into commands) and of exports and background results.
@@ -24,6 +26,9 @@ pub mod heatmap;
 pub mod panels;
 mod reach_job;
 pub mod reach_state;
+pub mod semantic_heatmap;
+mod semantic_job;
+pub mod semantic_state;
 pub mod state;
 pub mod textures;
 pub mod worker;
@@ -122,6 +127,7 @@ pub struct Panels {
     pub widths: panels::widths::WidthsPanel,
     pub grid: panels::grid::GridPanel,
     pub reach: panels::reach::ReachPanel,
+    pub semantic: panels::semantic::SemanticPanel,
     pub frequency: panels::frequency::FrequencyPanel,
     pub history: panels::history::HistoryPanel,
 }
@@ -148,6 +154,8 @@ impl BlindspotApp {
             Some(rs) => {
                 if let Err(e) = heatmap::register(rs) {
                     notices.push(("The hull heatmap is unavailable".to_string(), e.to_string()));
+                } else if let Err(e) = semantic_heatmap::register(rs) {
+                    notices.push(("The semantic map is unavailable".to_string(), e.to_string()));
                 }
             }
             None => notices.push((
@@ -717,6 +725,11 @@ impl eframe::App for BlindspotApp {
                     Tab::Widths => self.panels.widths.ui(ui, &mut self.state),
                     Tab::Grid => self.panels.grid.ui(ui, &mut self.state, &mut self.textures),
                     Tab::Reach => self.panels.reach.ui(ui, &mut self.state),
+                    Tab::Semantic => {
+                        self.panels
+                            .semantic
+                            .ui(ui, &mut self.state, &mut self.textures);
+                    }
                     Tab::Frequency => {
                         self.panels
                             .frequency

@@ -27,17 +27,19 @@ pub enum Tab {
     Widths,
     Grid,
     Reach,
+    Semantic,
     Frequency,
     History,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 7] = [
+    pub const ALL: [Tab; 8] = [
         Tab::Traversal,
         Tab::Hull,
         Tab::Widths,
         Tab::Grid,
         Tab::Reach,
+        Tab::Semantic,
         Tab::Frequency,
         Tab::History,
     ];
@@ -49,6 +51,7 @@ impl Tab {
             Tab::Widths => "Widths",
             Tab::Grid => "Grid",
             Tab::Reach => "Reach",
+            Tab::Semantic => "Semantic",
             Tab::Frequency => "Frequency",
             Tab::History => "History",
         }
@@ -154,6 +157,8 @@ pub enum JobKind {
     Grid,
     /// A reach evaluation; its progress is in pairs.
     Reach,
+    /// A semantic map (grid points), region (updates) or export of the Semantic view.
+    Semantic,
     /// Frequency margins; progress in sample-subspaces.
     Frequency,
 }
@@ -458,6 +463,8 @@ pub enum Action {
     Grid,
     /// Start (or resume) the reach evaluation set up in the Reach tab.
     Reach,
+    /// A map, region or export of the Semantic view.
+    Semantic(super::semantic_state::SemanticAction),
     /// Start the frequency-margin measurement set up in the Frequency tab.
     Frequency,
     /// Show a folder in the system's file manager.
@@ -539,6 +546,7 @@ pub struct AppState {
     pub hull: HullState,
     pub grid: GridState,
     pub reach: super::reach_state::ReachState,
+    pub semantic: super::semantic_state::SemanticState,
     pub frequency: super::frequency_state::FrequencyState,
     pub history: HistoryState,
     pub export: ExportState,
@@ -588,6 +596,7 @@ impl AppState {
                 ..GridState::default()
             },
             reach: super::reach_state::ReachState::default(),
+            semantic: super::semantic_state::SemanticState::default(),
             frequency: super::frequency_state::FrequencyState::default(),
             history: HistoryState::default(),
             export: ExportState {

@@ -28,11 +28,15 @@ use crate::run::{HullInputs, HullReport, InputImage, traverse_live};
 
 mod frequency;
 mod reach;
+mod semantic;
 pub use frequency::{
     FrequencyImages, FrequencyModel, FrequencyRequest, FrequencySamples, FrequencyUpdate,
     MeasuredModel,
 };
 pub use reach::{ReachFinished, ReachRequest, ReachUpdate};
+pub use semantic::{
+    MapSlot, SemanticRequest, SemanticSetup, SemanticTask, SemanticUpdate, in_app_words,
+};
 
 /// Where a model comes from.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -215,6 +219,8 @@ pub enum Command {
     },
     /// A reach evaluation (§2.3) with the loaded model, into a folder the CLI can read.
     Reach(Box<ReachRequest>),
+    /// A semantic map, region or export of the Semantic view (§3).
+    Semantic(Box<SemanticRequest>),
     /// Frequency margins (§4) of the loaded model and up to two more on the same samples.
     Frequency(Box<FrequencyRequest>),
 }
@@ -297,6 +303,10 @@ pub enum Event {
     Reach {
         job: JobId,
         update: ReachUpdate,
+    },
+    Semantic {
+        job: JobId,
+        update: SemanticUpdate,
     },
     Frequency {
         job: JobId,
@@ -476,6 +486,7 @@ impl WorkerState {
                 control,
             } => self.grid(job, &images, &config, &control),
             Command::Reach(request) => self.reach(&request),
+            Command::Semantic(request) => self.semantic(&request),
             Command::Frequency(request) => self.frequency(&request),
         }
     }

@@ -12,6 +12,8 @@ pub mod model_choice;
 pub mod params;
 pub mod reach;
 pub mod reach_matrix;
+pub mod semantic;
+pub mod semantic_map;
 pub mod status;
 pub mod traversal;
 pub mod width_compare;

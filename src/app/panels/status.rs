@@ -61,6 +61,7 @@ pub fn status_bar(ui: &mut Ui, state: &mut AppState) {
                     JobKind::Traverse | JobKind::Grid => "step",
                     JobKind::Hull => "point",
                     JobKind::Reach => "pair",
+                    JobKind::Semantic => "point",
                     JobKind::Frequency => "sample-subspace",
                 };
                 let fraction = if total > 0 {
