@@ -120,7 +120,17 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
 
     // Contours: distance to each level in screen pixels.
     let grad = max(fwidth(c), 1e-6);
-    for (var k = 0u; k < params.contour_count; k = k + 1u) {
+    // fwidth comes from the 2×2 pixel quad; where part of the quad lies outside the triangle
+    // those lanes see the field clamped onto the edge, so the estimate jumps and would draw a
+    // dark seam along every edge (visible where two triangles meet, as in the semantic
+    // view's square). No contour within a pixel of an edge.
+    let u = in.weights.x * nf;
+    let v = in.weights.y * nf;
+    let fu = fwidth(u);
+    let fv = fwidth(v);
+    let near_edge = u < fu || v < fv || u + v > nf - (fu + fv);
+    let contour_count = select(params.contour_count, 0u, near_edge);
+    for (var k = 0u; k < contour_count; k = k + 1u) {
         let level_value = params.contours[k / 4u][k % 4u];
         let d = abs(c - level_value) / grad;
         let halo = clamp(2.2 - d, 0.0, 1.0);

@@ -240,11 +240,15 @@ impl WorkerState {
     ) -> Result<(), Stop> {
         // Model B first: loading it needs `&mut self`, the loaded model borrows `self`.
         let b = match model_b {
-            Some(source) => Some((source.label(), self.comparison_model(source)?)),
+            // Named by the weights' file stem, as the loaded model is (demo-robust, resnet56_…).
+            Some(source) => {
+                let model = self.comparison_model(source)?;
+                Some((model.spec().short_name(), model))
+            }
             None => None,
         };
         let a = self.model()?;
-        let label_a = a.spec().architecture.clone();
+        let label_a = a.spec().short_name();
         let class = self.one_map(request, a, &label_a, 0, points, request.setup.class)?;
         if let Some((label, model)) = &b {
             // The same class as the loaded model's map, so both maps show one probability.
