@@ -271,7 +271,7 @@ fn eval_reports_srvr_per_model_and_class_with_tables() {
         "{cost}"
     );
     let table = std::fs::read_to_string(out.join("srvr.md")).unwrap();
-    assert!(table.contains("SRVR OIR_W") && table.contains("cifar_resnet20"));
+    assert!(table.contains("SRVR OIR_W") && table.contains("resnet20_cifar10"));
 }
 
 /// Runs a failing command and returns its stderr.
