@@ -11,7 +11,7 @@ use crate::app::frequency_state::{Ended, FrequencyState};
 use crate::app::state::{Action, AppState, ExportKind};
 use crate::app::textures::Textures;
 
-use super::export_bar;
+use super::{JobButtons, export_bar, job_buttons, job_progress};
 use super::frequency_plot::{MODEL_COLOURS, MarginPlot, PointView};
 use super::model_choice::ModelChoice;
 
@@ -188,45 +188,31 @@ impl FrequencyPanel {
 fn controls(ui: &mut Ui, state: &mut AppState) {
     ui.add_space(4.0);
     ui.horizontal(|ui| {
-        if state.frequency.is_running() {
-            if ui
-                .button(CANCEL)
-                .on_hover_text("Stop after the current batch; finished subspaces stay shown")
-                .clicked()
-            {
-                state.act(Action::Cancel);
-            }
-        } else {
-            let ready = state.spec().is_some() && !state.is_busy();
-            if ui
-                .add_enabled(ready, egui::Button::new(RichText::new(START).strong()))
-                .on_hover_text("Measure the margins of every chosen model on the same samples")
-                .on_disabled_hover_text("Needs a loaded model and no other job running")
-                .clicked()
-            {
-                state.act(Action::Frequency);
-            }
-        }
+        let running = state.frequency.is_running();
+        job_buttons(
+            ui,
+            state,
+            JobButtons {
+                running,
+                start: START,
+                cancel: CANCEL,
+                start_tip: "Measure the margins of every chosen model on the same samples",
+                cancel_tip: "Stop after the current batch; finished subspaces stay shown",
+                start_action: Action::Frequency,
+            },
+        );
     });
 }
 
 fn progress(ui: &mut Ui, f: &FrequencyState) {
     let (done, total) = f.progress();
     if f.is_running() {
-        let fraction = if total > 0 {
-            done as f32 / total as f32
-        } else {
-            0.0
-        };
-        let text = if total > 0 {
-            format!("{done} of {total} sample-subspaces")
-        } else {
-            "loading the models and samples".into()
-        };
-        ui.add(
-            egui::ProgressBar::new(fraction)
-                .desired_width(320.0)
-                .text(text),
+        job_progress(
+            ui,
+            (done, total),
+            "sample-subspaces",
+            "loading the models and samples",
+            320.0,
         );
     }
     let plan = f.plan.map(|p| {

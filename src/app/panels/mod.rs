@@ -137,3 +137,50 @@ pub fn export_bar(ui: &mut Ui, state: &mut AppState, kinds: &[(ExportKind, &str)
 pub fn conf(p: f32) -> String {
     format!("{p:.2}")
 }
+
+/// What a job's Start/Cancel button does and says.
+pub struct JobButtons<'a> {
+    pub running: bool,
+    pub start: &'a str,
+    pub cancel: &'a str,
+    pub start_tip: &'a str,
+    pub cancel_tip: &'a str,
+    pub start_action: Action,
+}
+
+/// Cancel while the view's job runs, else Start (enabled with a model and no other job).
+pub fn job_buttons(ui: &mut Ui, state: &mut AppState, buttons: JobButtons<'_>) {
+    if buttons.running {
+        if ui
+            .button(buttons.cancel)
+            .on_hover_text(buttons.cancel_tip)
+            .clicked()
+        {
+            state.act(Action::Cancel);
+        }
+    } else {
+        let ready = state.spec().is_some() && !state.is_busy();
+        if ui
+            .add_enabled(ready, egui::Button::new(RichText::new(buttons.start).strong()))
+            .on_hover_text(buttons.start_tip)
+            .on_disabled_hover_text("Needs a loaded model and no other job running")
+            .clicked()
+        {
+            state.act(buttons.start_action);
+        }
+    }
+}
+
+/// A job's progress bar: "done of total unit", or `waiting` before the total is known.
+pub fn job_progress(ui: &mut Ui, (done, total): (usize, usize), unit: &str, waiting: &str, width: f32) {
+    let (fraction, text) = if total > 0 {
+        (done as f32 / total as f32, format!("{done} of {total} {unit}"))
+    } else {
+        (0.0, waiting.to_string())
+    };
+    ui.add(
+        egui::ProgressBar::new(fraction)
+            .desired_width(width)
+            .text(text),
+    );
+}

@@ -12,7 +12,7 @@ use crate::app::reach_state::{Ended, ReachState};
 use crate::app::state::{Action, AppState, ExportKind};
 use crate::app::worker::LpipsStatus;
 
-use super::export_bar;
+use super::{JobButtons, export_bar, job_buttons, job_progress};
 use super::reach_matrix::hit_matrix;
 
 pub const START: &str = "▶ Start reach";
@@ -201,27 +201,19 @@ fn walk_line(ui: &mut Ui, state: &AppState) {
 fn controls(ui: &mut Ui, state: &mut AppState) {
     ui.add_space(4.0);
     ui.horizontal(|ui| {
-        if state.reach.is_running() {
-            if ui
-                .button(CANCEL)
-                .on_hover_text(
-                    "Stop at the next iteration; finished pairs are kept and Start resumes",
-                )
-                .clicked()
-            {
-                state.act(Action::Cancel);
-            }
-        } else {
-            let ready = state.spec().is_some() && !state.is_busy();
-            if ui
-                .add_enabled(ready, egui::Button::new(RichText::new(START).strong()))
-                .on_hover_text("Start the evaluation, or resume it in its folder")
-                .on_disabled_hover_text("Needs a loaded model and no other job running")
-                .clicked()
-            {
-                state.act(Action::Reach);
-            }
-        }
+        let running = state.reach.is_running();
+        job_buttons(
+            ui,
+            state,
+            JobButtons {
+                running,
+                start: START,
+                cancel: CANCEL,
+                start_tip: "Start the evaluation, or resume it in its folder",
+                cancel_tip: "Stop at the next iteration; finished pairs are kept and Start resumes",
+                start_action: Action::Reach,
+            },
+        );
         if let Some(out) = state.reach.out.clone()
             && ui
                 .button("Open folder")
@@ -236,20 +228,12 @@ fn controls(ui: &mut Ui, state: &mut AppState) {
 fn progress(ui: &mut Ui, r: &ReachState) {
     let (done, total) = r.progress();
     if r.is_running() {
-        let fraction = if total > 0 {
-            done as f32 / total as f32
-        } else {
-            0.0
-        };
-        let text = if total > 0 {
-            format!("{done} of {total} pairs")
-        } else {
-            "planning: choosing the targets".into()
-        };
-        ui.add(
-            egui::ProgressBar::new(fraction)
-                .desired_width(320.0)
-                .text(text),
+        job_progress(
+            ui,
+            (done, total),
+            "pairs",
+            "planning: choosing the targets",
+            320.0,
         );
         if let Some((step, iterations, walking)) = r.step {
             ui.label(

@@ -17,7 +17,9 @@ use crate::app::worker::Slot;
 
 use super::model_choice::{ModelChoice, short_label};
 use super::semantic_map::{DrawnMap, colour_bar, map_1d, map_2d, method_colour};
-use super::{Pixels, export_bar, image_card, placeholder};
+use super::{
+    JobButtons, Pixels, export_bar, image_card, job_buttons, job_progress, placeholder,
+};
 
 pub const START: &str = "▶ Compute map";
 pub const CANCEL: &str = "■ Cancel semantic";
@@ -290,25 +292,19 @@ fn progress_text(view: &MapView) -> String {
 fn controls(ui: &mut Ui, state: &mut AppState) {
     ui.add_space(4.0);
     ui.horizontal(|ui| {
-        if state.semantic.is_running() {
-            if ui
-                .button(CANCEL)
-                .on_hover_text("Stop after the batch (or region update) being computed")
-                .clicked()
-            {
-                state.act(Action::Cancel);
-            }
-        } else {
-            let ready = state.spec().is_some() && !state.is_busy();
-            if ui
-                .add_enabled(ready, egui::Button::new(RichText::new(START).strong()))
-                .on_hover_text("Compute the map with the loaded model (and model B)")
-                .on_disabled_hover_text("Needs a loaded model and no other job running")
-                .clicked()
-            {
-                state.act(Action::Semantic(SemanticAction::Map));
-            }
-        }
+        let running = state.semantic.is_running();
+        job_buttons(
+            ui,
+            state,
+            JobButtons {
+                running,
+                start: START,
+                cancel: CANCEL,
+                start_tip: "Compute the map with the loaded model (and model B)",
+                cancel_tip: "Stop after the batch (or region update) being computed",
+                start_action: Action::Semantic(SemanticAction::Map),
+            },
+        );
         let s = &state.semantic;
         let (done, total) = s.progress;
         if let Some((_, kind)) = s.job {
@@ -317,16 +313,7 @@ fn controls(ui: &mut Ui, state: &mut AppState) {
                 SemanticJob::Regions => "updates",
                 SemanticJob::Export => "",
             };
-            let fraction = if total > 0 {
-                done as f32 / total as f32
-            } else {
-                0.0
-            };
-            ui.add(
-                egui::ProgressBar::new(fraction)
-                    .desired_width(240.0)
-                    .text(format!("{done} of {total} {unit}")),
-            );
+            job_progress(ui, (done, total), unit, "starting", 240.0);
         }
         match s.ended {
             Some(Ended::Stopped) => {
