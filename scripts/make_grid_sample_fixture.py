@@ -2,7 +2,8 @@
 """Writes tests/fixtures/grid_sample.safetensors: PyTorch's affine_grid + grid_sample (bilinear,
 zeros padding, align_corners=False) on one seeded random 3x12x16 image, for a few settings of
 the semantic warp (rot degrees, scale, tx, ty of ALGORITHMS.md §3.1). tests/semantic_warp.rs
-checks our warp against it. Needs torch and safetensors:
+checks our warp against it,
+also at the CIFAR size (3x32x32). Needs torch and safetensors:
 
     python3 scripts/make_grid_sample_fixture.py tests/fixtures/grid_sample.safetensors
 """
@@ -37,21 +38,46 @@ def theta(rot, scale, tx, ty, h, w):
     ], dtype=torch.float64)
 
 
-def main():
-    out = sys.argv[1]
-    g = torch.Generator().manual_seed(0)
-    h, w = 12, 16
-    image = torch.rand(1, 3, h, w, generator=g, dtype=torch.float64)
+# At the CIFAR size (3x32x32): rotation, scale and translation alone, then together. Real
+# CIFAR pixels cannot go into the repository (../shared is read in place, never copied); the
+# warp is linear in the image, so a seeded image of the same size tests the same map.
+SETTINGS_32 = [
+    (23.0, 1.0, 0.0, 0.0),
+    (-135.0, 1.0, 0.0, 0.0),
+    (0.0, 0.57, 0.0, 0.0),
+    (0.0, 1.43, 0.0, 0.0),
+    (0.0, 1.0, 0.17, 0.0),
+    (0.0, 1.0, 0.0, -0.29),
+    (61.0, 0.77, -0.08, 0.21),
+]
+
+
+def warp_all(image, settings):
+    h, w = image.shape[-2:]
     warped = []
-    for rot, scale, tx, ty in SETTINGS:
+    for rot, scale, tx, ty in settings:
         t = theta(rot, scale, tx, ty, h, w).unsqueeze(0)
         grid = F.affine_grid(t, (1, 3, h, w), align_corners=False)
         warped.append(F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros",
                                     align_corners=False)[0])
+    return torch.stack(warped).float().contiguous()
+
+
+def main():
+    out = sys.argv[1]
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 12, 16, generator=g, dtype=torch.float64)
+    image32 = torch.rand(1, 3, 32, 32, generator=g, dtype=torch.float64)
     save_file(
-        {"image": image[0].float().contiguous(), "warped": torch.stack(warped).float().contiguous()},
+        {
+            "image": image[0].float().contiguous(),
+            "warped": warp_all(image, SETTINGS),
+            "image32": image32[0].float().contiguous(),
+            "warped32": warp_all(image32, SETTINGS_32),
+        },
         out,
-        metadata={"settings": json.dumps(SETTINGS), "torch": torch.__version__},
+        metadata={"settings": json.dumps(SETTINGS), "settings32": json.dumps(SETTINGS_32),
+                  "torch": torch.__version__},
     )
     print(f"wrote {out}")
 

@@ -400,35 +400,44 @@ fn warp_matches_pytorch_grid_sample() {
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/grid_sample.safetensors");
     let tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
-    let image = &tensors["image"];
-    let warped = tensors["warped"].to_dtype(candle_core::DType::F64).unwrap();
     let (_, file) =
         safetensors::SafeTensors::read_metadata(&std::fs::read(&path).unwrap()).unwrap();
-    let settings: Vec<[f64; 4]> =
-        serde_json::from_str(&file.metadata().as_ref().unwrap()["settings"]).unwrap();
-    let transform = SemanticTransform::new(image, 3.0).unwrap();
-    for (k, [rot, scale, tx, ty]) in settings.into_iter().enumerate() {
-        let mut u = identity_params();
-        u[SemanticParam::Rot.index()] = rot;
-        u[SemanticParam::Scale.index()] = scale;
-        u[SemanticParam::Tx.index()] = tx;
-        u[SemanticParam::Ty.index()] = ty;
-        let ours = transform.apply(&u, &[]).pixels;
-        let torch: Vec<f64> = warped
-            .get(k)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let worst = ours
-            .iter()
-            .zip(&torch)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        assert!(
-            worst < 1e-5,
-            "setting {k} (rot {rot}, scale {scale}, tx {tx}, ty {ty}): max |ours - torch| = {worst}"
-        );
+    let metadata = file.metadata().as_ref().unwrap();
+    // A 3×12×16 image (non-square, zoom-out past the border) and a CIFAR-sized 3×32×32 one
+    // (rotation, scale and translation alone, then together).
+    let sets = [("image", "warped", "settings"), ("image32", "warped32", "settings32")];
+    let mut checked = 0;
+    for (image_key, warped_key, settings_key) in sets {
+        let image = &tensors[image_key];
+        let warped = tensors[warped_key].to_dtype(candle_core::DType::F64).unwrap();
+        let settings: Vec<[f64; 4]> = serde_json::from_str(&metadata[settings_key]).unwrap();
+        let transform = SemanticTransform::new(image, 3.0).unwrap();
+        for (k, [rot, scale, tx, ty]) in settings.into_iter().enumerate() {
+            let mut u = identity_params();
+            u[SemanticParam::Rot.index()] = rot;
+            u[SemanticParam::Scale.index()] = scale;
+            u[SemanticParam::Tx.index()] = tx;
+            u[SemanticParam::Ty.index()] = ty;
+            let ours = transform.apply(&u, &[]).pixels;
+            let torch: Vec<f64> = warped
+                .get(k)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(ours.len(), torch.len());
+            let worst = ours
+                .iter()
+                .zip(&torch)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst < 1e-5,
+                "{image_key} setting {k} (rot {rot}, scale {scale}, tx {tx}, ty {ty}): max |ours - torch| = {worst}"
+            );
+            checked += 1;
+        }
     }
+    assert_eq!(checked, 6 + 7);
 }
