@@ -405,11 +405,16 @@ fn warp_matches_pytorch_grid_sample() {
     let metadata = file.metadata().as_ref().unwrap();
     // A 3×12×16 image (non-square, zoom-out past the border) and a CIFAR-sized 3×32×32 one
     // (rotation, scale and translation alone, then together).
-    let sets = [("image", "warped", "settings"), ("image32", "warped32", "settings32")];
+    let sets = [
+        ("image", "warped", "settings"),
+        ("image32", "warped32", "settings32"),
+    ];
     let mut checked = 0;
     for (image_key, warped_key, settings_key) in sets {
         let image = &tensors[image_key];
-        let warped = tensors[warped_key].to_dtype(candle_core::DType::F64).unwrap();
+        let warped = tensors[warped_key]
+            .to_dtype(candle_core::DType::F64)
+            .unwrap();
         let settings: Vec<[f64; 4]> = serde_json::from_str(&metadata[settings_key]).unwrap();
         let transform = SemanticTransform::new(image, 3.0).unwrap();
         for (k, [rot, scale, tx, ty]) in settings.into_iter().enumerate() {

@@ -350,7 +350,9 @@ fn semantic_map(
     size: usize,
     device: &candle_core::Device,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    use blindspot::analysis::semantic::{ParamSpace, SemanticObjective, SemanticParam, compute_map};
+    use blindspot::analysis::semantic::{
+        ParamSpace, SemanticObjective, SemanticParam, compute_map,
+    };
     let image = Tensor::rand(0f32, 1f32, (3, size, size), &candle_core::Device::Cpu)?;
     let space = ParamSpace::new(&[SemanticParam::Rot, SemanticParam::Scale], &[], 3)?;
     let objective = SemanticObjective::new(model, &image, 0, space, args.map_batch)?;

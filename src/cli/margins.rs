@@ -14,8 +14,8 @@ use blindspot::analysis::frequency::{
 };
 use blindspot::figures::margin_plot;
 use blindspot::frequency_record::{
-    MarginRecord, RecordModel, RecordSamples, model_dir, model_label as label, plot_data,
-    series, write_model_outputs,
+    MarginRecord, RecordModel, RecordSamples, model_dir, model_label as label, plot_data, series,
+    write_model_outputs,
 };
 use blindspot::images::LabeledSet;
 use blindspot::models::Classifier;

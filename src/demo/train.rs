@@ -556,7 +556,10 @@ mod tests {
             ..TrainConfig::standard()
         };
         let meta = checkpoint_metadata(&flipped, "d").expect("metadata");
-        assert!(meta["blindspot"].contains(r#""input_transform":"flip""#), "{meta:?}");
+        assert!(
+            meta["blindspot"].contains(r#""input_transform":"flip""#),
+            "{meta:?}"
+        );
         let sidecar: serde_json::Value = serde_json::from_str(&meta["blindspot"]).expect("json");
         let back: TrainConfig =
             serde_json::from_value(sidecar["training"].clone()).expect("training config");
@@ -568,7 +571,9 @@ mod tests {
         let x = Tensor::rand(0f32, 1f32, (2, 3, 8, 8), &Device::Cpu).expect("x");
         let same = transformed(x.clone(), None).expect("none");
         assert_eq!(
-            same.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v"),
+            same.flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect("v"),
             x.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v")
         );
         let flipped = transformed(x.clone(), Some(FrequencyTransform::Flip)).expect("flip");

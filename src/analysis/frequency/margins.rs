@@ -365,7 +365,10 @@ mod tests {
         }
         // And not the margins of the untransformed samples.
         let plain = measure(&TransformedModel::plain(&classifier), &images);
-        assert_ne!(via_transform.subspaces[0].margins, plain.subspaces[0].margins);
+        assert_ne!(
+            via_transform.subspaces[0].margins,
+            plain.subspaces[0].margins
+        );
     }
 
     #[test]

@@ -11,9 +11,9 @@ use crate::app::frequency_state::{Ended, FrequencyState};
 use crate::app::state::{Action, AppState, ExportKind};
 use crate::app::textures::Textures;
 
-use super::{JobButtons, export_bar, job_buttons, job_progress};
 use super::frequency_plot::{MODEL_COLOURS, MarginPlot, PointView};
 use super::model_choice::ModelChoice;
+use super::{JobButtons, export_bar, job_buttons, job_progress};
 
 pub const START: &str = "▶ Start margins";
 pub const CANCEL: &str = "■ Cancel margins";

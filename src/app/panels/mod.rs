@@ -161,7 +161,10 @@ pub fn job_buttons(ui: &mut Ui, state: &mut AppState, buttons: JobButtons<'_>) {
     } else {
         let ready = state.spec().is_some() && !state.is_busy();
         if ui
-            .add_enabled(ready, egui::Button::new(RichText::new(buttons.start).strong()))
+            .add_enabled(
+                ready,
+                egui::Button::new(RichText::new(buttons.start).strong()),
+            )
             .on_hover_text(buttons.start_tip)
             .on_disabled_hover_text("Needs a loaded model and no other job running")
             .clicked()
@@ -172,9 +175,18 @@ pub fn job_buttons(ui: &mut Ui, state: &mut AppState, buttons: JobButtons<'_>) {
 }
 
 /// A job's progress bar: "done of total unit", or `waiting` before the total is known.
-pub fn job_progress(ui: &mut Ui, (done, total): (usize, usize), unit: &str, waiting: &str, width: f32) {
+pub fn job_progress(
+    ui: &mut Ui,
+    (done, total): (usize, usize),
+    unit: &str,
+    waiting: &str,
+    width: f32,
+) {
     let (fraction, text) = if total > 0 {
-        (done as f32 / total as f32, format!("{done} of {total} {unit}"))
+        (
+            done as f32 / total as f32,
+            format!("{done} of {total} {unit}"),
+        )
     } else {
         (0.0, waiting.to_string())
     };

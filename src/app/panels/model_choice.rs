@@ -74,7 +74,10 @@ impl ModelChoice {
             );
             let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             let typed = self.path_text.trim();
-            if (enter || ui.add_enabled(!typed.is_empty(), egui::Button::new("Use")).clicked())
+            if (enter
+                || ui
+                    .add_enabled(!typed.is_empty(), egui::Button::new("Use"))
+                    .clicked())
                 && !typed.is_empty()
             {
                 self.source = Some(ModelSource::File(typed.into()));

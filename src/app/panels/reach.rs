@@ -12,8 +12,8 @@ use crate::app::reach_state::{Ended, ReachState};
 use crate::app::state::{Action, AppState, ExportKind};
 use crate::app::worker::LpipsStatus;
 
-use super::{JobButtons, export_bar, job_buttons, job_progress};
 use super::reach_matrix::hit_matrix;
+use super::{JobButtons, export_bar, job_buttons, job_progress};
 
 pub const START: &str = "▶ Start reach";
 pub const CANCEL: &str = "■ Cancel reach";

@@ -17,9 +17,7 @@ use crate::app::worker::Slot;
 
 use super::model_choice::{ModelChoice, short_label};
 use super::semantic_map::{DrawnMap, colour_bar, map_1d, map_2d, method_colour};
-use super::{
-    JobButtons, Pixels, export_bar, image_card, job_buttons, job_progress, placeholder,
-};
+use super::{JobButtons, Pixels, export_bar, image_card, job_buttons, job_progress, placeholder};
 
 pub const START: &str = "▶ Compute map";
 pub const CANCEL: &str = "■ Cancel semantic";
@@ -156,7 +154,9 @@ impl SemanticPanel {
         let avail = ui.available_width() - hover_side - 80.0;
         // As wide as two maps side by side allow, and no taller than the view below here.
         let room = (ui.clip_rect().bottom() - ui.cursor().top() - 110.0).max(160.0);
-        let side = ((avail / count as f32) - 70.0).clamp(160.0, 420.0).min(room);
+        let side = ((avail / count as f32) - 70.0)
+            .clamp(160.0, 420.0)
+            .min(room);
         let mut hovered = None;
         let mut clicked = None;
         let marked = self.hovered;

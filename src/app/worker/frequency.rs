@@ -354,4 +354,3 @@ fn load_samples(
     }
     Ok(out)
 }
-
