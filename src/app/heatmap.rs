@@ -279,15 +279,34 @@ impl Params {
     }
 }
 
-/// Registers the on-screen pipeline with egui's renderer (once, at start-up).
+/// Heatmaps one frame can draw, each with buffers of its own: egui runs every callback's
+/// `prepare` (the upload) before any `paint`, so two callbacks sharing buffers would both draw
+/// the last upload. Slot `HULL_SLOT` is the hull's; the Semantic view's two maps × two
+/// triangles take the `SEMANTIC_SLOTS` after it.
+pub const HULL_SLOT: usize = 0;
+pub const SEMANTIC_FIRST_SLOT: usize = 1;
+pub const SEMANTIC_SLOTS: usize = 4;
+const SLOTS: usize = SEMANTIC_FIRST_SLOT + SEMANTIC_SLOTS;
+
+/// The on-screen pipelines, one per slot, kept in egui's callback resources.
+struct HeatmapSlots(Vec<HeatmapGpu>);
+
+/// Registers the on-screen pipelines with egui's renderer (once, at start-up).
 pub fn register(render_state: &egui_wgpu::RenderState) -> Result<(), RenderError> {
-    let gpu = HeatmapGpu::new(&render_state.device, render_state.target_format)?;
-    render_state.renderer.write().callback_resources.insert(gpu);
+    let slots = (0..SLOTS)
+        .map(|_| HeatmapGpu::new(&render_state.device, render_state.target_format))
+        .collect::<Result<Vec<_>, _>>()?;
+    render_state
+        .renderer
+        .write()
+        .callback_resources
+        .insert(HeatmapSlots(slots));
     Ok(())
 }
 
-/// The paint callback that draws one frame inside an egui rect.
+/// The paint callback that draws one frame inside an egui rect, with the buffers of `slot`.
 pub struct HeatmapCallback {
+    pub slot: usize,
     pub frame: HeatmapFrame,
 }
 
@@ -300,7 +319,10 @@ impl egui_wgpu::CallbackTrait for HeatmapCallback {
         _encoder: &mut wgpu::CommandEncoder,
         resources: &mut egui_wgpu::CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
-        if let Some(gpu) = resources.get_mut::<HeatmapGpu>() {
+        if let Some(gpu) = resources
+            .get_mut::<HeatmapSlots>()
+            .and_then(|h| h.0.get_mut(self.slot))
+        {
             gpu.upload(device, queue, &self.frame);
         }
         Vec::new()
@@ -312,7 +334,10 @@ impl egui_wgpu::CallbackTrait for HeatmapCallback {
         pass: &mut wgpu::RenderPass<'static>,
         resources: &egui_wgpu::CallbackResources,
     ) {
-        if let Some(gpu) = resources.get::<HeatmapGpu>() {
+        if let Some(gpu) = resources
+            .get::<HeatmapSlots>()
+            .and_then(|h| h.0.get(self.slot))
+        {
             gpu.draw(pass);
         }
     }

@@ -153,9 +153,10 @@ impl BlindspotApp {
         match &cc.wgpu_render_state {
             Some(rs) => {
                 if let Err(e) = heatmap::register(rs) {
-                    notices.push(("The hull heatmap is unavailable".to_string(), e.to_string()));
-                } else if let Err(e) = semantic_heatmap::register(rs) {
-                    notices.push(("The semantic map is unavailable".to_string(), e.to_string()));
+                    notices.push((
+                        "The hull heatmap and the semantic maps are unavailable".to_string(),
+                        e.to_string(),
+                    ));
                 }
             }
             None => notices.push((

@@ -2,78 +2,14 @@
 //! (`heatmap::HeatmapGpu`): a square N × N grid is two triangular lattices of resolution
 //! n = N − 1 that share the diagonal, each drawn by one paint callback. The field is
 //! interpolated per fragment and coloured by the same 100-level map as the PNG/SVG figure.
-//!
-//! The hull keeps one `HeatmapGpu` in egui's callback resources; uploads of every callback of
-//! a frame happen before any of them paints, so the maps here (two triangles × two models)
-//! each need their own buffers: they live in [`SemanticHeatmaps`], one per slot.
-
-use eframe::egui_wgpu::{self, wgpu};
+//! Each triangle is drawn through its own heatmap slot (`heatmap::SEMANTIC_FIRST_SLOT` on).
 
 use crate::figures::Colormap;
 
-use super::heatmap::{HeatmapFrame, HeatmapGpu, RenderError};
-
-/// Triangles drawn per frame at most: two per map, two maps.
-pub const SLOTS: usize = 4;
+use super::heatmap::HeatmapFrame;
 
 /// The colour map of the semantic maps, as in `figures::semantic_map`: blue high, red low.
 pub const COLORMAP: Colormap = Colormap::RdBu;
-
-pub struct SemanticHeatmaps {
-    slots: Vec<HeatmapGpu>,
-}
-
-/// Registers the pipelines with egui's renderer (once, at start-up).
-pub fn register(render_state: &egui_wgpu::RenderState) -> Result<(), RenderError> {
-    let slots = (0..SLOTS)
-        .map(|_| HeatmapGpu::new(&render_state.device, render_state.target_format))
-        .collect::<Result<Vec<_>, _>>()?;
-    render_state
-        .renderer
-        .write()
-        .callback_resources
-        .insert(SemanticHeatmaps { slots });
-    Ok(())
-}
-
-/// Draws one triangle of a map with the pipeline of `slot`.
-pub struct SemanticCallback {
-    pub slot: usize,
-    pub frame: HeatmapFrame,
-}
-
-impl egui_wgpu::CallbackTrait for SemanticCallback {
-    fn prepare(
-        &self,
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        _screen: &egui_wgpu::ScreenDescriptor,
-        _encoder: &mut wgpu::CommandEncoder,
-        resources: &mut egui_wgpu::CallbackResources,
-    ) -> Vec<wgpu::CommandBuffer> {
-        if let Some(gpu) = resources
-            .get_mut::<SemanticHeatmaps>()
-            .and_then(|h| h.slots.get_mut(self.slot))
-        {
-            gpu.upload(device, queue, &self.frame);
-        }
-        Vec::new()
-    }
-
-    fn paint(
-        &self,
-        _info: egui::PaintCallbackInfo,
-        pass: &mut wgpu::RenderPass<'static>,
-        resources: &egui_wgpu::CallbackResources,
-    ) {
-        if let Some(gpu) = resources
-            .get::<SemanticHeatmaps>()
-            .and_then(|h| h.slots.get(self.slot))
-        {
-            gpu.draw(pass);
-        }
-    }
-}
 
 /// The two triangles of an N × N map (`values` row-major, the first parameter along rows,
 /// drawn upward; missing values read 0), filling the whole callback rect:

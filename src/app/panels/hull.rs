@@ -8,7 +8,7 @@ use egui::{Color32, Pos2, RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use crate::analysis::hull::lattice;
-use crate::app::heatmap::{HeatmapCallback, HeatmapFrame, PlaneToPixel, fit_corners};
+use crate::app::heatmap::{HULL_SLOT, HeatmapCallback, HeatmapFrame, PlaneToPixel, fit_corners};
 use crate::app::state::{Action, AppState, ExportKind};
 use crate::app::textures::{Textures, color_image, mix};
 use crate::app::worker::Slot;
@@ -132,7 +132,10 @@ impl HullPanel {
         if frame.is_valid() {
             painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
                 rect,
-                HeatmapCallback { frame },
+                HeatmapCallback {
+                    slot: HULL_SLOT,
+                    frame,
+                },
             ));
         }
         // Outline and the spec's lattice points (n = 10).

@@ -7,7 +7,8 @@ use egui::{Color32, Pos2, Rect, RichText, Stroke, Ui, pos2, vec2};
 use egui_plot::{Line, Plot, PlotPoints, VLine};
 
 use crate::analysis::semantic::RegionMethod;
-use crate::app::semantic_heatmap::{SemanticCallback, square_frames};
+use crate::app::heatmap::{HeatmapCallback, SEMANTIC_FIRST_SLOT};
+use crate::app::semantic_heatmap::square_frames;
 use crate::app::semantic_state::{LiveRegion, MapView};
 
 use super::{L2_COLOUR, LINF_COLOUR, REJECTED_COLOUR};
@@ -103,8 +104,8 @@ pub fn map_2d(
         for (t, frame) in frames.into_iter().enumerate() {
             painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
                 rect,
-                SemanticCallback {
-                    slot: 2 * slot + t,
+                HeatmapCallback {
+                    slot: SEMANTIC_FIRST_SLOT + 2 * slot + t,
                     frame,
                 },
             ));
