@@ -381,17 +381,7 @@ fn bad_inputs_name_the_problem_and_nothing_panics() {
     h.state_mut().state.frequency.use_gallery = true;
 
     // A 1-class model as model B: ResNet-20 with only the first row of its classifier.
-    let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load(
-        shared("weights/resnet20_cifar10.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap();
-    for name in ["linear.weight", "linear.bias"] {
-        let t = tensors[name].narrow(0, 0, 1).unwrap().contiguous().unwrap();
-        tensors.insert(name.into(), t);
-    }
-    let single = dir.path().join("one_class.safetensors");
-    candle_core::safetensors::save(&tensors, &single).unwrap();
+    let single = common::one_class_resnet20(dir.path());
     h.state_mut().panels.frequency.model_b.source = Some(ModelSource::File(single));
     refused(&mut h, &["at least 2 classes", "has 1"]);
     dismiss(&mut h);

@@ -255,17 +255,7 @@ fn margins_cli_rejects_bad_inputs_by_name() {
     run(&["--sidecar", s(&sidecar)], &["square", "32×28"]);
 
     // A 1-class model: ResNet-20 with only the first row of its classifier.
-    let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load(
-        shared("weights/resnet20_cifar10.safetensors"),
-        &Device::Cpu,
-    )
-    .unwrap();
-    for name in ["linear.weight", "linear.bias"] {
-        let t = tensors[name].narrow(0, 0, 1).unwrap().contiguous().unwrap();
-        tensors.insert(name.into(), t);
-    }
-    let single = dir.path().join("one_class.safetensors");
-    candle_core::safetensors::save(&tensors, &single).unwrap();
+    let single = common::one_class_resnet20(dir.path());
     let args = [
         "margins",
         "-w",

@@ -59,3 +59,21 @@ pub fn blindspot(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into(),
     )
 }
+
+/// Writes ResNet-20 cut down to one class (the first row of its classifier) into `dir`: a
+/// model that every analysis needing two classes must refuse.
+pub fn one_class_resnet20(dir: &std::path::Path) -> PathBuf {
+    let mut tensors: std::collections::HashMap<String, candle_core::Tensor> =
+        candle_core::safetensors::load(
+            shared("weights/resnet20_cifar10.safetensors"),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+    for name in ["linear.weight", "linear.bias"] {
+        let t = tensors[name].narrow(0, 0, 1).unwrap().contiguous().unwrap();
+        tensors.insert(name.into(), t);
+    }
+    let path = dir.join("one_class.safetensors");
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    path
+}
