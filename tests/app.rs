@@ -165,13 +165,22 @@ fn pick_run_scrub_hull_and_export_end_to_end() {
     assert_eq!(h.state().state.tab, Tab::Hull);
     h.get_by_label("Run both + hull").click();
     wait(&mut h, "both traversals and the refined hull", |a| {
-        !a.state.is_busy() && a.state.hull.refined.as_ref().is_some_and(|r| r.n == 40)
+        !a.state.is_busy()
+            && a.state
+                .hull
+                .main
+                .refined
+                .as_ref()
+                .is_some_and(|r| r.n == 40)
     });
     let st = &h.state().state;
-    let report = st.hull.report.as_ref().unwrap();
+    let report = st.hull.main.report.as_ref().unwrap();
     assert_eq!(report.n, 10);
     assert_eq!(report.confidences.len(), 66);
-    assert_eq!(st.hull.refined.as_ref().unwrap().confidences.len(), 861);
+    assert_eq!(
+        st.hull.main.refined.as_ref().unwrap().confidences.len(),
+        861
+    );
     assert_eq!(st.runs.len(), 3);
     // Table 2 is shown beside the heatmap.
     h.get_by_label("frac > p_src−0.1");
@@ -447,13 +456,19 @@ fn snapshots_of_the_main_views_and_heatmap_pixels_match_the_colour_map() {
     h.state_mut().state.hull.contours_text.clear();
     h.get_by_label("Run both + hull").click();
     wait(&mut h, "the refined hull", |a| {
-        !a.state.is_busy() && a.state.hull.refined.as_ref().is_some_and(|r| r.n == 40)
+        !a.state.is_busy()
+            && a.state
+                .hull
+                .main
+                .refined
+                .as_ref()
+                .is_some_and(|r| r.n == 40)
     });
     let image = h.render().expect("render");
     let ppp = h.ctx.pixels_per_point();
     let app = h.state();
     let drawn = app.panels.hull.drawn.expect("the heatmap was drawn");
-    let refined = app.state.hull.refined.as_ref().unwrap();
+    let refined = app.state.hull.main.refined.as_ref().unwrap();
     let n = refined.n;
     let mut checked = 0;
     for (w1, w2) in [

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::BlindspotApp;
 use super::Planned;
 use super::background::Done;
-use super::state::{Action, ActiveJob, JobKind, PendingHull, Tab};
+use super::state::{Action, ActiveJob, HullSide, JobKind, PendingHull, Tab};
 use super::worker::{Command, FinishedRun, ImageSource, Slot};
 
 impl BlindspotApp {
@@ -41,7 +41,8 @@ impl BlindspotApp {
                 }
                 let source = self.state.slot(Slot::Source).source.clone();
                 let target = self.state.slot(Slot::Target).source.clone();
-                self.start_traverse(source, target, false);
+                self.start_traverse(source.clone(), target.clone(), None, None);
+                self.plan_on_model_b(source, target);
                 self.state.tab = Tab::Traversal;
             }
             Action::PauseResume => {
@@ -64,7 +65,7 @@ impl BlindspotApp {
                     job.control.cancel();
                 }
                 self.queue.clear();
-                self.state.hull.pending = None;
+                self.state.hull.pending.clear();
             }
             Action::HullWithRun(i) => {
                 if let (Some(a), Some(b)) = (
@@ -72,7 +73,7 @@ impl BlindspotApp {
                     self.state.runs.get(i).cloned(),
                 ) && !self.state.is_busy()
                 {
-                    self.start_hull([a, b]);
+                    self.start_hull([a, b], HullSide::Main, None);
                 }
             }
             Action::HullWithSecondTarget => {
@@ -83,13 +84,13 @@ impl BlindspotApp {
                     return;
                 };
                 let source = ImageSource::parse(&first.record.source.path);
-                let target = self.state.slot(Slot::SecondTarget).source.clone();
-                self.state.hull.pending = Some(PendingHull {
-                    jobs: Vec::new(),
-                    done: Vec::new(),
-                    first: Some(first),
-                });
-                self.start_traverse(source, target, true);
+                let t1 = ImageSource::parse(&first.record.target.path);
+                let t2 = self.state.slot(Slot::SecondTarget).source.clone();
+                let mut pending = PendingHull::new(HullSide::Main, None);
+                pending.first = Some(first);
+                self.state.hull.pending = vec![pending];
+                self.start_traverse(source.clone(), t2.clone(), None, Some(HullSide::Main));
+                self.plan_hull_on_model_b(source, t1, t2);
             }
             Action::HullRunBoth => {
                 if self.state.is_busy() {
@@ -98,13 +99,35 @@ impl BlindspotApp {
                 let source = self.state.slot(Slot::Source).source.clone();
                 let t1 = self.state.slot(Slot::Target).source.clone();
                 let t2 = self.state.slot(Slot::SecondTarget).source.clone();
-                self.state.hull.pending = Some(PendingHull::default());
+                self.state.hull.pending = vec![PendingHull::new(HullSide::Main, None)];
                 self.queue.push_back(Planned::Traverse {
                     source: source.clone(),
-                    target: t2,
-                    for_hull: true,
+                    target: t2.clone(),
+                    model: None,
+                    for_hull: Some(HullSide::Main),
                 });
-                self.start_traverse(source, t1, true);
+                self.start_traverse(source.clone(), t1.clone(), None, Some(HullSide::Main));
+                self.plan_hull_on_model_b(source, t1, t2);
+            }
+            Action::HullOnModelB => {
+                if self.state.is_busy() {
+                    return;
+                }
+                let Some([a, b]) = self.state.hull.main.runs.clone() else {
+                    return;
+                };
+                let path = |p: &str| ImageSource::parse(p);
+                self.plan_hull_on_model_b(
+                    path(&a.record.source.path),
+                    path(&a.record.target.path),
+                    path(&b.record.target.path),
+                );
+                self.start_next();
+            }
+            Action::PinHull => {
+                if !self.state.is_busy() {
+                    self.state.hull.pin();
+                }
             }
             Action::Grid => {
                 if self.state.is_busy() {
@@ -165,9 +188,12 @@ impl BlindspotApp {
                 });
             }
             Action::ShowRun(i) => {
-                if i < self.state.runs.len() && self.state.live.is_none() {
+                if let Some(run) = self.state.runs.get(i).cloned()
+                    && self.state.live.is_none()
+                {
                     self.state.shown_run = Some(i);
-                    self.state.scrub = 0;
+                    // A finished run opens at its result, x*.
+                    self.state.scrub = run.view().scrub_len().saturating_sub(1);
                 }
             }
             Action::DeleteRun(dir) => {
@@ -192,5 +218,25 @@ impl BlindspotApp {
             Action::Dialog(purpose) => self.background.dialog(purpose),
         }
         let _ = ctx;
+    }
+
+    /// With model B picked, plans its hull of the same triangle after the one being made: its
+    /// two traversals, then its lattice, into the hull beside.
+    fn plan_hull_on_model_b(&mut self, source: ImageSource, t1: ImageSource, t2: ImageSource) {
+        let Some(b) = self.state.compare.model_b.clone() else {
+            return;
+        };
+        self.state
+            .hull
+            .pending
+            .push(PendingHull::new(HullSide::Compare, Some(b.clone())));
+        for target in [t1, t2] {
+            self.queue.push_back(Planned::Traverse {
+                source: source.clone(),
+                target,
+                model: Some(b.clone()),
+                for_hull: Some(HullSide::Compare),
+            });
+        }
     }
 }

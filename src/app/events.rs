@@ -130,8 +130,7 @@ impl BlindspotApp {
                         st.shown_run = Some(index);
                         st.scrub = run.view().scrub_len().saturating_sub(1);
                         st.history.loaded_once = false;
-                        if let Some(p) = st.hull.pending.as_mut()
-                            && p.jobs.contains(&job)
+                        if let Some(p) = st.hull.pending.iter_mut().find(|p| p.jobs.contains(&job))
                         {
                             p.done.push(run);
                         }
@@ -139,21 +138,22 @@ impl BlindspotApp {
                     Err(e) => {
                         st.error("The traversal failed", e);
                         self.queue.clear();
-                        st.hull.pending = None;
+                        st.hull.pending.clear();
                     }
                 }
                 self.start_pending_hull();
                 self.start_next();
             }
             Event::HullReport { job, report } => {
-                if st.hull.job == Some(job) {
-                    st.hull.report = Some(*report);
-                    st.hull.refined = None;
+                if let Some(side) = st.hull.side_of(job) {
+                    let hull = st.hull.side_mut(side);
+                    hull.report = Some(*report);
+                    hull.refined = None;
                 }
             }
             Event::HullRefined { job, evaluation } => {
-                if st.hull.job == Some(job) {
-                    st.hull.refined = Some(*evaluation);
+                if let Some(side) = st.hull.side_of(job) {
+                    st.hull.side_mut(side).refined = Some(*evaluation);
                 }
             }
             Event::HullProgress {
@@ -162,24 +162,31 @@ impl BlindspotApp {
                 done,
                 total,
             } => {
-                if st.hull.job == Some(job) {
-                    st.hull.progress = Some((n, done, total));
-                }
+                let model = st.hull.side_of(job).map(|side| {
+                    let hull = st.hull.side_mut(side);
+                    hull.progress = Some((n, done, total));
+                    hull.model_name().unwrap_or_default()
+                });
                 if let Some(j) = st.job.as_mut().filter(|j| j.id == job) {
                     j.progress = (done, total);
-                    j.what = format!("hull lattice n = {n}");
+                    j.what = format!("hull lattice n = {n} · {}", model.unwrap_or_default());
                 }
             }
             Event::HullDone { job, result } => {
                 if st.job.as_ref().is_some_and(|j| j.id == job) {
                     st.job = None;
                 }
-                if st.hull.job == Some(job) {
-                    st.hull.progress = None;
+                if let Some(side) = st.hull.side_of(job) {
+                    let hull = st.hull.side_mut(side);
+                    hull.progress = None;
+                    hull.job = None;
                 }
                 if let Err(e) = result {
                     st.error("The hull could not be computed", e);
+                    self.queue.clear();
+                    st.hull.pending.clear();
                 }
+                self.start_pending_hull();
                 self.start_next();
             }
             Event::GridProgress { job, step, total } => {

@@ -41,6 +41,7 @@ impl BlindspotApp {
         };
         let hull = || {
             st.hull
+                .main
                 .report
                 .clone()
                 .ok_or_else(|| "no hull has been computed".to_string())
@@ -48,7 +49,7 @@ impl BlindspotApp {
         // The finest lattice so far, with the metrics and profiles of n = 10.
         let finest = || -> Result<Box<crate::run::HullReport>, String> {
             let mut report = hull()?;
-            if let Some(r) = &st.hull.refined {
+            if let Some(r) = &st.hull.main.refined {
                 report.n = r.n;
                 report.confidences = r.confidences.clone();
             }
@@ -63,6 +64,7 @@ impl BlindspotApp {
             ExportKind::HullFigure => {
                 let runs = st
                     .hull
+                    .main
                     .runs
                     .as_ref()
                     .ok_or_else(|| "no hull has been computed".to_string())?;
@@ -81,7 +83,7 @@ impl BlindspotApp {
                         rgb(&out(&runs[0])?)?,
                         rgb(&out(&runs[1])?)?,
                     ],
-                    contours: st.hull.contour_levels(),
+                    contours: st.hull.drawn_contours(),
                     colormap: st.hull.colormap,
                 }
             }
@@ -94,7 +96,7 @@ impl BlindspotApp {
                     device: rs.device.clone(),
                     queue: rs.queue.clone(),
                     report: finest()?,
-                    contours: st.hull.contour_levels(),
+                    contours: st.hull.drawn_contours(),
                     colormap: st.hull.colormap,
                     size: st.export.heatmap_px.clamp(256, 8192),
                 }

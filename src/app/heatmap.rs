@@ -281,10 +281,11 @@ impl Params {
 
 /// Heatmaps one frame can draw, each with buffers of its own: egui runs every callback's
 /// `prepare` (the upload) before any `paint`, so two callbacks sharing buffers would both draw
-/// the last upload. Slot `HULL_SLOT` is the hull's; the Semantic view's two maps × two
-/// triangles take the `SEMANTIC_SLOTS` after it.
+/// the last upload. Slot `HULL_SLOT` is the hull's and `COMPARE_HULL_SLOT` the hull beside
+/// it; the Semantic view's two maps × two triangles take the `SEMANTIC_SLOTS` after them.
 pub const HULL_SLOT: usize = 0;
-pub const SEMANTIC_FIRST_SLOT: usize = 1;
+pub const COMPARE_HULL_SLOT: usize = 1;
+pub const SEMANTIC_FIRST_SLOT: usize = 2;
 pub const SEMANTIC_SLOTS: usize = 4;
 const SLOTS: usize = SEMANTIC_FIRST_SLOT + SEMANTIC_SLOTS;
 

@@ -17,12 +17,14 @@
 
 mod actions;
 pub mod background;
+pub mod compare;
 mod events;
 pub mod export;
 mod exports;
 mod frequency_job;
 pub mod frequency_state;
 pub mod heatmap;
+pub mod hull_state;
 pub mod panels;
 mod reach_job;
 pub mod reach_state;
@@ -42,7 +44,7 @@ use egui::{Key, RichText, Ui};
 use crate::history::History;
 
 use background::{Background, DialogPurpose};
-use state::{Action, ActiveJob, AppState, JobKind, PendingHull, Tab};
+use state::{Action, ActiveJob, AppState, HullSide, JobKind, PendingHull, Tab};
 use worker::{Command, FinishedRun, ImageSource, ModelSource, Slot, Worker};
 
 /// Lattice resolutions of the hull, coarse first (§1.7's n = 10 gives the metrics).
@@ -95,6 +97,19 @@ pub fn default_export_dir() -> Option<PathBuf> {
     ))
 }
 
+/// The keyboard shortcuts, as Help lists them.
+const SHORTCUTS: [(&str, &str); 9] = [
+    ("Space", "run / pause / resume"),
+    ("Esc", "cancel the running job"),
+    ("← →", "previous / next frame"),
+    ("Home / End", "first / last frame (x*)"),
+    ("1 … 8", "switch tab"),
+    ("Ctrl+O", "open a checkpoint"),
+    ("Ctrl+E", "export the run record"),
+    ("Ctrl+Shift+P", "pin the hull beside"),
+    ("F11", "presentation mode"),
+];
+
 /// Settings kept between sessions.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Settings {
@@ -112,14 +127,17 @@ enum Planned {
     Traverse {
         source: ImageSource,
         target: ImageSource,
-        /// This run is a corner of the pending hull.
-        for_hull: bool,
+        /// None: the loaded model; else model B of a comparison.
+        model: Option<ModelSource>,
+        /// This run is a corner of the pending hull of that side.
+        for_hull: Option<HullSide>,
     },
 }
 
 #[derive(Default)]
 pub struct Panels {
     pub model: panels::model::ModelPanel,
+    pub compare: panels::compare::ComparePanel,
     pub images: panels::images::ImagesPanel,
     pub params: panels::params::ParamsPanel,
     pub traversal: panels::traversal::TraversalPanel,
@@ -269,15 +287,26 @@ impl BlindspotApp {
         }
     }
 
-    fn start_traverse(&mut self, source: ImageSource, target: ImageSource, for_hull: bool) {
+    fn start_traverse(
+        &mut self,
+        source: ImageSource,
+        target: ImageSource,
+        model: Option<ModelSource>,
+        for_hull: Option<HullSide>,
+    ) {
         let id = self.state.next_id();
-        let config = self.state.traverse_config(for_hull);
+        let config = self.state.traverse_config(for_hull.is_some());
         let method = config.method().name();
-        let what = format!("{method} {} → {}", source.label(), target.label());
+        let on = model.as_ref().map_or_else(String::new, |m| {
+            format!(" on {}", panels::model_choice::short_label(m))
+        });
+        let what = format!("{method} {} → {}{on}", source.label(), target.label());
         let job = ActiveJob::new(id, JobKind::Traverse, config.iterations(), what);
         let control = job.control.clone();
         self.state.job = Some(job);
-        if for_hull && let Some(p) = self.state.hull.pending.as_mut() {
+        if let Some(side) = for_hull
+            && let Some(p) = self.state.hull.pending.iter_mut().find(|p| p.side == side)
+        {
             p.jobs.push(id);
         }
         self.worker.send(Command::Traverse {
@@ -285,8 +314,21 @@ impl BlindspotApp {
             source,
             target,
             config,
+            model,
             control,
         });
+    }
+
+    /// Plans a traversal on model B after the one just started, when compare mode is on.
+    fn plan_on_model_b(&mut self, source: ImageSource, target: ImageSource) {
+        if let Some(b) = self.state.compare.model_b.clone() {
+            self.queue.push_back(Planned::Traverse {
+                source,
+                target,
+                model: Some(b),
+                for_hull: None,
+            });
+        }
     }
 
     /// Starts the next planned job when the worker is free.
@@ -297,53 +339,65 @@ impl BlindspotApp {
         if let Some(Planned::Traverse {
             source,
             target,
+            model,
             for_hull,
         }) = self.queue.pop_front()
         {
-            self.start_traverse(source, target, for_hull);
+            self.start_traverse(source, target, model, for_hull);
         }
     }
 
-    /// Starts the hull once the runs it waits for are all there.
+    /// Starts the first waiting hull whose runs are all there.
     fn start_pending_hull(&mut self) {
-        let Some(p) = &self.state.hull.pending else {
+        if self.state.job.is_some() {
+            return;
+        }
+        let pending = &mut self.state.hull.pending;
+        let Some(i) = pending.iter().position(|p| p.corners().is_some()) else {
             return;
         };
-        let mut corners: Vec<Arc<FinishedRun>> = p.first.iter().cloned().collect();
-        corners.extend(p.done.iter().cloned());
-        if corners.len() < 2 {
-            return;
+        let p = pending.remove(i);
+        if let Some(runs) = p.corners() {
+            self.start_hull(runs, p.side, p.model);
         }
-        self.state.hull.pending = None;
-        self.start_hull([corners[0].clone(), corners[1].clone()]);
     }
 
-    fn start_hull(&mut self, runs: [Arc<FinishedRun>; 2]) {
+    /// Computes the hull of two runs on the model that made them, into one side of the tab.
+    fn start_hull(
+        &mut self,
+        runs: [Arc<FinishedRun>; 2],
+        side: HullSide,
+        model: Option<ModelSource>,
+    ) {
         if self.state.job.is_some() {
             // The worker is busy with the traversal this hull follows; it goes next.
-            self.state.hull.pending = Some(PendingHull {
-                jobs: Vec::new(),
-                done: runs.to_vec(),
-                first: None,
-            });
+            let mut p = PendingHull::new(side, model);
+            p.done = runs.to_vec();
+            self.state.hull.pending.insert(0, p);
             return;
         }
         let id = self.state.next_id();
         let total = crate::analysis::hull::lattice_len(HULL_LEVELS[0]);
-        let job = ActiveJob::new(id, JobKind::Hull, total, "hull lattice n = 10".into());
+        let what = format!(
+            "hull lattice n = 10 · {}",
+            runs[0].record.model.short_name()
+        );
+        let job = ActiveJob::new(id, JobKind::Hull, total, what);
         let control = job.control.clone();
         self.state.job = Some(job);
-        let hull = &mut self.state.hull;
-        hull.job = Some(id);
-        hull.runs = Some(runs.clone());
-        hull.report = None;
-        hull.refined = None;
-        hull.progress = Some((HULL_LEVELS[0], 0, total));
+        *self.state.hull.side_mut(side) = state::HullResult {
+            runs: Some(runs.clone()),
+            report: None,
+            refined: None,
+            job: Some(id),
+            progress: Some((HULL_LEVELS[0], 0, total)),
+        };
         self.state.tab = Tab::Hull;
         self.worker.send(Command::Hull {
             job: id,
             runs,
             levels: HULL_LEVELS.to_vec(),
+            model,
             control,
         });
     }
@@ -371,6 +425,32 @@ impl BlindspotApp {
         }
         if pressed(Key::F11) {
             self.state.presentation = !self.state.presentation;
+        }
+        let command = |k: Key| ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, k));
+        if command(Key::O) {
+            self.state.act(Action::Dialog(DialogPurpose::Model));
+        }
+        if command(Key::E) && self.state.shown_finished().is_some() {
+            self.state.act(Action::Export(state::ExportKind::Run));
+        }
+        let pin = egui::Modifiers::COMMAND | egui::Modifiers::SHIFT;
+        if ctx.input_mut(|i| i.consume_key(pin, Key::P)) {
+            self.state.act(Action::PinHull);
+        }
+        const TAB_KEYS: [Key; 8] = [
+            Key::Num1,
+            Key::Num2,
+            Key::Num3,
+            Key::Num4,
+            Key::Num5,
+            Key::Num6,
+            Key::Num7,
+            Key::Num8,
+        ];
+        for (key, tab) in TAB_KEYS.into_iter().zip(Tab::ALL) {
+            if pressed(key) {
+                self.state.tab = tab;
+            }
         }
         let len = self.state.shown().map_or(0, |v| v.scrub_len());
         if len > 0 {
@@ -518,15 +598,17 @@ impl BlindspotApp {
             });
             ui.menu_button("Help", |ui| {
                 ui.label(RichText::new("Shortcuts").strong());
-                for (k, v) in [
-                    ("Space", "run / pause / resume"),
-                    ("Esc", "cancel the running job"),
-                    ("← →", "previous / next frame"),
-                    ("Home End", "first / last frame"),
-                    ("F11", "presentation mode"),
-                ] {
-                    ui.label(format!("{k:10} {v}"));
-                }
+                // A grid, not padded text: the proportional font does not line columns up.
+                egui::Grid::new("shortcuts")
+                    .num_columns(2)
+                    .spacing([16.0, 4.0])
+                    .show(ui, |ui| {
+                        for (k, v) in SHORTCUTS {
+                            ui.label(RichText::new(k).monospace());
+                            ui.label(v);
+                            ui.end_row();
+                        }
+                    });
                 ui.separator();
                 ui.label("Drop a checkpoint, an image or a run folder on the window.");
             });
@@ -535,11 +617,8 @@ impl BlindspotApp {
                 ui.selectable_value(&mut self.state.tab, tab, tab.label());
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let label = if self.state.dark {
-                    "☀ Light"
-                } else {
-                    "🌙 Dark"
-                };
+                // Plain words: egui's and DejaVu's fonts have ☀ but no moon glyph.
+                let label = if self.state.dark { "☀ Light" } else { "Dark" };
                 if ui
                     .button(label)
                     .on_hover_text("Switch between the dark and the light theme")
@@ -623,7 +702,7 @@ impl BlindspotApp {
                 panels::status::run_controls(ui, &mut self.state);
             });
         });
-        let show_hull = self.state.hull.report.is_some() && self.state.tab == Tab::Hull;
+        let show_hull = self.state.hull.main.report.is_some() && self.state.tab == Tab::Hull;
         if show_hull {
             self.panels.hull.ui(ui, &mut self.state, &mut self.textures);
         } else {
@@ -705,6 +784,8 @@ impl eframe::App for BlindspotApp {
                 .show(ui, |ui| {
                     egui::ScrollArea::vertical().show(ui, |ui| {
                         self.panels.model.ui(ui, &mut self.state);
+                        ui.separator();
+                        self.panels.compare.ui(ui, &mut self.state);
                         ui.separator();
                         self.panels
                             .images

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::analysis::hull::HullEvaluation;
 use crate::analysis::{LstConfig, Method, NspgdConfig, PairStatus, WalkConfig};
 use crate::app::worker::LpipsStatus;
 use crate::demo::DemoModel;
@@ -15,8 +14,8 @@ use crate::eval::ExamplesGrid;
 use crate::history::{HistoryEntry, HistoryProblem};
 use crate::models::ModelSpec;
 use crate::record::{FinalRecord, FrameRecord, RunRecorder, StepRecord};
-use crate::run::HullReport;
 
+pub use super::hull_state::{HullResult, HullSide, HullState, PendingHull};
 use super::worker::{FinishedRun, ImageSource, JobControl, JobId, ModelSource, Preview, Slot};
 
 /// The views of the central area.
@@ -343,72 +342,19 @@ impl FinishedRun {
         }
     }
 
-    /// A short name for lists: "circle_1 → star_1 (cifar_resnet8)".
+    /// A short name for lists, with the model that made it: "circle_1 → star_1 (circle →
+    /// star) · demo-robust".
     pub fn title(&self) -> String {
         let name = |p: &str| super::worker::ImageSource::parse(p).label();
         format!(
-            "{} → {}  ({} → {})",
+            "{} → {}  ({} → {}) · {}",
             name(&self.record.source.path),
             name(&self.record.target.path),
             self.record.source.class_name,
-            self.record.target.class_name
+            self.record.target.class_name,
+            self.record.model.short_name()
         )
     }
-}
-
-/// The hull tab's data.
-#[derive(Default)]
-pub struct HullState {
-    /// The two runs the triangle is made of.
-    pub runs: Option<[Arc<FinishedRun>; 2]>,
-    /// n = 10: the spec's lattice, metrics and profiles.
-    pub report: Option<HullReport>,
-    /// The finest lattice so far (n = 20, then 40).
-    pub refined: Option<HullEvaluation>,
-    pub job: Option<JobId>,
-    /// (n, done, total) of the lattice being computed.
-    pub progress: Option<(usize, usize, usize)>,
-    /// The contour field of the panel.
-    pub contours_text: String,
-    pub colormap: crate::figures::Colormap,
-    /// A hull waiting for traversals still to run: their jobs, then the runs as they finish.
-    pub pending: Option<PendingHull>,
-    /// Picked second run (index into `AppState::runs`).
-    pub second_run: Option<usize>,
-}
-
-impl HullState {
-    /// The finest lattice available: (n, confidences).
-    pub fn finest(&self) -> Option<(usize, &[f32])> {
-        match (&self.refined, &self.report) {
-            (Some(r), _) => Some((r.n, &r.confidences)),
-            (None, Some(r)) => Some((r.n, &r.confidences)),
-            _ => None,
-        }
-    }
-
-    /// The contour levels typed into the panel (values outside (0, 1) dropped, at most 8).
-    pub fn contour_levels(&self) -> Vec<f32> {
-        let mut levels: Vec<f32> = self
-            .contours_text
-            .split([',', ' ', ';'])
-            .filter_map(|s| s.trim().parse::<f32>().ok())
-            .filter(|v| *v > 0.0 && *v < 1.0)
-            .collect();
-        levels.sort_by(f32::total_cmp);
-        levels.dedup();
-        levels.truncate(super::heatmap::MAX_CONTOURS);
-        levels
-    }
-}
-
-/// Traversals that a hull waits for, and the runs already done.
-#[derive(Debug, Default)]
-pub struct PendingHull {
-    pub jobs: Vec<JobId>,
-    pub done: Vec<Arc<FinishedRun>>,
-    /// Reuse this run as the first corner (the "second target" flow).
-    pub first: Option<Arc<FinishedRun>>,
 }
 
 /// The grid tab's data.
@@ -460,6 +406,10 @@ pub enum Action {
     HullWithSecondTarget,
     /// Traverse source → target and source → second target, then the hull.
     HullRunBoth,
+    /// Make the shown hull's triangle on model B too (its two traversals, then its hull).
+    HullOnModelB,
+    /// Move the shown hull beside, to compare the next one with it.
+    PinHull,
     Grid,
     /// Start (or resume) the reach evaluation set up in the Reach tab.
     Reach,
@@ -544,6 +494,8 @@ pub struct AppState {
     /// Image zoom factor of the traversal view.
     pub zoom: f32,
     pub hull: HullState,
+    /// Model B and the run shown beside the shown one.
+    pub compare: super::compare::CompareState,
     pub grid: GridState,
     pub reach: super::reach_state::ReachState,
     pub semantic: super::semantic_state::SemanticState,
@@ -588,6 +540,7 @@ impl AppState {
                 contours_text: "0.5, 0.9".into(),
                 ..HullState::default()
             },
+            compare: super::compare::CompareState::default(),
             grid: GridState {
                 images: ["circle_1", "star_1", "square_1", "heart_1"]
                     .iter()
@@ -669,8 +622,8 @@ impl AppState {
         }
     }
 
-    /// What Run would do, in a line: "circle_1 → star_1 · demo standard · NSPGD, 100
-    /// iterations, τ = 0.05".
+    /// What Run would do, in a line: "Next run: circle_1 → star_1 · demo standard · NSPGD,
+    /// 100 iterations, τ = 0.05" (the shown result carries its own record).
     pub fn run_summary(&self) -> String {
         let name = |slot: Slot| self.slot(slot).source.label();
         let model = self
@@ -680,8 +633,11 @@ impl AppState {
             .map_or_else(|| "no model".to_string(), |(s, _)| s.label());
         let walk = self.walk_config();
         let method = walk.method();
+        let also = self.compare.model_b.as_ref().map_or_else(String::new, |b| {
+            format!(" and {}", super::panels::model_choice::short_label(b))
+        });
         format!(
-            "{} → {}  ·  {model}  ·  {}, {} iterations, {} = {}",
+            "Next run: {} → {}  ·  {model}{also}  ·  {}, {} iterations, {} = {}",
             name(Slot::Source),
             name(Slot::Target),
             method.name(),

@@ -23,12 +23,26 @@ pub fn color_image(pixels: &[f32], shape: [usize; 3]) -> ColorImage {
     ColorImage::from_rgba_unmultiplied([w, h], &rgba)
 }
 
-/// |a − b| per element, scaled so that the largest difference is white: (image, gain).
-pub fn difference(a: &[f32], b: &[f32]) -> (Vec<f32>, f32) {
-    let diff: Vec<f32> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
-    let max = diff.iter().copied().fold(0.0f32, f32::max);
-    let gain = if max > 1e-6 { 1.0 / max } else { 1.0 };
-    (diff.iter().map(|d| d * gain).collect(), gain)
+/// The largest |a − b| over the elements.
+pub fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
+/// The gain that makes a largest difference of `max` white (1 when there is none).
+pub fn difference_gain(max: f32) -> f32 {
+    if max > 1e-6 { 1.0 / max } else { 1.0 }
+}
+
+/// |a − b| per element times `gain`, clipped to 1. One gain per run keeps frames comparable:
+/// a gain per frame would make an early, faint difference look as strong as x*'s.
+pub fn difference(a: &[f32], b: &[f32], gain: f32) -> Vec<f32> {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| ((x - y).abs() * gain).min(1.0))
+        .collect()
 }
 
 /// The per-element mix w0·a + w1·b + w2·c of three images (a hull point).

@@ -201,14 +201,18 @@ pub enum Command {
         target: ImageSource,
         /// LST or NSPGD: the same live loop and the same run record either way.
         config: WalkConfig,
+        /// The model to walk on: None for the loaded one, or model B of a comparison.
+        model: Option<ModelSource>,
         control: Arc<JobControl>,
     },
     /// The hull of two runs of one source, at each resolution of `levels` in turn (the first
-    /// one also gives the metrics and profiles).
+    /// one also gives the metrics and profiles), on the model that made the runs.
     Hull {
         job: JobId,
         runs: [Arc<FinishedRun>; 2],
         levels: Vec<usize>,
+        /// None for the loaded model, or model B of a comparison.
+        model: Option<ModelSource>,
         control: Arc<JobControl>,
     },
     Grid {
@@ -380,7 +384,7 @@ impl Worker {
 }
 
 struct WorkerState {
-    model: Option<Classifier>,
+    model: Option<Arc<Classifier>>,
     /// Models B, C of comparing views, oldest first (see `comparison_model`).
     comparison_models: Vec<(ModelSource, Arc<Classifier>)>,
     /// LPIPS-Alex for Table 1's last column; None reads n/a.
@@ -417,8 +421,19 @@ impl WorkerState {
 
     fn model(&self) -> Result<&Classifier, String> {
         self.model
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| "no model is loaded".to_string())
+    }
+
+    /// The model a job runs on: the loaded one (None), or a comparison model.
+    fn model_for(&mut self, source: Option<&ModelSource>) -> Result<Arc<Classifier>, String> {
+        match source {
+            None => self
+                .model
+                .clone()
+                .ok_or_else(|| "no model is loaded".to_string()),
+            Some(source) => self.comparison_model(source),
+        }
     }
 
     /// A model for a comparison (model B, C of a view), loaded once and kept: the
@@ -471,14 +486,29 @@ impl WorkerState {
                 source,
                 target,
                 config,
+                model,
                 control,
-            } => self.traverse(job, &source, &target, &config, &control),
+            } => match self.model_for(model.as_ref()) {
+                Ok(model) => self.traverse(job, &model, &source, &target, &config, &control),
+                Err(e) => self.emit(Event::RunDone {
+                    job,
+                    result: Err(e),
+                    history_error: None,
+                }),
+            },
             Command::Hull {
                 job,
                 runs,
                 levels,
+                model,
                 control,
-            } => self.hull(job, &runs, &levels, &control),
+            } => match self.model_for(model.as_ref()) {
+                Ok(model) => self.hull(job, &model, &runs, &levels, &control),
+                Err(e) => self.emit(Event::HullDone {
+                    job,
+                    result: Err(e),
+                }),
+            },
             Command::Grid {
                 job,
                 images,
@@ -497,7 +527,7 @@ impl WorkerState {
                 let spec = Box::new(model.spec().clone());
                 // The old model stays until the new one has loaded, so a failure keeps the app
                 // usable with what it had.
-                self.model = Some(model);
+                self.model = Some(Arc::new(model));
                 self.emit(Event::ModelReady { source, spec })
             }
             Err(e) => {
@@ -508,43 +538,11 @@ impl WorkerState {
     }
 
     fn load_image(&self, source: &ImageSource) -> Result<InputImage, String> {
-        let model = self.model()?;
-        InputImage::load(&source.as_path(), model).map_err(|e| describe(&e))
+        load_image_for(self.model()?, source)
     }
 
     fn preview_of(&self, source: &ImageSource, image: &InputImage) -> Result<Preview, String> {
-        let model = self.model()?;
-        let err = |e: &dyn std::error::Error| describe(e);
-        let batch = image.pixels.unsqueeze(0).map_err(|e| err(&e))?;
-        let logits = model.forward(&batch).map_err(|e| err(&e))?;
-        let row = logits_rows(&logits)
-            .map_err(|e| err(&e))?
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let mut top: Vec<(u32, String, f32)> = (0..row.len())
-            .map(|k| {
-                (
-                    k as u32,
-                    model.spec().class_name(k).to_string(),
-                    softmax_at(&row, k),
-                )
-            })
-            .collect();
-        top.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-        top.truncate(3);
-        let pixels = image.host().map_err(|e| err(&e))?;
-        let dims = image.pixels.dims();
-        let shape = match dims {
-            [c, h, w] => [*c, *h, *w],
-            other => return Err(format!("image tensor has shape {other:?}")),
-        };
-        Ok(Preview {
-            source: source.clone(),
-            pixels,
-            shape,
-            top,
-        })
+        preview_on(self.model()?, source, image)
     }
 
     fn preview(&self, source: &ImageSource) -> Result<Preview, String> {
@@ -553,14 +551,15 @@ impl WorkerState {
     }
 
     fn traverse(
-        &mut self,
+        &self,
         job: JobId,
+        model: &Classifier,
         source: &ImageSource,
         target: &ImageSource,
         config: &WalkConfig,
         control: &JobControl,
     ) -> ControlFlow<()> {
-        let result = self.traverse_inner(job, source, target, config, control);
+        let result = self.traverse_inner(job, model, source, target, config, control);
         let (result, history_error) = match result {
             Ok(Some(run)) => (Ok(run.0), run.1),
             // The UI went away mid-run.
@@ -579,17 +578,17 @@ impl WorkerState {
     fn traverse_inner(
         &self,
         job: JobId,
+        model: &Classifier,
         source: &ImageSource,
         target: &ImageSource,
         config: &WalkConfig,
         control: &JobControl,
     ) -> Result<Option<(Arc<FinishedRun>, Option<String>)>, String> {
-        let model = self.model()?;
         config.validate().map_err(|e| describe(&e))?;
-        let source_image = self.load_image(source)?;
-        let target_image = self.load_image(target)?;
-        let source_preview = self.preview_of(source, &source_image)?;
-        let target_preview = self.preview_of(target, &target_image)?;
+        let source_image = load_image_for(model, source)?;
+        let target_image = load_image_for(model, target)?;
+        let source_preview = preview_on(model, source, &source_image)?;
+        let target_preview = preview_on(model, target, &target_image)?;
         let p0 = source_preview.top.first().map(|t| t.2).unwrap_or_default();
         if self
             .emit(Event::RunStarted {
@@ -665,11 +664,12 @@ impl WorkerState {
     fn hull(
         &self,
         job: JobId,
+        model: &Classifier,
         runs: &[Arc<FinishedRun>; 2],
         levels: &[usize],
         control: &JobControl,
     ) -> ControlFlow<()> {
-        let result = self.hull_inner(job, runs, levels, control);
+        let result = self.hull_inner(job, model, runs, levels, control);
         match result {
             Err(HullStop::UiGone) => ControlFlow::Break(()),
             Err(HullStop::Failed(e)) => self.emit(Event::HullDone {
@@ -686,11 +686,11 @@ impl WorkerState {
     fn hull_inner(
         &self,
         job: JobId,
+        model: &Classifier,
         runs: &[Arc<FinishedRun>; 2],
         levels: &[usize],
         control: &JobControl,
     ) -> Result<(), HullStop> {
-        let model = self.model().map_err(HullStop::Failed)?;
         let [a, b] = runs;
         let inputs = HullInputs::from_runs(model, (&a.record, &a.pixels), (&b.record, &b.pixels))
             .map_err(|e| HullStop::Failed(describe(&e)))?;
@@ -781,6 +781,50 @@ impl WorkerState {
             result: result.map(Box::new),
         })
     }
+}
+
+/// An image as `model` takes it.
+fn load_image_for(model: &Classifier, source: &ImageSource) -> Result<InputImage, String> {
+    InputImage::load(&source.as_path(), model).map_err(|e| describe(&e))
+}
+
+/// What `model` makes of an image: its pixels and top three classes.
+fn preview_on(
+    model: &Classifier,
+    source: &ImageSource,
+    image: &InputImage,
+) -> Result<Preview, String> {
+    let err = |e: &dyn std::error::Error| describe(e);
+    let batch = image.pixels.unsqueeze(0).map_err(|e| err(&e))?;
+    let logits = model.forward(&batch).map_err(|e| err(&e))?;
+    let row = logits_rows(&logits)
+        .map_err(|e| err(&e))?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let mut top: Vec<(u32, String, f32)> = (0..row.len())
+        .map(|k| {
+            (
+                k as u32,
+                model.spec().class_name(k).to_string(),
+                softmax_at(&row, k),
+            )
+        })
+        .collect();
+    top.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    top.truncate(3);
+    let pixels = image.host().map_err(|e| err(&e))?;
+    let dims = image.pixels.dims();
+    let shape = match dims {
+        [c, h, w] => [*c, *h, *w],
+        other => return Err(format!("image tensor has shape {other:?}")),
+    };
+    Ok(Preview {
+        source: source.clone(),
+        pixels,
+        shape,
+        top,
+    })
 }
 
 enum HullStop {

@@ -8,7 +8,10 @@ use egui::{Color32, Pos2, RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use crate::analysis::hull::lattice;
-use crate::app::heatmap::{HULL_SLOT, HeatmapCallback, HeatmapFrame, PlaneToPixel, fit_corners};
+use crate::app::heatmap::{
+    COMPARE_HULL_SLOT, HULL_SLOT, HeatmapCallback, HeatmapFrame, PlaneToPixel, fit_corners,
+};
+use crate::app::state::HullResult;
 use crate::app::state::{Action, AppState, ExportKind};
 use crate::app::textures::{Textures, color_image, mix};
 use crate::app::worker::Slot;
@@ -57,20 +60,26 @@ impl DrawnHeatmap {
 
 #[derive(Default)]
 pub struct HullPanel {
+    /// Where the shown hull was drawn last frame.
     pub drawn: Option<DrawnHeatmap>,
+    /// Where the hull beside it (model B's, or a pinned one) was drawn.
+    pub drawn_compare: Option<DrawnHeatmap>,
 }
+
+/// Room for the colour bar and its tick labels right of the heatmaps.
+const BAR_WIDTH: f32 = 70.0;
 
 impl HullPanel {
     pub fn ui(&mut self, ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
         let wide = ui.available_width() > 900.0;
-        let side_width = if wide { 340.0 } else { 300.0 };
+        let side_width = if wide { 340.0 } else { 280.0 };
         ui.horizontal_top(|ui| {
             // Leave room for the separator and the spacing on both sides of it.
             let gap = ui.spacing().item_spacing.x * 2.0 + 8.0;
             let canvas_w = (ui.available_width() - side_width - gap).max(240.0);
             ui.vertical(|ui| {
                 ui.set_width(canvas_w);
-                self.canvas(ui, state, textures, canvas_w);
+                self.canvases(ui, state, textures, canvas_w);
             });
             ui.separator();
             ui.vertical(|ui| {
@@ -82,165 +91,306 @@ impl HullPanel {
         });
     }
 
-    fn canvas(&mut self, ui: &mut Ui, state: &mut AppState, textures: &mut Textures, width: f32) {
-        let (Some(report), Some(runs)) = (&state.hull.report, &state.hull.runs) else {
+    /// The shown hull, and the hull beside it when there is one, on one colour scale.
+    fn canvases(&mut self, ui: &mut Ui, state: &mut AppState, textures: &mut Textures, width: f32) {
+        let main = &state.hull.main;
+        let beside = &state.hull.compare;
+        let comparing = beside.report.is_some() || beside.job.is_some();
+        if main.report.is_none() && !comparing {
             self.drawn = None;
-            ui.add_space(30.0);
-            ui.vertical_centered(|ui| {
-                ui.heading("No hull yet");
-                ui.label(
-                    "The hull is the triangle spanned by a source and two LST outputs. Pick a \
-                     second run of the same source, or a second target, or run both traversals \
-                     with one click (right).",
-                );
-                if let Some((n, done, total)) = state.hull.progress {
-                    ui.add(
-                        egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                            .text(format!("n = {n}: {done} of {total} points")),
-                    );
-                }
-            });
+            self.drawn_compare = None;
+            empty(ui, main);
             return;
-        };
-        let height = (ui.available_height() - 90.0).max(240.0);
-        let bar_w = 70.0;
-        let size = egui::vec2((width - bar_w).max(200.0), height.min(width));
-        let (rect, response) = ui.allocate_exact_size(size, egui::Sense::click());
-        let g = &report.geometry;
-        let (p1, p2) = if g.degenerate {
-            ([1.0, 0.0], [0.0, 1.0])
-        } else {
-            (g.p1, g.p2)
-        };
-        let (corners, map) = fit_corners(p1, p2, rect.width(), rect.height(), 0.16);
-        let drawn = DrawnHeatmap { rect, map, p1, p2 };
-        self.drawn = Some(drawn);
-        let (n, confidences) = state
-            .hull
-            .finest()
-            .unwrap_or((report.n, &report.confidences));
-        let contours = state.hull.contour_levels();
-        let frame = HeatmapFrame {
-            n,
-            confidences: confidences.to_vec(),
-            corners_ndc: corners,
-            contours: contours.clone(),
+        }
+        let height = (ui.available_height() - 110.0).max(220.0);
+        let columns = if comparing { 2.0 } else { 1.0 };
+        let spacing = ui.spacing().item_spacing.x * columns;
+        let each = ((width - BAR_WIDTH - spacing) / columns).max(160.0);
+        let size = egui::vec2(each, height.min(each * 1.1));
+        let contours = state.hull.drawn_contours();
+        let style = Drawing {
+            contours: &contours,
             colormap: state.hull.colormap,
+            size,
         };
-        let painter = ui.painter_at(rect.expand(2.0));
-        painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
-        if frame.is_valid() {
-            painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
-                rect,
-                HeatmapCallback {
-                    slot: HULL_SLOT,
-                    frame,
-                },
-            ));
-        }
-        // Outline and the spec's lattice points (n = 10).
-        let stroke = egui::Stroke::new(1.0, ui.visuals().text_color().gamma_multiply(0.6));
-        let v = [
-            drawn.position(0.0, 0.0),
-            drawn.position(1.0, 0.0),
-            drawn.position(0.0, 1.0),
-        ];
-        painter.add(egui::Shape::closed_line(v.to_vec(), stroke));
-        let rn = report.n as f64;
-        for p in lattice(report.n) {
-            let pos = drawn.position(p.i as f64 / rn, p.j as f64 / rn);
-            painter.circle_filled(pos, 1.6, Color32::from_black_alpha(150));
-        }
-        // Corner thumbnails, pushed outward from the centroid.
-        let [a, b] = runs;
-        let shape = a.pixels.shape;
-        let images: [&[f32]; 3] = [
-            &a.pixels.source,
-            a.pixels.output.as_deref().unwrap_or(&a.pixels.source),
-            b.pixels.output.as_deref().unwrap_or(&b.pixels.source),
-        ];
-        let labels = [
-            format!("source ({})", report.source_class),
-            format!("x* → {}", report.target_classes[0]),
-            format!("x* → {}", report.target_classes[1]),
-        ];
-        let centroid = Pos2::new(
-            (v[0].x + v[1].x + v[2].x) / 3.0,
-            (v[0].y + v[1].y + v[2].y) / 3.0,
-        );
-        let thumb = (rect.width().min(rect.height()) * 0.11).clamp(36.0, 96.0);
-        for k in 0..3 {
-            let dir = (v[k] - centroid).normalized();
-            let c = v[k] + dir * (thumb * 0.75);
-            let r = egui::Rect::from_center_size(c, egui::vec2(thumb, thumb));
-            let key = format!("hull corner {k} {}", report.source);
-            let t = textures.get(ui.ctx(), &key, || color_image(images[k], shape));
-            painter.image(
-                t.id(),
-                r,
-                egui::Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
-                Color32::WHITE,
-            );
-            painter.rect_stroke(r, 0.0, stroke, egui::StrokeKind::Outside);
-            let below = r.center_bottom() + egui::vec2(0.0, 2.0);
-            painter.text(
-                below,
-                egui::Align2::CENTER_TOP,
-                &labels[k],
-                egui::FontId::proportional(11.0),
-                ui.visuals().text_color(),
-            );
-        }
-        if g.degenerate {
-            painter.text(
-                rect.left_top() + egui::vec2(8.0, 8.0),
-                egui::Align2::LEFT_TOP,
-                "degenerate geometry (drawn as a right triangle)",
-                egui::FontId::proportional(12.0),
-                ui.visuals().warn_fg_color,
-            );
-        }
-        colour_bar(ui, state, rect, bar_w, &contours);
-        // Hover: weights, confidence and the image at that point.
-        if let Some(pos) = response.hover_pos() {
-            let ([w1, w2], inside) = drawn.weights(pos);
-            if inside {
-                let (w1, w2) = (w1.max(0.0), w2.max(0.0));
-                let c = lattice_field(n, confidences, w1 * n as f64, w2 * n as f64);
-                let w0 = (1.0 - w1 - w2).max(0.0);
-                let mixed = mix(images, [w0 as f32, w1 as f32, w2 as f32]);
-                let key = format!("hull hover {:.3} {:.3}", w1, w2);
-                let t = textures.get(ui.ctx(), &key, || color_image(&mixed, shape));
-                response.clone().on_hover_ui_at_pointer(|ui| {
-                    ui.label(format!(
-                        "w = ({w0:.3}, {w1:.3}, {w2:.3})  (source, x*₁, x*₂)"
-                    ));
-                    ui.label(
-                        RichText::new(format!("p({}) = {}", report.source_class, conf(c))).strong(),
-                    );
-                    ui.add(egui::Image::new((t.id(), egui::vec2(112.0, 112.0))));
-                });
+        let mut last_rect = None;
+        ui.horizontal_top(|ui| {
+            self.drawn = hull_column(ui, state, main, HULL_SLOT, "main", textures, &style);
+            last_rect = self.drawn.map(|d| d.rect);
+            if comparing {
+                self.drawn_compare = hull_column(
+                    ui,
+                    state,
+                    beside,
+                    COMPARE_HULL_SLOT,
+                    "beside",
+                    textures,
+                    &style,
+                );
+                last_rect = self.drawn_compare.map(|d| d.rect).or(last_rect);
+            } else {
+                self.drawn_compare = None;
             }
+            ui.add_space(BAR_WIDTH);
+        });
+        if let Some(rect) = last_rect {
+            colour_bar(ui, state, rect, &contours);
         }
-        ui.label(
-            RichText::new(format!(
-                "lattice n = {n} ({} points){}",
-                confidences.len(),
-                state
-                    .hull
-                    .progress
-                    .map_or(String::new(), |(n, d, t)| format!(
-                        " · computing n = {n}: {d}/{t}"
-                    ))
-            ))
-            .weak(),
-        );
+        if comparing {
+            ui.label(
+                RichText::new(
+                    "Both hulls on one colour scale: p(source class) from 0 to 1. Table 2 \
+                     (right) has a column for each.",
+                )
+                .weak()
+                .small(),
+            );
+        }
         exports(ui, state);
     }
 }
 
+/// Before any hull: what a hull is, and the progress of the first one.
+fn empty(ui: &mut Ui, main: &HullResult) {
+    ui.add_space(30.0);
+    ui.vertical_centered(|ui| {
+        ui.heading("No hull yet");
+        ui.label(
+            "The hull is the triangle spanned by a source and two LST outputs. Pick a second run \
+             of the same source, or a second target, or run both traversals with one click \
+             (right).",
+        );
+        if let Some((n, done, total)) = main.progress {
+            ui.add(
+                egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                    .text(format!("n = {n}: {done} of {total} points")),
+            );
+        }
+    });
+}
+
+/// What both hulls are drawn with.
+struct Drawing<'a> {
+    contours: &'a [f32],
+    colormap: crate::figures::Colormap,
+    size: egui::Vec2,
+}
+
+/// One hull with its heading (model, pair) above and its lattice line below; where it was
+/// drawn, once it has a report.
+fn hull_column(
+    ui: &mut Ui,
+    state: &AppState,
+    hull: &HullResult,
+    slot: usize,
+    key: &str,
+    textures: &mut Textures,
+    style: &Drawing<'_>,
+) -> Option<DrawnHeatmap> {
+    ui.vertical(|ui| {
+        ui.set_width(style.size.x);
+        heading(ui, state, hull);
+        let (Some(report), Some(runs)) = (&hull.report, &hull.runs) else {
+            let (n, done, total) = hull.progress.unwrap_or((0, 0, 1));
+            ui.allocate_ui(style.size, |ui| {
+                ui.add_space(40.0);
+                ui.add(
+                    egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                        .text(format!("waiting · n = {n}: {done} of {total} points")),
+                );
+            });
+            return None;
+        };
+        let drawn = draw_hull(ui, hull, report, runs, slot, key, textures, style);
+        let (n, confidences) = hull.finest().unwrap_or((report.n, &report.confidences));
+        ui.label(
+            RichText::new(format!(
+                "lattice n = {n} ({} points){}",
+                confidences.len(),
+                hull.progress.map_or(String::new(), |(n, d, t)| format!(
+                    " · computing n = {n}: {d}/{t}"
+                ))
+            ))
+            .weak()
+            .small(),
+        );
+        Some(drawn)
+    })
+    .inner
+}
+
+/// The hull's own record in a line: the model and the pair that made it, marked when the loaded
+/// model or the picked pair are no longer those.
+fn heading(ui: &mut Ui, state: &AppState, hull: &HullResult) {
+    let Some([a, b]) = &hull.runs else {
+        return;
+    };
+    let name = |p: &str| crate::app::worker::ImageSource::parse(p).label();
+    let text = format!(
+        "{} · {} → {}, {}",
+        a.record.model.short_name(),
+        name(&a.record.source.path),
+        name(&a.record.target.path),
+        name(&b.record.target.path)
+    );
+    ui.add(egui::Label::new(RichText::new(text).strong()).truncate())
+        .on_hover_text(format!(
+            "{} ({})\nsource {}\ntargets {} and {}",
+            a.record.model.weights_path,
+            a.record.model.architecture,
+            a.record.source.path,
+            a.record.target.path,
+            b.record.target.path
+        ));
+    if let Some(spec) = state.spec()
+        && spec.weights_sha256 != a.record.model.weights_sha256
+        && std::ptr::eq(hull, &state.hull.main)
+    {
+        ui.label(
+            RichText::new(format!("stale: {} is loaded now", spec.short_name()))
+                .small()
+                .color(ui.visuals().warn_fg_color),
+        );
+    }
+}
+
+/// The heatmap of one hull through the GPU shader, its outline, the spec's lattice points,
+/// the corner thumbnails and the hover readout.
+#[allow(clippy::too_many_arguments)]
+fn draw_hull(
+    ui: &mut Ui,
+    hull: &HullResult,
+    report: &crate::run::HullReport,
+    runs: &[std::sync::Arc<crate::app::worker::FinishedRun>; 2],
+    slot: usize,
+    key: &str,
+    textures: &mut Textures,
+    style: &Drawing<'_>,
+) -> DrawnHeatmap {
+    let (rect, response) = ui.allocate_exact_size(style.size, egui::Sense::click());
+    let g = &report.geometry;
+    let (p1, p2) = if g.degenerate {
+        ([1.0, 0.0], [0.0, 1.0])
+    } else {
+        (g.p1, g.p2)
+    };
+    // The corner thumbnails sit outside the triangle: leave them room at every size.
+    let thumb = (rect.width().min(rect.height()) * 0.11).clamp(32.0, 96.0);
+    let margin = ((thumb * 1.3 + 16.0) / rect.width().min(rect.height())).clamp(0.12, 0.36);
+    let (corners, map) = fit_corners(p1, p2, rect.width(), rect.height(), margin);
+    let drawn = DrawnHeatmap { rect, map, p1, p2 };
+    let (n, confidences) = hull.finest().unwrap_or((report.n, &report.confidences));
+    let frame = HeatmapFrame {
+        n,
+        confidences: confidences.to_vec(),
+        corners_ndc: corners,
+        contours: style.contours.to_vec(),
+        colormap: style.colormap,
+    };
+    let painter = ui.painter_at(rect.expand(2.0));
+    painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
+    if frame.is_valid() {
+        painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
+            rect,
+            HeatmapCallback { slot, frame },
+        ));
+    }
+    // Outline and the spec's lattice points (n = 10).
+    let stroke = egui::Stroke::new(1.0, ui.visuals().text_color().gamma_multiply(0.6));
+    let v = [
+        drawn.position(0.0, 0.0),
+        drawn.position(1.0, 0.0),
+        drawn.position(0.0, 1.0),
+    ];
+    painter.add(egui::Shape::closed_line(v.to_vec(), stroke));
+    let rn = report.n as f64;
+    for p in lattice(report.n) {
+        let pos = drawn.position(p.i as f64 / rn, p.j as f64 / rn);
+        painter.circle_filled(pos, 1.6, Color32::from_black_alpha(150));
+    }
+    // Corner thumbnails, pushed outward from the centroid.
+    let [a, b] = runs;
+    let shape = a.pixels.shape;
+    let images: [&[f32]; 3] = [
+        &a.pixels.source,
+        a.pixels.output.as_deref().unwrap_or(&a.pixels.source),
+        b.pixels.output.as_deref().unwrap_or(&b.pixels.source),
+    ];
+    let labels = [
+        format!("source ({})", report.source_class),
+        format!("x* → {}", report.target_classes[0]),
+        format!("x* → {}", report.target_classes[1]),
+    ];
+    let centroid = Pos2::new(
+        (v[0].x + v[1].x + v[2].x) / 3.0,
+        (v[0].y + v[1].y + v[2].y) / 3.0,
+    );
+    for k in 0..3 {
+        let dir = (v[k] - centroid).normalized();
+        let c = v[k] + dir * (thumb * 0.75);
+        let r = egui::Rect::from_center_size(c, egui::vec2(thumb, thumb));
+        let texture_key = format!(
+            "hull {key} corner {k} {} {}",
+            report.source, a.record.model.weights_sha256
+        );
+        let t = textures.get(ui.ctx(), &texture_key, || color_image(images[k], shape));
+        painter.image(
+            t.id(),
+            r,
+            egui::Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+            Color32::WHITE,
+        );
+        painter.rect_stroke(r, 0.0, stroke, egui::StrokeKind::Outside);
+        let below = r.center_bottom() + egui::vec2(0.0, 2.0);
+        painter.text(
+            below,
+            egui::Align2::CENTER_TOP,
+            &labels[k],
+            egui::FontId::proportional(11.0),
+            ui.visuals().text_color(),
+        );
+    }
+    if g.degenerate {
+        painter.text(
+            rect.left_top() + egui::vec2(8.0, 8.0),
+            egui::Align2::LEFT_TOP,
+            "degenerate geometry (drawn as a right triangle)",
+            egui::FontId::proportional(12.0),
+            ui.visuals().warn_fg_color,
+        );
+    }
+    // Hover: weights, confidence and the image at that point.
+    if let Some(pos) = response.hover_pos() {
+        let ([w1, w2], inside) = drawn.weights(pos);
+        if inside {
+            let (w1, w2) = (w1.max(0.0), w2.max(0.0));
+            let c = lattice_field(n, confidences, w1 * n as f64, w2 * n as f64);
+            let w0 = (1.0 - w1 - w2).max(0.0);
+            let mixed = mix(images, [w0 as f32, w1 as f32, w2 as f32]);
+            let hover_key = format!("hull {key} hover {:.3} {:.3}", w1, w2);
+            let t = textures.get(ui.ctx(), &hover_key, || color_image(&mixed, shape));
+            response.clone().on_hover_ui_at_pointer(|ui| {
+                ui.label(format!(
+                    "w = ({w0:.3}, {w1:.3}, {w2:.3})  (source, x*₁, x*₂)"
+                ));
+                ui.label(
+                    RichText::new(format!(
+                        "p({}) = {} · {}",
+                        report.source_class,
+                        conf(c),
+                        a.record.model.short_name()
+                    ))
+                    .strong(),
+                );
+                ui.add(egui::Image::new((t.id(), egui::vec2(112.0, 112.0))));
+            });
+        }
+    }
+    drawn
+}
+
 /// The colour bar right of the heatmap, with the contour levels marked.
-fn colour_bar(ui: &Ui, state: &AppState, heat: egui::Rect, width: f32, levels: &[f32]) {
+fn colour_bar(ui: &Ui, state: &AppState, heat: egui::Rect, levels: &[f32]) {
     let top = heat.top() + heat.height() * 0.1;
     let bottom = heat.bottom() - heat.height() * 0.1;
     let x0 = heat.right() + 12.0;
@@ -290,7 +440,6 @@ fn colour_bar(ui: &Ui, state: &AppState, heat: egui::Rect, width: f32, levels: &
             egui::Stroke::new(1.0, Color32::BLACK),
         );
     }
-    let _ = width;
 }
 
 fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
@@ -301,7 +450,7 @@ fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
         .into_iter()
         .map(|(i, r)| (i, r.title()))
         .collect();
-    if let Some([a, b]) = &state.hull.runs {
+    if let Some([a, b]) = &state.hull.main.runs {
         ui.label(RichText::new(format!("Shown: {}\n   and {}", a.title(), b.title())).small());
     }
     match state.shown_finished() {
@@ -396,12 +545,22 @@ fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
         }
     });
     ui.separator();
+    compare_controls(ui, state);
+    ui.separator();
     ui.horizontal(|ui| {
         let label = ui.label("Contours");
         ui.add(egui::TextEdit::singleline(&mut state.hull.contours_text).desired_width(110.0))
             .labelled_by(label.id)
             .on_hover_text("Confidence levels for contour lines, e.g. 0.5, 0.9 (up to 8)");
     });
+    if let Err(why) = state.hull.contour_levels() {
+        // Say why no contour is drawn rather than silently drawing none.
+        ui.label(
+            RichText::new(format!("No contours drawn: {why}"))
+                .small()
+                .color(ui.visuals().error_fg_color),
+        );
+    }
     ui.horizontal(|ui| {
         let label = ui.label("Colour map");
         egui::ComboBox::from_id_salt("colormap")
@@ -415,10 +574,17 @@ fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
             .labelled_by(label.id)
             .on_hover_text("Perceptual colour maps: viridis (the paper's), cividis, magma");
     });
-    if let Some(report) = &state.hull.report {
+    if let Some(report) = &state.hull.main.report {
         ui.separator();
-        table2(ui, report);
-        profile(ui, report);
+        let name = |h: &HullResult| h.model_name().unwrap_or_default();
+        let beside = state
+            .hull
+            .compare
+            .report
+            .as_ref()
+            .map(|r| (r, name(&state.hull.compare)));
+        table2(ui, (report, name(&state.hull.main)), beside.as_ref());
+        profile(ui, report, beside.as_ref().map(|(r, _)| *r));
     }
 }
 
@@ -445,47 +611,141 @@ fn exports(ui: &mut Ui, state: &mut AppState) {
     });
 }
 
-fn table2(ui: &mut Ui, report: &crate::run::HullReport) {
+/// Model B's hull beside the shown one: make it, pin the shown hull, or clear the one beside.
+fn compare_controls(ui: &mut Ui, state: &mut AppState) {
+    let busy = state.is_busy();
+    ui.label(RichText::new("Compare").strong());
+    let model_b = state
+        .compare
+        .model_b
+        .as_ref()
+        .map(super::model_choice::short_label);
+    match &model_b {
+        Some(b) => ui.label(
+            RichText::new(format!(
+                "Model B is {b}: “Run both + hull” makes its hull too, beside this one."
+            ))
+            .small(),
+        ),
+        None => ui.label(
+            RichText::new("Pick model B (left, under Compare) to make its hull beside this one.")
+                .weak()
+                .small(),
+        ),
+    };
+    ui.horizontal_wrapped(|ui| {
+        let can_b = !busy && model_b.is_some() && state.hull.main.runs.is_some();
+        if ui
+            .add_enabled(can_b, egui::Button::new("Same triangle on model B"))
+            .on_hover_text("Walk the same source to the same two targets on model B, then its hull")
+            .on_disabled_hover_text("Needs a hull and model B")
+            .clicked()
+        {
+            state.act(Action::HullOnModelB);
+        }
+        let can_pin = !busy && state.hull.main.report.is_some();
+        if ui
+            .add_enabled(can_pin, egui::Button::new("Pin beside"))
+            .on_hover_text(
+                "Keep this hull beside the next one (e.g. load another model and run again)",
+            )
+            .clicked()
+        {
+            state.act(Action::PinHull);
+        }
+        let has_beside = state.hull.compare.report.is_some();
+        if ui
+            .add_enabled(!busy && has_beside, egui::Button::new("Clear beside"))
+            .clicked()
+        {
+            state.hull.compare = HullResult::default();
+        }
+    });
+}
+
+/// Table 2 of the shown hull, and of the hull beside it in a second column.
+fn table2(
+    ui: &mut Ui,
+    main: (&crate::run::HullReport, String),
+    beside: Option<&(&crate::run::HullReport, String)>,
+) {
+    let (report, name) = main;
     let m = &report.metrics;
+    let other = beside.map(|(r, _)| &r.metrics);
     ui.label(RichText::new(format!("Table 2 (n = {})", report.n)).strong());
     egui::Grid::new("table 2")
-        .num_columns(2)
+        .num_columns(if other.is_some() { 3 } else { 2 })
         .striped(true)
         .show(ui, |ui| {
-            let mut row = |k: &str, v: f32, tip: &str| {
-                ui.label(k).on_hover_text(tip);
-                ui.label(RichText::new(conf(v)).monospace());
+            if let Some((_, b)) = beside {
+                ui.label("");
+                ui.label(RichText::new(&name).strong());
+                ui.label(RichText::new(b).strong());
                 ui.end_row();
-            };
-            row("p_src", m.p_src, "conf of the source (lattice point (0,0))");
-            row(
-                "mean hull conf",
-                m.mean_hull,
-                "mean conf over all lattice points",
-            );
-            row(
-                "frac > p_src",
-                m.frac[0],
-                "fraction of points above p_src (strict)",
-            );
-            row("frac > p_src−0.1", m.frac[1], "fraction above p_src − 0.1");
-            row("frac > p_src−0.2", m.frac[2], "fraction above p_src − 0.2");
-            row("frac > p_src−0.3", m.frac[3], "fraction above p_src − 0.3");
-            row(
-                "mean conf, linear paths",
-                m.mean_edges,
-                "mean conf along source → x*₁ and source → x*₂",
-            );
-            row(
-                "edge min",
-                m.edge_min,
-                "worst drop along the two straight paths",
-            );
+            }
+            type Metric = fn(&crate::analysis::hull::TriangleMetrics) -> f32;
+            let rows: [(&str, Metric, &str); 8] = [
+                (
+                    "p_src",
+                    |m| m.p_src,
+                    "conf of the source (lattice point (0,0))",
+                ),
+                (
+                    "mean hull conf",
+                    |m| m.mean_hull,
+                    "mean conf over all lattice points",
+                ),
+                (
+                    "frac > p_src",
+                    |m| m.frac[0],
+                    "fraction of points above p_src (strict)",
+                ),
+                (
+                    "frac > p_src−0.1",
+                    |m| m.frac[1],
+                    "fraction above p_src − 0.1",
+                ),
+                (
+                    "frac > p_src−0.2",
+                    |m| m.frac[2],
+                    "fraction above p_src − 0.2",
+                ),
+                (
+                    "frac > p_src−0.3",
+                    |m| m.frac[3],
+                    "fraction above p_src − 0.3",
+                ),
+                (
+                    "mean conf, linear paths",
+                    |m| m.mean_edges,
+                    "mean conf along source → x*₁ and source → x*₂",
+                ),
+                (
+                    "edge min",
+                    |m| m.edge_min,
+                    "worst drop along the two straight paths",
+                ),
+            ];
+            for (k, value, tip) in rows {
+                ui.label(k).on_hover_text(tip);
+                ui.label(RichText::new(conf(value(m))).monospace());
+                if let Some(o) = other {
+                    ui.label(RichText::new(conf(value(o))).monospace());
+                }
+                ui.end_row();
+            }
         });
 }
 
-fn profile(ui: &mut Ui, report: &crate::run::HullReport) {
+fn profile(ui: &mut Ui, report: &crate::run::HullReport, beside: Option<&crate::run::HullReport>) {
     ui.label(RichText::new("Straight paths from the source (§1.8)").strong());
+    if beside.is_some() {
+        ui.label(
+            RichText::new("solid: shown hull · dotted: the hull beside")
+                .small()
+                .weak(),
+        );
+    }
     let t = |k: usize, n: usize| k as f64 / n.max(1) as f64;
     Plot::new("hull profile")
         .height(150.0)
@@ -496,24 +756,35 @@ fn profile(ui: &mut Ui, report: &crate::run::HullReport) {
         .allow_scroll(false)
         .show(ui, |plot| {
             let colours = [SOURCE_COLOUR, TARGET_COLOUR];
-            for (k, curve) in report.profiles.iter().enumerate() {
-                let n = curve.len().saturating_sub(1);
-                let points: PlotPoints = curve
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| [t(i, n), f64::from(*c)])
-                    .collect();
-                let name = match k {
-                    0 => format!("→ x* ({})", report.target_classes[0]),
-                    1 => format!("→ x* ({})", report.target_classes[1]),
-                    2 => format!("→ target ({})", report.target_classes[0]),
-                    _ => format!("→ target ({})", report.target_classes[1]),
-                };
-                let mut line = Line::new(name, points).color(colours[k % 2]).width(1.8);
-                if k >= 2 {
-                    line = line.style(egui_plot::LineStyle::dashed_loose());
+            for (which, r) in std::iter::once(report).chain(beside).enumerate() {
+                for (k, curve) in r.profiles.iter().enumerate() {
+                    // The hull beside shows its x* paths only, so the plot stays readable.
+                    if which == 1 && k >= 2 {
+                        continue;
+                    }
+                    let n = curve.len().saturating_sub(1);
+                    let points: PlotPoints = curve
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| [t(i, n), f64::from(*c)])
+                        .collect();
+                    let mut name = match k {
+                        0 => format!("→ x* ({})", r.target_classes[0]),
+                        1 => format!("→ x* ({})", r.target_classes[1]),
+                        2 => format!("→ target ({})", r.target_classes[0]),
+                        _ => format!("→ target ({})", r.target_classes[1]),
+                    };
+                    if which == 1 {
+                        name.push_str(", beside");
+                    }
+                    let mut line = Line::new(name, points).color(colours[k % 2]).width(1.8);
+                    if which == 1 {
+                        line = line.style(egui_plot::LineStyle::dotted_dense());
+                    } else if k >= 2 {
+                        line = line.style(egui_plot::LineStyle::dashed_loose());
+                    }
+                    plot.line(line);
                 }
-                plot.line(line);
             }
         });
 }

@@ -1,6 +1,7 @@
 //! The app's panels: each a small struct with a `ui` method that reads [`AppState`] and asks for
 //! work through actions. The app only lays them out.
 
+pub mod compare;
 pub mod frequency;
 pub mod frequency_plot;
 pub mod grid;
@@ -31,6 +32,16 @@ pub const TARGET_COLOUR: Color32 = Color32::from_rgb(230, 159, 0);
 pub const REJECTED_COLOUR: Color32 = Color32::from_rgb(213, 94, 0);
 pub const L2_COLOUR: Color32 = Color32::from_rgb(0, 158, 115);
 pub const LINF_COLOUR: Color32 = Color32::from_rgb(204, 121, 167);
+
+/// A shown result that no longer matches the loaded model or the picked pair: it stays (it
+/// carries its own record), marked so nobody reads it as the current settings' result.
+pub fn stale_note(ui: &mut Ui, why: &str) {
+    ui.label(
+        RichText::new(format!("⚠ Stale: {why}. Run again to update."))
+            .small()
+            .color(ui.visuals().warn_fg_color),
+    );
+}
 
 /// Model-space pixels to show: [C, H, W] in [0, 1], cached as a texture under `key`.
 pub struct Pixels<'a> {

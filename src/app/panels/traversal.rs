@@ -5,9 +5,11 @@
 use egui::{RichText, Ui};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points, VLine};
 
+use std::sync::Arc;
+
 use crate::app::state::{AppState, ExportKind, RunView};
-use crate::app::textures::{Textures, difference};
-use crate::app::worker::Slot;
+use crate::app::textures::{Textures, difference, difference_gain, max_difference};
+use crate::app::worker::{FinishedRun, Slot};
 
 use super::{
     L2_COLOUR, LINF_COLOUR, Pixels, REJECTED_COLOUR, SOURCE_COLOUR, TARGET_COLOUR, conf,
@@ -15,7 +17,17 @@ use super::{
 };
 
 #[derive(Default)]
-pub struct TraversalPanel;
+pub struct TraversalPanel {
+    /// The run the |difference| gain was found for, and the largest |frame − source| in it
+    /// (for a live run, so far).
+    difference_max: Option<(String, f32)>,
+}
+
+/// The other run on the plots: its curves and the model that made it.
+struct Overlay {
+    run: Arc<FinishedRun>,
+    name: String,
+}
 
 /// What the images row shows at the scrub position.
 struct Shown<'a> {
@@ -37,6 +49,29 @@ impl TraversalPanel {
             (None, Some(i)) => format!("run {i}"),
             (None, None) => "none".into(),
         };
+        let paused = state.job.as_ref().is_some_and(|j| j.is_paused());
+        // The shown result's own record heads the view; a finished run is marked when the
+        // loaded model or the picked pair have changed since it was made.
+        let mut overlay = None;
+        if let Some(job) = state.job.as_ref().filter(|_| live) {
+            let verb = if paused { "Paused" } else { "Running" };
+            ui.label(RichText::new(format!("{verb}: {}", job.what)).strong());
+        } else if let Some(run) = state.shown_finished().cloned() {
+            ui.horizontal(|ui| {
+                ui.add(egui::Label::new(RichText::new(run_heading(&run)).strong()).truncate())
+                    .on_hover_text(run.record.model.weights_path.clone());
+            });
+            if let Some(why) = state.stale_reason(&run.record) {
+                super::stale_note(ui, &why);
+            }
+            if !presenting {
+                super::compare::comparison_picker(ui, state, &run);
+            }
+            overlay = state.comparison_for(&run).map(|other| Overlay {
+                name: other.record.model.short_name(),
+                run: other,
+            });
+        }
         let Some(view) = state.shown() else {
             empty(ui, state, textures);
             return;
@@ -47,8 +82,9 @@ impl TraversalPanel {
         if live && follow {
             scrub = scrub_len.saturating_sub(1);
         }
-        let shown = shown_image(&view, scrub, live && follow, &run_key);
-        images_row(ui, textures, &view, &shown, zoom, &run_key);
+        let shown = shown_image(&view, scrub, live && follow, paused, &run_key);
+        let gain = self.difference_gain(&view, &shown, &run_key);
+        images_row(ui, textures, &view, &shown, zoom, &run_key, gain);
 
         // Scrubber.
         let mut new_scrub = scrub;
@@ -57,11 +93,16 @@ impl TraversalPanel {
             let max = scrub_len.saturating_sub(1);
             let has_output = view.output.is_some();
             let steps: Vec<usize> = (0..scrub_len).map(|i| view.scrub_step(i)).collect();
+            // While following a live run the slider names the step the image shows, so the
+            // caption, the slider and the status bar agree.
+            let live_step = (live && follow).then_some(shown.step);
             let slider =
                 egui::Slider::new(&mut new_scrub, 0..=max).custom_formatter(move |v, _| {
                     let i = v as usize;
                     if has_output && i + 1 == scrub_len {
                         "x*".to_string()
+                    } else if let (Some(step), true) = (live_step, i + 1 == scrub_len) {
+                        format!("step {step}")
                     } else {
                         format!("step {}", steps.get(i).copied().unwrap_or(0))
                     }
@@ -87,14 +128,17 @@ impl TraversalPanel {
         });
 
         // Plots; a click jumps to the nearest kept frame.
-        if let Some(step) = plots(ui, &view, shown.step) {
+        if let Some(step) = plots(ui, &view, shown.step, overlay.as_ref()) {
             new_scrub = view.scrub_index_near(step);
             follow = false;
         } else if new_scrub != scrub {
             // Scrubbing back to the newest frame follows again.
             follow = live && new_scrub + 1 >= scrub_len;
         }
-        summary(ui, &view);
+        summary(ui, &view, paused);
+        if let Some(o) = &overlay {
+            overlay_summary(ui, o);
+        }
         state.scrub = new_scrub;
         state.follow_live = follow;
         state.zoom = zoom;
@@ -110,6 +154,56 @@ impl TraversalPanel {
             );
         }
     }
+}
+
+impl TraversalPanel {
+    /// One |difference| gain per run: from its largest |frame − source| (x* included); for a
+    /// live run the largest so far, which settles as the run goes on.
+    fn difference_gain(&mut self, view: &RunView<'_>, shown: &Shown<'_>, run_key: &str) -> f32 {
+        let known = self
+            .difference_max
+            .as_ref()
+            .filter(|(k, _)| k == run_key)
+            .map(|(_, m)| *m);
+        let fits = |p: &&[f32]| p.len() == view.source.len();
+        let max = match known {
+            // A finished run's largest difference is known once found.
+            Some(m) if view.current.is_none() => m,
+            // A live run adds only what is new: the newest iterate and the shown frame.
+            Some(m) => view
+                .current
+                .map(|(_, p)| p)
+                .into_iter()
+                .chain(std::iter::once(shown.pixels))
+                .filter(fits)
+                .map(|p| max_difference(p, view.source))
+                .fold(m, f32::max),
+            None => view
+                .frame_pixels
+                .iter()
+                .map(Vec::as_slice)
+                .chain(view.output)
+                .chain(view.current.map(|(_, p)| p))
+                .chain(std::iter::once(shown.pixels))
+                .filter(fits)
+                .map(|p| max_difference(p, view.source))
+                .fold(0.0, f32::max),
+        };
+        self.difference_max = Some((run_key.to_string(), max));
+        difference_gain(max)
+    }
+}
+
+/// A finished run's own record in a line: pair, classes, walk and model.
+fn run_heading(run: &FinishedRun) -> String {
+    let r = &run.record;
+    format!(
+        "{} · {} {} iterations · {}",
+        run.title(),
+        r.config.method().name(),
+        r.config.iterations(),
+        r.model.architecture
+    )
 }
 
 /// Before the first run: the picked pair, large, and what Run will do.
@@ -157,11 +251,18 @@ fn empty(ui: &mut Ui, state: &AppState, textures: &mut Textures) {
     });
 }
 
-fn shown_image<'a>(view: &'a RunView<'a>, scrub: usize, live_newest: bool, run: &str) -> Shown<'a> {
+fn shown_image<'a>(
+    view: &'a RunView<'a>,
+    scrub: usize,
+    live_newest: bool,
+    paused: bool,
+    run: &str,
+) -> Shown<'a> {
     if live_newest && let Some((step, pixels)) = view.current {
+        let state = if paused { "paused" } else { "live" };
         return Shown {
             pixels,
-            caption: format!("step {} (live)", step + 1),
+            caption: format!("step {} ({state})", step + 1),
             key: format!("{run} current {step}"),
             step: step + 1,
         };
@@ -196,6 +297,7 @@ fn images_row(
     shown: &Shown<'_>,
     zoom: f32,
     run: &str,
+    gain: f32,
 ) {
     let h = view.shape[1].max(1) as f32;
     // Four images side by side, each at most a quarter of the width.
@@ -265,7 +367,7 @@ fn images_row(
             Some(RichText::new(view.target_class.to_string()).small()),
         );
         if shown.pixels.len() == view.source.len() {
-            let (diff, gain) = difference(shown.pixels, view.source);
+            let diff = difference(shown.pixels, view.source, gain);
             image_card(
                 ui,
                 textures,
@@ -277,6 +379,9 @@ fn images_row(
                 side,
                 "|difference|",
                 Some(RichText::new(format!("|shown − source| × {gain:.1}")).small()),
+            )
+            .on_hover_text(
+                "One gain for the whole run (its largest difference is white), so frames compare",
             );
         } else {
             placeholder(ui, side, "");
@@ -285,20 +390,44 @@ fn images_row(
 }
 
 /// The two plots; returns the step clicked on, if any.
-fn plots(ui: &mut Ui, view: &RunView<'_>, cursor_step: usize) -> Option<f64> {
+fn plots(
+    ui: &mut Ui,
+    view: &RunView<'_>,
+    cursor_step: usize,
+    overlay: Option<&Overlay>,
+) -> Option<f64> {
+    // The curves of the run beside: dotted, named by its model.
+    let other = |y: fn(&crate::record::StepRecord) -> f32| -> Option<PlotPoints<'static>> {
+        overlay.map(|o| {
+            o.run
+                .record
+                .steps
+                .iter()
+                .map(|s| [s.step as f64 + 1.0, f64::from(y(s))])
+                .collect()
+        })
+    };
+    let other_name = overlay.map_or(String::new(), |o| o.name.clone());
+    let iterations_other = overlay.map_or(0, |o| o.run.record.config.iterations());
     let height = (ui.available_height() - 90.0).clamp(140.0, 900.0);
     let width = (ui.available_width() - ui.spacing().item_spacing.x) / 2.0;
     let mut clicked = None;
     let iterations = view.iterations.max(1) as f64;
     ui.horizontal(|ui| {
+        // Legends sit where the curves are not: p(source) stays near the top and p(target)
+        // rises on the right, the distances fall from the top left.
         let conf_plot = Plot::new("confidence plot")
             .width(width)
             .height(height)
-            .legend(Legend::default().follow_insertion_order(true))
+            .legend(
+                Legend::default()
+                    .follow_insertion_order(true)
+                    .position(egui_plot::Corner::LeftBottom),
+            )
             .x_axis_label("step")
             .y_axis_label("confidence")
             .include_x(0.0)
-            .include_x(iterations)
+            .include_x(iterations.max(iterations_other as f64))
             .include_y(0.0)
             .include_y(1.0)
             .allow_scroll(false)
@@ -323,6 +452,22 @@ fn plots(ui: &mut Ui, view: &RunView<'_>, cursor_step: usize) -> Option<f64> {
                         .color(TARGET_COLOUR)
                         .width(2.0),
                 );
+                if let Some(points) = other(|s| s.source_confidence) {
+                    plot.line(
+                        Line::new(format!("p(source class) · {other_name}"), points)
+                            .color(SOURCE_COLOUR)
+                            .style(egui_plot::LineStyle::dotted_dense())
+                            .width(2.0),
+                    );
+                }
+                if let Some(points) = other(|s| s.target_confidence) {
+                    plot.line(
+                        Line::new(format!("p(target class) · {other_name}"), points)
+                            .color(TARGET_COLOUR)
+                            .style(egui_plot::LineStyle::dotted_dense())
+                            .width(2.0),
+                    );
+                }
                 let floor = f64::from(view.p0 - view.threshold);
                 let symbol = view.method.threshold_symbol();
                 plot.line(
@@ -343,11 +488,15 @@ fn plots(ui: &mut Ui, view: &RunView<'_>, cursor_step: usize) -> Option<f64> {
         let dist_plot = Plot::new("distance plot")
             .width(width)
             .height(height)
-            .legend(Legend::default().follow_insertion_order(true))
+            .legend(
+                Legend::default()
+                    .follow_insertion_order(true)
+                    .position(egui_plot::Corner::RightTop),
+            )
             .x_axis_label("step")
             .y_axis_label("distance to target")
             .include_x(0.0)
-            .include_x(iterations)
+            .include_x(iterations.max(iterations_other as f64))
             .include_y(0.0)
             .allow_scroll(false)
             .show(ui, |plot| {
@@ -363,6 +512,14 @@ fn plots(ui: &mut Ui, view: &RunView<'_>, cursor_step: usize) -> Option<f64> {
                     .collect();
                 plot.line(Line::new("L2 (normalised)", l2).color(L2_COLOUR).width(2.0));
                 plot.line(Line::new("L∞", linf).color(LINF_COLOUR).width(2.0));
+                if let Some(points) = other(|s| s.l2_normalized) {
+                    plot.line(
+                        Line::new(format!("L2 (normalised) · {other_name}"), points)
+                            .color(L2_COLOUR)
+                            .style(egui_plot::LineStyle::dotted_dense())
+                            .width(2.0),
+                    );
+                }
                 rejected(plot, view, |s| f64::from(s.l2_normalized));
                 plot.vline(VLine::new("shown", cursor_step as f64).color(ui_cursor()));
                 plot.pointer_coordinate()
@@ -400,11 +557,31 @@ fn rejected(
     }
 }
 
-fn summary(ui: &mut Ui, view: &RunView<'_>) {
+/// The run beside, in a line: its model, status and Table 1 distance.
+fn overlay_summary(ui: &mut Ui, o: &Overlay) {
+    let r = &o.run.record;
+    let last = r.steps.last();
+    let mut text = format!("dotted: {} · {}", o.name, r.status.label());
+    if let Some(s) = last {
+        text.push_str(&format!(
+            " · p({}) {} · L2 {:.4}",
+            r.source.class_name,
+            conf(s.source_confidence),
+            s.l2_normalized
+        ));
+    }
+    if let Some(f) = &r.final_output {
+        text.push_str(&format!(" · x* to target L2 {:.4}", f.l2_normalized));
+    }
+    ui.label(RichText::new(text).small());
+}
+
+fn summary(ui: &mut Ui, view: &RunView<'_>, paused: bool) {
     let accepted = view.steps.iter().filter(|s| s.accepted).count();
     let last = view.steps.last();
     ui.horizontal_wrapped(|ui| {
         let status = match view.status {
+            None if paused => "paused".to_string(),
             None => "running".to_string(),
             Some(status) => status.label(),
         };

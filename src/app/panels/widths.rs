@@ -2,27 +2,32 @@
 //! over 256 random directions orthogonal to the path, per radius. A wide path keeps both high
 //! at large radii; a thin one collapses.
 
-use std::sync::Arc;
-
 use egui::{RichText, Ui};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points};
 
 use crate::analysis::width::WidthStatus;
 use crate::app::state::{AppState, ExportKind};
-use crate::app::worker::FinishedRun;
 
+use super::compare::comparison_picker;
 use super::export_bar;
-use super::width_compare::{WidthComparison, run_label};
+use super::width_compare::WidthComparison;
 
-/// The picker's entry for showing the shown run alone.
-pub const NO_COMPARISON: &str = "none (this run alone)";
+pub use super::compare::NO_COMPARISON;
 
 #[derive(Default)]
 pub struct WidthsPanel {
-    /// The finished run shown beside the shown one (a second model on the same pair).
-    compare_with: Option<Arc<FinishedRun>>,
     comparison: WidthComparison,
 }
+
+/// A marker per radius, so curves of near colours stay apart.
+const RADIUS_MARKERS: [MarkerShape; 6] = [
+    MarkerShape::Circle,
+    MarkerShape::Square,
+    MarkerShape::Diamond,
+    MarkerShape::Up,
+    MarkerShape::Down,
+    MarkerShape::Asterisk,
+];
 
 /// A colour per radius, light to dark.
 fn radius_colour(k: usize, count: usize) -> egui::Color32 {
@@ -45,10 +50,13 @@ impl WidthsPanel {
             ui.label(RichText::new("No run yet.").weak());
             return;
         };
-        self.compare_picker(ui, state, &run);
-        if let Some(other) = &self.compare_with {
-            self.comparison.ui(ui, &run, other);
+        comparison_picker(ui, state, &run);
+        if let Some(other) = state.comparison_for(&run) {
+            self.comparison.ui(ui, &run, &other);
             return;
+        }
+        if let Some(why) = state.stale_reason(&run.record) {
+            super::stale_note(ui, &why);
         }
         let record = &run.record;
         let measured = record.measured_widths();
@@ -99,17 +107,28 @@ impl WidthsPanel {
                             .width(2.0),
                     );
                     for (k, r) in radii.iter().enumerate() {
-                        let points: PlotPoints = measured
+                        let values: Vec<[f64; 2]> = measured
                             .iter()
                             .filter(|(_, w)| w.status == WidthStatus::Measured)
                             .filter_map(|(s, w)| {
                                 w.rows.get(k + 1).map(|row| [*s as f64, f64::from(row[q])])
                             })
                             .collect();
+                        // Colour alone does not tell neighbouring radii apart (nor in print):
+                        // each radius also gets its own marker, named in the legend.
+                        let colour = radius_colour(k, radii.len());
+                        let name = format!("r = {r}");
                         plot.line(
-                            Line::new(format!("r = {r}"), points)
-                                .color(radius_colour(k, radii.len()))
+                            Line::new(name.clone(), PlotPoints::from(values.clone()))
+                                .color(colour)
                                 .width(1.5),
+                        );
+                        plot.points(
+                            Points::new(name, PlotPoints::from(values))
+                                .shape(RADIUS_MARKERS[k % RADIUS_MARKERS.len()])
+                                .radius(3.5)
+                                .filled(k % 2 == 0)
+                                .color(colour),
                         );
                     }
                     let skipped: Vec<[f64; 2]> = measured
@@ -127,51 +146,5 @@ impl WidthsPanel {
                 });
         }
         export_bar(ui, state, &[(ExportKind::Widths, "Width plot")]);
-    }
-
-    /// "Compare with": another finished run of this session (or opened from the history),
-    /// shown beside this one.
-    fn compare_picker(&mut self, ui: &mut Ui, state: &AppState, shown: &Arc<FinishedRun>) {
-        // The shown run beside itself says nothing.
-        if self
-            .compare_with
-            .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(c, shown))
-        {
-            self.compare_with = None;
-        }
-        ui.horizontal(|ui| {
-            let label = ui.label("Compare with");
-            let selected = self
-                .compare_with
-                .as_ref()
-                .map_or_else(|| NO_COMPARISON.to_string(), |r| run_label(r));
-            egui::ComboBox::from_id_salt("compare widths")
-                .selected_text(selected)
-                .width(360.0)
-                .show_ui(ui, |ui| {
-                    if ui
-                        .selectable_label(self.compare_with.is_none(), NO_COMPARISON)
-                        .clicked()
-                    {
-                        self.compare_with = None;
-                    }
-                    for run in state.runs.iter().filter(|r| !Arc::ptr_eq(r, shown)) {
-                        let picked = self
-                            .compare_with
-                            .as_ref()
-                            .is_some_and(|c| Arc::ptr_eq(c, run));
-                        if ui.selectable_label(picked, run_label(run)).clicked() {
-                            self.compare_with = Some(run.clone());
-                        }
-                    }
-                })
-                .response
-                .labelled_by(label.id)
-                .on_hover_text(
-                    "Show another finished run's widths beside this one's, e.g. the same pair \
-                     on the robust model (open older runs from the History tab first)",
-                );
-        });
     }
 }
