@@ -12,6 +12,8 @@ use crate::record::{RUN_JSON, RecordError, RunPixels, RunRecord};
 
 /// The folder of the history that holds the app's reach evaluations (not runs: never listed).
 pub const REACH_DIR: &str = "reach";
+/// Where deleted runs wait until the app next starts (hidden, so listings skip it).
+pub const DELETED_DIR: &str = ".deleted";
 
 /// One run in the history, light: the record only (its pixels load on demand).
 #[derive(Clone, Debug)]
@@ -152,13 +154,70 @@ impl History {
                 )),
             });
         }
-        std::fs::remove_dir_all(dir).map_err(io_err(dir))
+        // Deleting moves the folder aside, so it can be undone; `purge_deleted` removes it for
+        // good (the app does so when it starts).
+        let bin = self.root.join(DELETED_DIR);
+        std::fs::create_dir_all(&bin).map_err(io_err(&bin))?;
+        let aside = bin.join(dir.file_name().unwrap_or_default());
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside).map_err(io_err(&aside))?;
+        }
+        std::fs::rename(dir, &aside).map_err(io_err(dir))
+    }
+
+    /// Brings back a run deleted in this session; `dir` is where it was.
+    pub fn undo_delete(&self, dir: &Path) -> Result<(), RecordError> {
+        let aside = self
+            .root
+            .join(DELETED_DIR)
+            .join(dir.file_name().unwrap_or_default());
+        if dir.parent() != Some(self.root.as_path()) || !aside.join(RUN_JSON).is_file() {
+            return Err(RecordError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::other("no deleted run of that name to bring back"),
+            });
+        }
+        if dir.exists() {
+            return Err(RecordError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::other("a run folder of that name exists again"),
+            });
+        }
+        std::fs::rename(&aside, dir).map_err(io_err(&aside))
+    }
+
+    /// Removes the runs deleted earlier for good.
+    pub fn purge_deleted(&self) -> Result<(), RecordError> {
+        let bin = self.root.join(DELETED_DIR);
+        if bin.is_dir() {
+            std::fs::remove_dir_all(&bin).map_err(io_err(&bin))?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::slug;
+
+    #[test]
+    fn a_deleted_run_can_be_brought_back_until_purged() {
+        let root = tempfile::tempdir().unwrap();
+        let history = super::History::open(root.path()).unwrap();
+        let dir = root.path().join("123-a-to-b");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(super::RUN_JSON), "{}").unwrap();
+        history.delete(&dir).unwrap();
+        assert!(!dir.exists());
+        history.undo_delete(&dir).unwrap();
+        assert!(dir.join(super::RUN_JSON).is_file());
+        history.delete(&dir).unwrap();
+        history.purge_deleted().unwrap();
+        assert!(history.undo_delete(&dir).is_err());
+        assert!(!root.path().join(super::DELETED_DIR).exists());
+        // Only run folders of this history are ever moved.
+        assert!(history.delete(root.path()).is_err());
+    }
 
     #[test]
     fn slugs_are_short_safe_file_names() {

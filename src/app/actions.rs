@@ -203,6 +203,13 @@ impl BlindspotApp {
                     });
                 }
             }
+            Action::UndoDelete(dir) => {
+                if let Some(h) = self.history.clone() {
+                    self.background.spawn(move || {
+                        Done::Restored(h.undo_delete(&dir).map(|()| dir).map_err(|e| e.to_string()))
+                    });
+                }
+            }
             Action::RefreshHistory => {
                 if let Some(h) = self.history.clone() {
                     self.background

@@ -36,6 +36,8 @@ pub enum Done {
     History(Result<(Vec<HistoryEntry>, Vec<HistoryProblem>), String>),
     RunOpened(Result<Arc<FinishedRun>, String>),
     Deleted(Result<PathBuf, String>),
+    /// A deleted run was brought back.
+    Restored(Result<PathBuf, String>),
     /// A folder was handed to the system's file manager.
     Opened(Result<PathBuf, String>),
 }

@@ -182,7 +182,9 @@ impl BlindspotApp {
                         let i = self.state.add_run(run);
                         if self.state.live.is_none() {
                             self.state.shown_run = Some(i);
-                            self.state.scrub = 0;
+                            // A finished run opens at its result, x*.
+                            self.state.scrub =
+                                self.state.runs[i].view().scrub_len().saturating_sub(1);
                             self.state.tab = Tab::Traversal;
                         }
                     }
@@ -196,8 +198,17 @@ impl BlindspotApp {
                     Ok(dir) => {
                         self.state.history.entries.retain(|e| e.dir != dir);
                         self.state.export.last = Some(format!("deleted {}", dir.display()));
+                        self.state.history.last_deleted = Some(dir);
                     }
                     Err(e) => self.state.error("Cannot delete the run", e),
+                },
+                Done::Restored(result) => match result {
+                    Ok(dir) => {
+                        self.state.history.last_deleted = None;
+                        self.state.export.last = Some(format!("restored {}", dir.display()));
+                        self.state.act(Action::RefreshHistory);
+                    }
+                    Err(e) => self.state.error("Cannot bring the run back", e),
                 },
             }
         }

@@ -118,6 +118,60 @@ struct Settings {
     dark: bool,
     export_dir: String,
     export_scale: f32,
+    /// The session: where the user left off. Absent in settings of older versions.
+    #[serde(default)]
+    session: Option<Session>,
+}
+
+/// What the next start restores: the pair, the tab, the walk's settings, the hull's drawing
+/// settings and model B. (The model itself comes from the command line or the default.)
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Session {
+    images: [ImageSource; 3],
+    tab: Tab,
+    method: crate::analysis::Method,
+    preset: state::Preset,
+    config: crate::analysis::LstConfig,
+    nspgd: crate::analysis::NspgdConfig,
+    contours: String,
+    colormap: crate::figures::Colormap,
+    model_b: Option<ModelSource>,
+    zoom: f32,
+}
+
+impl Session {
+    fn of(state: &AppState) -> Self {
+        Self {
+            images: state.images.clone().map(|s| s.source),
+            tab: state.tab,
+            method: state.method,
+            preset: state.preset,
+            config: state.config.clone(),
+            nspgd: state.nspgd.clone(),
+            contours: state.hull.contours_text.clone(),
+            colormap: state.hull.colormap,
+            model_b: state.compare.model_b.clone(),
+            zoom: state.zoom,
+        }
+    }
+
+    /// Restores the session; settings that no longer validate are left at their defaults.
+    fn restore(self, state: &mut AppState) {
+        for (slot, source) in state.images.iter_mut().zip(self.images) {
+            *slot = state::ImageSlot::new(source);
+        }
+        state.tab = self.tab;
+        state.method = self.method;
+        if self.config.validate().is_ok() && self.nspgd.validate().is_ok() {
+            state.preset = self.preset;
+            state.config = self.config;
+            state.nspgd = self.nspgd;
+        }
+        state.hull.contours_text = self.contours;
+        state.hull.colormap = self.colormap;
+        state.compare.model_b = self.model_b;
+        state.zoom = self.zoom;
+    }
 }
 
 const SETTINGS_KEY: &str = "blindspot settings";
@@ -185,7 +239,16 @@ impl BlindspotApp {
         let mut state = AppState::new(options.source, options.target, options.second_target);
         let history = match &options.history_dir {
             Some(dir) => match History::open(dir) {
-                Ok(h) => Some(h),
+                Ok(h) => {
+                    // Runs deleted in an earlier session go for good now (Undo lasts a session).
+                    if let Err(e) = h.purge_deleted() {
+                        notices.push((
+                            "Deleted runs could not be removed".to_string(),
+                            e.to_string(),
+                        ));
+                    }
+                    Some(h)
+                }
                 Err(e) => {
                     notices.push((
                         "Run history unavailable: runs will not be saved".to_string(),
@@ -211,6 +274,9 @@ impl BlindspotApp {
             }
             if s.export_scale >= 1.0 {
                 state.export.scale = s.export_scale;
+            }
+            if let Some(session) = s.session {
+                session.restore(&mut state);
             }
         }
         for (title, detail) in notices {
@@ -691,7 +757,15 @@ impl BlindspotApp {
     }
 
     fn presentation(&mut self, ui: &mut Ui) {
+        // Numbers a room can read: every text style 1.6 times its size.
+        for font in ui.style_mut().text_styles.values_mut() {
+            font.size *= 1.6;
+        }
         ui.horizontal(|ui| {
+            for tab in [Tab::Traversal, Tab::Hull] {
+                ui.selectable_value(&mut self.state.tab, tab, tab.label());
+            }
+            ui.separator();
             if let Some((s, spec)) = &self.state.model.loaded {
                 ui.label(RichText::new(format!("{} · {}", s.label(), spec.architecture)).weak());
             }
@@ -702,7 +776,7 @@ impl BlindspotApp {
                 panels::status::run_controls(ui, &mut self.state);
             });
         });
-        let show_hull = self.state.hull.main.report.is_some() && self.state.tab == Tab::Hull;
+        let show_hull = self.state.tab == Tab::Hull;
         if show_hull {
             self.panels.hull.ui(ui, &mut self.state, &mut self.textures);
         } else {
@@ -723,6 +797,7 @@ impl BlindspotApp {
             dark: self.state.dark,
             export_dir: self.state.export.dir_text.clone(),
             export_scale: self.state.export.scale,
+            session: Some(Session::of(&self.state)),
         };
         eframe::set_value(storage, SETTINGS_KEY, &s);
     }
@@ -859,4 +934,55 @@ pub fn run_native(options: AppOptions) -> eframe::Result {
         native,
         Box::new(move |cc| Ok(Box::new(BlindspotApp::new(cc, options)))),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Session, Settings, state::AppState, state::Tab, worker::ImageSource};
+
+    fn gallery(name: &str) -> ImageSource {
+        ImageSource::Gallery(name.into())
+    }
+
+    #[test]
+    fn the_session_comes_back_at_the_next_start() {
+        let mut state = AppState::new(gallery("circle_1"), gallery("star_1"), gallery("square_1"));
+        state.images[1] = super::state::ImageSlot::new(gallery("heart_2"));
+        state.tab = Tab::Hull;
+        state.method = crate::analysis::Method::Nspgd;
+        state.config.iterations = 77;
+        state.hull.contours_text = "0.3".into();
+        state.hull.colormap = crate::figures::Colormap::Magma;
+        state.compare.model_b = Some(super::ModelSource::Demo(crate::demo::DemoModel::Robust));
+        let saved = Settings {
+            session: Some(Session::of(&state)),
+            ..Settings::default()
+        };
+        let text = serde_json::to_string(&saved).unwrap();
+        let read: Settings = serde_json::from_str(&text).unwrap();
+        let mut again = AppState::new(gallery("circle_1"), gallery("star_1"), gallery("square_1"));
+        read.session.unwrap().restore(&mut again);
+        assert_eq!(again.images[1].source, gallery("heart_2"));
+        assert_eq!(again.tab, Tab::Hull);
+        assert_eq!(again.method, crate::analysis::Method::Nspgd);
+        assert_eq!(again.config.iterations, 77);
+        assert_eq!(again.hull.contours_text, "0.3");
+        assert_eq!(again.hull.colormap, crate::figures::Colormap::Magma);
+        assert_eq!(again.compare.model_b, state.compare.model_b);
+        // Settings written before sessions existed still read.
+        let old: Settings = serde_json::from_str(
+            r#"{"recent_models":[],"recent_images":[],"dark":true,"export_dir":"","export_scale":2.0}"#,
+        )
+        .unwrap();
+        assert!(old.session.is_none());
+        // Settings that no longer validate stay at their defaults.
+        let mut bad = Session::of(&state);
+        bad.config.log_step = 0;
+        let mut fresh = AppState::new(gallery("circle_1"), gallery("star_1"), gallery("square_1"));
+        bad.restore(&mut fresh);
+        assert_eq!(
+            fresh.config.iterations,
+            crate::analysis::LstConfig::cifar().iterations
+        );
+    }
 }

@@ -376,6 +376,8 @@ pub struct HistoryState {
     pub problems: Vec<HistoryProblem>,
     /// A delete waiting for its confirmation.
     pub confirm_delete: Option<PathBuf>,
+    /// The run deleted last, which Undo brings back.
+    pub last_deleted: Option<PathBuf>,
     pub loaded_once: bool,
 }
 
@@ -422,6 +424,8 @@ pub enum Action {
     OpenRun(PathBuf),
     ShowRun(usize),
     DeleteRun(PathBuf),
+    /// Bring back a run deleted in this session.
+    UndoDelete(PathBuf),
     RefreshHistory,
     Export(ExportKind),
     Dismiss(usize),
@@ -491,7 +495,7 @@ pub struct AppState {
     /// Scrub position, and whether it follows the newest frame.
     pub scrub: usize,
     pub follow_live: bool,
-    /// Image zoom factor of the traversal view.
+    /// Image zoom factor of the traversal view; 0 fits the images to the window.
     pub zoom: f32,
     pub hull: HullState,
     /// Model B and the run shown beside the shown one.
@@ -535,7 +539,7 @@ impl AppState {
             shown_run: None,
             scrub: 0,
             follow_live: true,
-            zoom: 8.0,
+            zoom: 0.0,
             hull: HullState {
                 contours_text: "0.5, 0.9".into(),
                 ..HullState::default()

@@ -9,6 +9,8 @@ use crate::app::state::{Action, AppState};
 #[derive(Default)]
 pub struct HistoryPanel {
     path_text: String,
+    /// Words every listed row must contain.
+    filter: String,
 }
 
 impl HistoryPanel {
@@ -75,50 +77,79 @@ impl HistoryPanel {
             ui.label(RichText::new("No saved runs yet.").weak());
             return;
         }
+        if let Some(dir) = state.history.last_deleted.clone() {
+            ui.horizontal(|ui| {
+                let name = dir
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                ui.label(format!("Deleted {name}."));
+                if ui
+                    .button("Undo delete")
+                    .on_hover_text("Bring the run back (possible until the app closes)")
+                    .clicked()
+                {
+                    state.act(Action::UndoDelete(dir.clone()));
+                }
+            });
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("Filter");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.filter)
+                    .hint_text("model, image, class or walk")
+                    .desired_width(260.0),
+            )
+            .labelled_by(label.id)
+            .on_hover_text("Show only runs whose row contains all these words");
+        });
+        let words: Vec<String> = self
+            .filter
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect();
         let now = std::time::SystemTime::now();
         let mut open = None;
         let mut delete = None;
-        egui::ScrollArea::vertical().show(ui, |ui| {
+        // Both ways: at 1024 px the columns scroll instead of pushing the buttons off-screen
+        // (the buttons come first, too).
+        egui::ScrollArea::both().show(ui, |ui| {
             egui::Grid::new("history")
                 .striped(true)
-                .num_columns(7)
+                .num_columns(9)
                 .spacing([12.0, 4.0])
                 .show(ui, |ui| {
                     for h in [
+                        "",
                         "when",
                         "source → target",
                         "classes",
                         "model",
+                        "walk",
                         "status",
                         "L2 to target",
-                        "",
+                        "time",
                     ] {
                         ui.label(RichText::new(h).strong());
                     }
                     ui.end_row();
                     for entry in &state.history.entries {
                         let r = &entry.record;
-                        let when =
-                            std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.created_unix);
-                        let ago = now
-                            .duration_since(when)
-                            .map_or_else(|_| "just now".to_string(), |d| ago(d.as_secs()));
-                        ui.label(ago)
-                            .on_hover_text(humantime::format_rfc3339_seconds(when).to_string());
                         let name = |p: &str| crate::app::worker::ImageSource::parse(p).label();
-                        ui.label(format!(
-                            "{} → {}",
-                            name(&r.source.path),
-                            name(&r.target.path)
-                        ));
-                        ui.label(format!("{} → {}", r.source.class_name, r.target.class_name));
-                        ui.label(&r.model.architecture);
-                        ui.label(r.status.label());
-                        ui.label(
-                            r.final_output
-                                .as_ref()
-                                .map_or("–".into(), |f| format!("{:.4}", f.l2_normalized)),
+                        let pair = format!("{} → {}", name(&r.source.path), name(&r.target.path));
+                        let classes = format!("{} → {}", r.source.class_name, r.target.class_name);
+                        let model = format!("{} ({})", r.model.short_name(), r.model.architecture);
+                        let method = r.config.method();
+                        let walk = format!(
+                            "{} · {} it · {} {}",
+                            method.name(),
+                            r.config.iterations(),
+                            method.threshold_symbol(),
+                            r.config.threshold()
                         );
+                        let row = format!("{pair} {classes} {model} {walk}").to_lowercase();
+                        if !words.iter().all(|w| row.contains(w.as_str())) {
+                            continue;
+                        }
                         ui.horizontal(|ui| {
                             if ui
                                 .button("Open")
@@ -135,6 +166,25 @@ impl HistoryPanel {
                                 delete = Some(entry.dir.clone());
                             }
                         });
+                        let when =
+                            std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.created_unix);
+                        let ago = now
+                            .duration_since(when)
+                            .map_or_else(|_| "just now".to_string(), |d| ago(d.as_secs()));
+                        ui.label(ago)
+                            .on_hover_text(humantime::format_rfc3339_seconds(when).to_string());
+                        ui.add(egui::Label::new(pair).truncate())
+                            .on_hover_text(format!("{}\n{}", r.source.path, r.target.path));
+                        ui.label(classes);
+                        ui.label(model).on_hover_text(&r.model.weights_path);
+                        ui.label(walk);
+                        ui.label(r.status.label());
+                        ui.label(
+                            r.final_output
+                                .as_ref()
+                                .map_or("–".into(), |f| format!("{:.4}", f.l2_normalized)),
+                        );
+                        ui.label(crate::app::panels::status::seconds(r.timing.seconds));
                         ui.end_row();
                     }
                 });

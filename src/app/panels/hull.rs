@@ -71,6 +71,12 @@ const BAR_WIDTH: f32 = 70.0;
 
 impl HullPanel {
     pub fn ui(&mut self, ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
+        if state.presentation {
+            // A talk shows the hulls, large; the controls stay in the normal view.
+            let width = ui.available_width();
+            self.canvases(ui, state, textures, width);
+            return;
+        }
         let wide = ui.available_width() > 900.0;
         let side_width = if wide { 340.0 } else { 280.0 };
         ui.horizontal_top(|ui| {
@@ -146,7 +152,9 @@ impl HullPanel {
                 .small(),
             );
         }
-        exports(ui, state);
+        if !state.presentation {
+            exports(ui, state);
+        }
     }
 }
 
@@ -473,7 +481,7 @@ fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
             );
         }
     }
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         let selected = state
             .hull
             .second_run
@@ -481,7 +489,8 @@ fn controls(ui: &mut Ui, state: &mut AppState, textures: &mut Textures) {
             .map_or("second run…".to_string(), |(_, t)| t.clone());
         egui::ComboBox::from_id_salt("second run")
             .selected_text(selected)
-            .width(200.0)
+            .truncate()
+            .width((ui.available_width() - 110.0).clamp(120.0, 220.0))
             .show_ui(ui, |ui| {
                 for (i, title) in &partners {
                     ui.selectable_value(&mut state.hull.second_run, Some(*i), title);

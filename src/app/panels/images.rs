@@ -107,7 +107,7 @@ pub fn image_slot(
                 let field = ui.add(
                     egui::TextEdit::singleline(text)
                         .hint_text(format!("{} path or gallery:NAME", title.to_lowercase()))
-                        .desired_width((ui.available_width() - 64.0).max(60.0)),
+                        .desired_width((ui.available_width() - 84.0).max(60.0)),
                 );
                 let field =
                     field.on_hover_text("Paste a path (or gallery:circle_1) and press Enter");

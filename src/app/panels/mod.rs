@@ -69,14 +69,17 @@ pub fn image_card(
         let texture = textures.get(ui.ctx(), key, || color_image(pixels, shape));
         let aspect = shape[2] as f32 / shape[1].max(1) as f32;
         let size = egui::vec2(side * aspect.min(1.0), side / aspect.max(1.0));
+        // Captions never widen the card: a long ImageNet file name is elided (the whole text
+        // shows on hover), so the cards beside stay on screen.
+        ui.set_max_width(size.x);
         let response = ui.add(
             egui::Image::new((texture.id(), size))
                 .corner_radius(2.0)
                 .sense(egui::Sense::hover()),
         );
-        ui.label(RichText::new(caption).strong());
+        ui.add(egui::Label::new(RichText::new(caption).strong()).truncate());
         if let Some(d) = detail {
-            ui.label(d);
+            ui.add(egui::Label::new(d).truncate());
         }
         response
     })

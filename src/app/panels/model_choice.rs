@@ -38,7 +38,8 @@ impl ModelChoice {
     /// `label` names it for the user and for tests ("Model B"). True when the choice changed.
     pub fn ui(&mut self, ui: &mut Ui, label: &str, state: &AppState) -> bool {
         let before = self.source.clone();
-        ui.horizontal(|ui| {
+        // Wrapped: in the narrow side panel the path field goes to a second line.
+        ui.horizontal_wrapped(|ui| {
             let name = ui.label(label);
             let selected = self
                 .source

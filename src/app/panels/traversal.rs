@@ -117,13 +117,23 @@ impl TraversalPanel {
             if !presenting {
                 ui.separator();
                 let zoom_label = ui.label("Zoom");
-                ui.add(
-                    egui::Slider::new(&mut zoom, 1.0..=24.0)
-                        .step_by(1.0)
-                        .suffix("×"),
-                )
-                .labelled_by(zoom_label.id)
-                .on_hover_text("Image magnification, nearest-neighbour so pixels stay visible");
+                let mut fit = zoom <= 0.0;
+                if ui
+                    .checkbox(&mut fit, "fit")
+                    .on_hover_text("Images as large as the window allows")
+                    .changed()
+                {
+                    zoom = if fit { 0.0 } else { 8.0 };
+                }
+                if !fit {
+                    ui.add(
+                        egui::Slider::new(&mut zoom, 1.0..=24.0)
+                            .step_by(1.0)
+                            .suffix("×"),
+                    )
+                    .labelled_by(zoom_label.id)
+                    .on_hover_text("Image magnification, nearest-neighbour so pixels stay visible");
+                }
             }
         });
 
@@ -198,11 +208,12 @@ impl TraversalPanel {
 fn run_heading(run: &FinishedRun) -> String {
     let r = &run.record;
     format!(
-        "{} · {} {} iterations · {}",
+        "{} · {} {} iterations · {} · {}",
         run.title(),
         r.config.method().name(),
         r.config.iterations(),
-        r.model.architecture
+        r.model.architecture,
+        super::status::seconds(r.timing.seconds)
     )
 }
 
@@ -304,7 +315,9 @@ fn images_row(
     let spacing = ui.spacing().item_spacing.x * 3.0;
     let fit = ((ui.available_width() - spacing) / 4.0).max(48.0);
     // At most 40% of the height, so the plots keep room on short windows.
-    let side = (h * zoom).min(fit).min(ui.available_height() * 0.4);
+    // Zoom 0 is "fit": the images grow with the window (a 2560 px screen gets large images).
+    let wanted = if zoom <= 0.0 { f32::INFINITY } else { h * zoom };
+    let side = wanted.min(fit).min(ui.available_height() * 0.4);
     // The step metrics of the shown image: at a frame, its logged confidences.
     let shown_conf = view
         .frames
