@@ -55,3 +55,76 @@ fn hull_figure_says_what_rho_and_theta_are() {
         assert!(svg.contains(line), "no `{line}` in the caption");
     }
 }
+
+mod export_names {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use blindspot::app::export::{export_stem, name_part, reserve_stem, timestamp};
+
+    /// 2026-12-06 06:49:06 UTC.
+    fn when() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_796_539_746)
+    }
+
+    #[test]
+    fn parts_are_file_name_safe() {
+        assert_eq!(name_part("demo standard"), "demo-standard");
+        assert_eq!(name_part("/data/my model.v2/../x"), "data-my-model-v2-x");
+        assert_eq!(name_part("x* → star"), "x-star");
+        assert_eq!(name_part("a_b:c\\d"), "a-b-c-d");
+        assert_eq!(name_part("star+square"), "star+square");
+        assert_eq!(name_part("→ ✓ ."), "unnamed");
+        assert_eq!(name_part(""), "unnamed");
+        assert!(name_part(&"long".repeat(30)).len() <= 40);
+    }
+
+    #[test]
+    fn stems_read_what_pair_model_and_time() {
+        assert_eq!(timestamp(when()), "2026-12-06_064906Z");
+        assert_eq!(
+            export_stem(
+                "path-strip",
+                Some(("circle", "star")),
+                "demo_standard",
+                when()
+            ),
+            "path-strip_circle-to-star_demo-standard_2026-12-06_064906Z"
+        );
+        assert_eq!(
+            export_stem("grid", None, "resnet20", when()),
+            "grid_resnet20_2026-12-06_064906Z"
+        );
+    }
+
+    #[test]
+    fn a_taken_name_gets_a_number_and_nothing_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let stem = "hull-n40_circle-to-star+square_m_2026-12-06_064906Z";
+        assert_eq!(reserve_stem(d, stem, &["png", "svg"]).unwrap(), stem);
+        // The name is claimed at once: a second export in the same second gets `-2`.
+        assert!(d.join(format!("{stem}.png")).is_file());
+        assert_eq!(
+            reserve_stem(d, stem, &["png", "svg"]).unwrap(),
+            format!("{stem}-2")
+        );
+        // Either file of a pair taken makes the whole name taken.
+        std::fs::write(d.join(format!("{stem}-3.svg")), b"mine").unwrap();
+        assert_eq!(
+            reserve_stem(d, stem, &["png", "svg"]).unwrap(),
+            format!("{stem}-4")
+        );
+        assert_eq!(
+            std::fs::read(d.join(format!("{stem}-3.svg"))).unwrap(),
+            b"mine"
+        );
+        assert!(
+            !d.join(format!("{stem}-3.png")).exists(),
+            "a half claim was left"
+        );
+        // Folders (no extensions) the same way.
+        assert_eq!(reserve_stem(d, "run_x", &[]).unwrap(), "run_x");
+        assert!(d.join("run_x").is_dir());
+        assert_eq!(reserve_stem(d, "run_x", &[]).unwrap(), "run_x-2");
+    }
+}
