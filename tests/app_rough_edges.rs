@@ -4,7 +4,12 @@
 
 #![cfg(feature = "app")]
 
+mod common;
+
+use std::time::{Duration, Instant};
+
 use blindspot::figures::{Colormap, HullFigureData, hull_heatmap};
+use egui_kittest::kittest::Queryable;
 use image::RgbImage;
 
 fn hull(n: usize) -> HullFigureData {
@@ -127,4 +132,92 @@ mod export_names {
         assert!(d.join("run_x").is_dir());
         assert_eq!(reserve_stem(d, "run_x", &[]).unwrap(), "run_x-2");
     }
+}
+
+mod dialogs {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use blindspot::app::background::{DialogPurpose, Done, QUICKEST_CANCEL, dialog_done};
+
+    #[test]
+    fn an_empty_answer_at_once_is_no_dialog_and_a_later_one_a_cancel() {
+        let model = DialogPurpose::Model;
+        assert!(matches!(
+            dialog_done(model, vec![], Duration::from_millis(4)),
+            Done::NoDialog(DialogPurpose::Model)
+        ));
+        assert!(matches!(
+            dialog_done(model, vec![], QUICKEST_CANCEL * 8),
+            Done::Dialog { paths, .. } if paths.is_empty()
+        ));
+        let picked = PathBuf::from("/data/model.safetensors");
+        assert!(matches!(
+            dialog_done(model, vec![picked.clone()], Duration::from_millis(4)),
+            Done::Dialog { paths, .. } if paths == [picked]
+        ));
+    }
+}
+
+/// Steps until `done` holds, failing after `limit` (shorter than the shared helper's, so a
+/// missing notice fails quickly).
+fn wait_up_to(
+    h: &mut common::app::App,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&blindspot::app::BlindspotApp) -> bool,
+) {
+    let started = Instant::now();
+    while !done(h.state()) {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for _ in 0..3 {
+        h.step();
+    }
+}
+
+/// Whether rfd can show nothing here: no session bus for the portal and no zenity. Elsewhere a
+/// real dialog would open and wait for a person.
+fn no_dialog_possible() -> bool {
+    let zenity = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join("zenity").is_file()));
+    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() && !zenity
+}
+
+#[test]
+fn open_checkpoint_without_any_file_dialog_says_what_to_do_instead() {
+    if !no_dialog_possible() {
+        eprintln!("skipped: a file dialog could open here and wait for a person");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = common::app::start(dir.path());
+    h.get_by_label("Open checkpoint…").click();
+    wait_up_to(
+        &mut h,
+        Duration::from_secs(20),
+        "the no-dialog notice",
+        |a| {
+            a.state
+                .notices
+                .iter()
+                .any(|n| n.title == "No file dialog is available")
+        },
+    );
+    let notice = h
+        .state()
+        .state
+        .notices
+        .iter()
+        .find(|n| n.title == "No file dialog is available")
+        .unwrap();
+    assert!(
+        notice.detail.contains("no xdg-desktop-portal or zenity")
+            && notice.detail.contains("\"checkpoint path\" field")
+            && notice.detail.contains("drop the file on the window"),
+        "{}",
+        notice.detail
+    );
 }

@@ -177,6 +177,20 @@ impl BlindspotApp {
                         }
                     }
                 }
+                Done::NoDialog(purpose) => {
+                    let why = if cfg!(target_os = "linux") {
+                        "no xdg-desktop-portal or zenity"
+                    } else {
+                        "the system's dialog did not open"
+                    };
+                    self.state.error(
+                        "No file dialog is available",
+                        format!(
+                            "No file dialog is available ({why}): {}.",
+                            purpose.without_dialog()
+                        ),
+                    );
+                }
                 Done::Exported(result) => {
                     self.state.export.in_flight = self.state.export.in_flight.saturating_sub(1);
                     match result {
