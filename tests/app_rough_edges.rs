@@ -221,3 +221,34 @@ fn open_checkpoint_without_any_file_dialog_says_what_to_do_instead() {
         notice.detail
     );
 }
+
+#[test]
+fn a_pick_from_recent_shows_its_path_in_the_path_box() {
+    use common::app::field;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = common::app::start(dir.path());
+    let picked = dir.path().join("picked.safetensors").display().to_string();
+    h.state_mut().state.recent_models = vec![picked.clone().into()];
+    h.run_ok();
+    // A path typed earlier and never loaded.
+    field(&h, "checkpoint path").focus();
+    h.step();
+    h.get_by(|n| n.is_focused()).type_text("/somewhere/old.pth");
+    h.step();
+    field(&h, "/somewhere/old.pth");
+    h.get_by_label("Recent checkpoints").click();
+    h.run_ok();
+    h.get_by_label(&picked).click();
+    h.step();
+    wait_up_to(&mut h, Duration::from_secs(60), "the load to end", |a| {
+        !a.state.is_busy() && a.state.model.loading.is_none()
+    });
+    // The box shows the picked path, so Load loads what the user last chose.
+    field(&h, &picked);
+    assert!(
+        h.query_by(|n| n.value().as_deref() == Some("/somewhere/old.pth"))
+            .is_none(),
+        "the path box still shows the old path"
+    );
+}

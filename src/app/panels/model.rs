@@ -56,7 +56,10 @@ impl ModelPanel {
                     .show_ui(ui, |ui| {
                         for path in state.recent_models.clone() {
                             let name = path.display().to_string();
-                            if ui.selectable_label(false, name).clicked() && !busy {
+                            if ui.selectable_label(false, name.clone()).clicked() && !busy {
+                                // The path box shows what was picked, not an older typed path
+                                // that Load would otherwise load instead.
+                                self.path_text = name;
                                 state.act(Action::LoadModel(ModelSource::File(path)));
                             }
                         }
