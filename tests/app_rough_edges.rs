@@ -252,3 +252,50 @@ fn a_pick_from_recent_shows_its_path_in_the_path_box() {
         "the path box still shows the old path"
     );
 }
+
+#[test]
+fn a_paused_traversal_says_paused_at_its_step_with_the_busy_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = common::app::start(dir.path());
+    {
+        let c = &mut h.state_mut().state.config;
+        c.iterations = 5000;
+        c.log_step = 5;
+    }
+    h.get_by_label("▶ Run").click();
+    wait_up_to(&mut h, Duration::from_secs(60), "a few steps", |a| {
+        a.state.job.as_ref().is_some_and(|j| j.progress.0 >= 3)
+    });
+    h.get_by_label("❚❚ Pause").click();
+    // The step in flight when the pause landed may still report; then the count holds.
+    let mut last = None;
+    let mut same = 0;
+    while same < 20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+        let now = h.state().state.job.as_ref().map(|j| j.progress);
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+    }
+    let (done, total) = last.expect("the job is still there while paused");
+    assert_eq!(total, 5000);
+    h.get_by_label(&format!("paused at step {done} of {total}"));
+    assert!(
+        h.query_by_label(&format!("step {done} of {total}"))
+            .is_none(),
+        "a second, running count is shown"
+    );
+    h.get_by_label("a job is paused: the model is locked until it ends");
+    assert!(
+        h.query_by_label("a job is running: the model is locked")
+            .is_none()
+    );
+    assert!(
+        h.query_by_label_contains(" s elapsed").is_some(),
+        "no elapsed time"
+    );
+    h.get_by_label("■ Cancel").click();
+    wait_up_to(&mut h, Duration::from_secs(60), "the cancel", |a| {
+        !a.state.is_busy()
+    });
+}

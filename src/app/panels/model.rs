@@ -159,11 +159,13 @@ impl ModelPanel {
                 }
             });
         if busy {
-            ui.label(
-                RichText::new("a job is running: the model is locked")
-                    .weak()
-                    .small(),
-            );
+            let paused = state.job.as_ref().is_some_and(|j| j.is_paused());
+            let what = if paused {
+                "a job is paused: the model is locked until it ends"
+            } else {
+                "a job is running: the model is locked"
+            };
+            ui.label(RichText::new(what).weak().small());
         }
     }
 }
