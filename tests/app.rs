@@ -142,11 +142,20 @@ fn pick_run_scrub_hull_and_export_end_to_end() {
     wait_for_export(&mut h);
     let names = files_in(&exports);
     assert!(
-        names.iter().any(|n| n.ends_with("_path_strip.png"))
-            && names.iter().any(|n| n.ends_with("_path_strip.svg")),
+        names
+            .iter()
+            .any(|n| n.starts_with("path-strip_circle-to-star_") && n.ends_with(".png"))
+            && names
+                .iter()
+                .any(|n| n.starts_with("path-strip_circle-to-star_") && n.ends_with(".svg")),
         "{names:?}"
     );
-    let run_dir = exports.join(saved.file_name().unwrap());
+    let run_dir = exports.join(
+        names
+            .iter()
+            .find(|n| n.starts_with("run_circle-to-star_"))
+            .unwrap_or_else(|| panic!("no run record in {names:?}")),
+    );
     assert!(
         run_dir.join("run.json").is_file(),
         "{names:?} {:?} {:?}",
@@ -196,13 +205,13 @@ fn pick_run_scrub_hull_and_export_end_to_end() {
     assert!(
         names
             .iter()
-            .any(|n| n.starts_with("hull_circle_n40") && n.ends_with(".svg")),
+            .any(|n| n.starts_with("hull-n40_circle-to-") && n.ends_with(".svg")),
         "{names:?} {:?}",
         h.state().state.notices
     );
     let render = names
         .iter()
-        .find(|n| n.starts_with("heatmap_circle_n40"))
+        .find(|n| n.starts_with("heatmap-n40-2048px_circle-to-"))
         .unwrap_or_else(|| panic!("no heatmap render in {names:?}"));
     let img = image::open(exports.join(render)).unwrap();
     assert_eq!((img.width(), img.height()), (2048, 2048));

@@ -156,10 +156,16 @@ fn a_reach_evaluation_fills_its_matrix_live_and_writes_what_reach_table_reads() 
     h.step();
     wait_for_export(&mut h);
     let exported = files_in(&dir.path().join("exports"));
-    for suffix in ["_hit_matrix.png", "_hit_matrix.svg", "_examples_grid.png"] {
+    for (prefix, ext) in [
+        ("reach-hit-matrix_", ".png"),
+        ("reach-hit-matrix_", ".svg"),
+        ("reach-examples-grid_", ".png"),
+    ] {
         assert!(
-            exported.iter().any(|n| n.ends_with(suffix)),
-            "{suffix}: {exported:?} {:?}",
+            exported
+                .iter()
+                .any(|n| n.starts_with(prefix) && n.ends_with(ext)),
+            "{prefix}…{ext}: {exported:?} {:?}",
             h.state().state.notices
         );
     }

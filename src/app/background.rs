@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
 
 use crate::history::{HistoryEntry, HistoryProblem};
 
@@ -25,12 +26,53 @@ pub enum DialogPurpose {
     ReachOut,
 }
 
+impl DialogPurpose {
+    /// What to do instead of the dialog: every purpose has a field or a drop target.
+    pub fn without_dialog(self) -> &'static str {
+        match self {
+            DialogPurpose::Model => {
+                "type or paste the checkpoint's path into the \"checkpoint path\" field and \
+                 press Enter, or drop the file on the window"
+            }
+            DialogPurpose::Image(_) | DialogPurpose::GridImage => {
+                "type or paste the image's path into its field, or drop the file on the window"
+            }
+            DialogPurpose::Run => {
+                "type or paste the run folder into the \"run folder path\" field, or drop the \
+                 folder on the window"
+            }
+            DialogPurpose::ExportDir => "type or paste the folder into the export folder field",
+            DialogPurpose::ReachImagesFolder | DialogPurpose::ReachImagesFile => {
+                "type or paste the path of the labelled images into their field"
+            }
+            DialogPurpose::ReachOut => "type or paste the folder into the output folder field",
+        }
+    }
+}
+
+/// A dialog that comes back empty sooner than this was never shown. rfd cannot say so itself:
+/// when neither the desktop portal nor zenity can show a dialog it logs the error and returns
+/// None, exactly as for a cancel, but it does so at once, and nobody sees, reads and cancels
+/// a dialog within a quarter of a second.
+pub const QUICKEST_CANCEL: Duration = Duration::from_millis(250);
+
+/// What a dialog that returned `paths` after `took` means.
+pub fn dialog_done(purpose: DialogPurpose, paths: Vec<PathBuf>, took: Duration) -> Done {
+    if paths.is_empty() && took < QUICKEST_CANCEL {
+        Done::NoDialog(purpose)
+    } else {
+        Done::Dialog { purpose, paths }
+    }
+}
+
 pub enum Done {
     /// A dialog closed; empty when cancelled.
     Dialog {
         purpose: DialogPurpose,
         paths: Vec<PathBuf>,
     },
+    /// No dialog could be shown (no desktop portal, no zenity), so the user must be told.
+    NoDialog(DialogPurpose),
     /// An export finished: what was written, or the error.
     Exported(Result<String, String>),
     History(Result<(Vec<HistoryEntry>, Vec<HistoryProblem>), String>),
@@ -98,6 +140,7 @@ impl Background {
     /// zenity when no portal runs).
     pub fn dialog(&self, purpose: DialogPurpose) {
         self.spawn(move || {
+            let opened = Instant::now();
             let dialog = rfd::FileDialog::new();
             let paths = match purpose {
                 DialogPurpose::Model => dialog
@@ -141,7 +184,7 @@ impl Background {
                     .into_iter()
                     .collect(),
             };
-            Done::Dialog { purpose, paths }
+            dialog_done(purpose, paths, opened.elapsed())
         });
     }
 }

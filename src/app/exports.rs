@@ -55,12 +55,24 @@ impl BlindspotApp {
             }
             Ok(Box::new(report))
         };
+        // The hull report keeps only the architecture, which both demo models share: the
+        // loaded model's short name when it made the hull.
+        let model_name = |report: &crate::run::HullReport| match st.spec() {
+            Some(spec) if spec.weights_sha256 == report.weights_sha256 => spec.short_name(),
+            _ => report.model.clone(),
+        };
         Ok(match kind {
             ExportKind::Run => ExportJob::Run(run()?),
             ExportKind::PathStrip => ExportJob::PathStrip(run()?),
             ExportKind::Confidence => ExportJob::Confidence(run()?),
             ExportKind::Widths => ExportJob::Widths(run()?),
-            ExportKind::Profile => ExportJob::Profile(Box::new(hull()?)),
+            ExportKind::Profile => {
+                let report = hull()?;
+                ExportJob::Profile {
+                    model: model_name(&report),
+                    report: Box::new(report),
+                }
+            }
             ExportKind::HullFigure => {
                 let runs = st
                     .hull
@@ -76,8 +88,10 @@ impl BlindspotApp {
                         .clone()
                         .ok_or_else(|| "a corner run has no output".to_string())
                 };
+                let report = finest()?;
                 ExportJob::HullFigure {
-                    report: finest()?,
+                    model: model_name(&report),
+                    report,
                     corners: [
                         rgb(&runs[0].pixels.source)?,
                         rgb(&out(&runs[0])?)?,
@@ -92,10 +106,12 @@ impl BlindspotApp {
                     .wgpu
                     .as_ref()
                     .ok_or_else(|| "this window has no GPU renderer".to_string())?;
+                let report = finest()?;
                 ExportJob::HullRender {
                     device: rs.device.clone(),
                     queue: rs.queue.clone(),
-                    report: finest()?,
+                    model: model_name(&report),
+                    report,
                     contours: st.hull.drawn_contours(),
                     colormap: st.hull.colormap,
                     size: st.export.heatmap_px.clamp(256, 8192),
@@ -162,6 +178,20 @@ impl BlindspotApp {
                             self.state.reach.out_text = path.display().to_string();
                         }
                     }
+                }
+                Done::NoDialog(purpose) => {
+                    let why = if cfg!(target_os = "linux") {
+                        "no xdg-desktop-portal or zenity"
+                    } else {
+                        "the system's dialog did not open"
+                    };
+                    self.state.error(
+                        "No file dialog is available",
+                        format!(
+                            "No file dialog is available ({why}): {}.",
+                            purpose.without_dialog()
+                        ),
+                    );
                 }
                 Done::Exported(result) => {
                     self.state.export.in_flight = self.state.export.in_flight.saturating_sub(1);

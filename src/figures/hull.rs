@@ -30,6 +30,9 @@ const MAX_PANEL_H: f64 = 500.0;
 /// Shortest panel, so the colour bar stays readable for a flat triangle.
 const MIN_PANEL_H: f64 = 240.0;
 const DOT_R: f64 = 2.2;
+/// Finest lattice whose points are drawn as dots. At n = 10 the 66 dots show where the
+/// confidences were measured; at n = 40 the 861 dots would cover the fill they explain.
+const MAX_DOTTED_N: usize = 10;
 
 /// Number of lattice points for resolution n.
 fn points(n: usize) -> usize {
@@ -125,7 +128,9 @@ impl Layout {
         let title_size = style::fit_size(&h.title, style::TITLE_PT, WIDTH - 2.0 * MARGIN, true);
         let sub_size = pt(style::SMALL_PT);
         let subtitle_y = MARGIN + title_size + 2.0;
-        let top = subtitle_y + sub_size + 10.0;
+        // True geometry takes two subtitle lines (ρ and θ, each with what it is), the fallback one.
+        let lines = if h.degenerate { 1.0 } else { 2.0 };
+        let top = subtitle_y + lines * (sub_size + 2.0) + 8.0;
         let label_size = pt(style::TICK_PT);
 
         // Thumbnail blocks (thumbnail plus label) sit straight above the top vertex (x2, which
@@ -234,6 +239,25 @@ impl Layout {
     }
 }
 
+/// The two subtitle lines: ρ and θ with what they are in the figure's own terms. The source
+/// sits at one end of the base; ρ = |x₂ − x_s| / |x₁ − x_s| is the side to x₂ over the side to
+/// x₁, and θ is the angle between those two sides at the source (pixel-space L2, so the shape
+/// is the true one).
+fn rho_theta_lines(h: &HullFigureData) -> [String; 2] {
+    let (p1, p2) = positions(h);
+    let rho = p2[0].hypot(p2[1]) / p1[0].hypot(p1[1]);
+    let theta = (p2[1].atan2(p2[0]) - p1[1].atan2(p1[0])).to_degrees();
+    let (upper, lower) = if p2[1] >= p1[1] {
+        ("upper", "lower")
+    } else {
+        ("lower", "upper")
+    };
+    [
+        format!("ρ = {rho:.2}: {upper} side / {lower} side at the source"),
+        format!("θ = {theta:.0}°: the angle at the source (true geometry)"),
+    ]
+}
+
 pub(crate) fn size(h: &HullFigureData) -> (u32, u32) {
     let l = Layout::new(h);
     (l.w.ceil() as u32, l.h.ceil() as u32)
@@ -335,16 +359,16 @@ pub(crate) fn draw<DB: DrawingBackend>(
                 .anchor(HPos::Center, VPos::Top),
         )?;
     } else {
-        let rho = l.p2[0].hypot(l.p2[1]) / l.p1[0].hypot(l.p1[1]);
-        let theta = (l.p2[1].atan2(l.p2[0]) - l.p1[1].atan2(l.p1[0])).to_degrees();
-        c.text(
-            &format!("ρ = {rho:.2}, θ = {theta:.0}°  (true geometry)"),
-            l.w / 2.0,
-            l.subtitle_y,
-            TextStyleU::new(pt(style::SMALL_PT))
-                .color(MID)
-                .anchor(HPos::Center, VPos::Top),
-        )?;
+        for (k, line) in rho_theta_lines(h).iter().enumerate() {
+            c.text(
+                line,
+                l.w / 2.0,
+                l.subtitle_y + k as f64 * (pt(style::SMALL_PT) + 2.0),
+                TextStyleU::new(pt(style::SMALL_PT))
+                    .color(MID)
+                    .anchor(HPos::Center, VPos::Top),
+            )?;
+        }
     }
 
     // Fill over the triangle's bounding box; pixels outside the triangle stay untouched.
@@ -391,8 +415,10 @@ pub(crate) fn draw<DB: DrawingBackend>(
         DARK.to_rgba(),
         1.0,
     )?;
-    // Lattice points: white dots with a dark rim, visible on every colour of the map.
-    for i in 0..=n {
+    // Lattice points: white dots with a dark rim, visible on every colour of the map. Only on
+    // coarse lattices: on a fine one they would hide the field.
+    let dotted = if n <= MAX_DOTTED_N { n + 1 } else { 0 };
+    for i in 0..dotted {
         for j in 0..=n - i {
             let (x, y) = l.lattice(n, i, j);
             c.circle(x, y, DOT_R, WHITE.to_rgba(), true, 1.0)?;

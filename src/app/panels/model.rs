@@ -56,7 +56,10 @@ impl ModelPanel {
                     .show_ui(ui, |ui| {
                         for path in state.recent_models.clone() {
                             let name = path.display().to_string();
-                            if ui.selectable_label(false, name).clicked() && !busy {
+                            if ui.selectable_label(false, name.clone()).clicked() && !busy {
+                                // The path box shows what was picked, not an older typed path
+                                // that Load would otherwise load instead.
+                                self.path_text = name;
                                 state.act(Action::LoadModel(ModelSource::File(path)));
                             }
                         }
@@ -156,11 +159,13 @@ impl ModelPanel {
                 }
             });
         if busy {
-            ui.label(
-                RichText::new("a job is running: the model is locked")
-                    .weak()
-                    .small(),
-            );
+            let paused = state.job.as_ref().is_some_and(|j| j.is_paused());
+            let what = if paused {
+                "a job is paused: the model is locked until it ends"
+            } else {
+                "a job is running: the model is locked"
+            };
+            ui.label(RichText::new(what).weak().small());
         }
     }
 }

@@ -69,18 +69,23 @@ pub fn status_bar(ui: &mut Ui, state: &mut AppState) {
                 } else {
                     0.0
                 };
-                ui.add(
-                    egui::ProgressBar::new(fraction)
-                        .desired_width(180.0)
-                        .text(format!("{unit} {done} of {total}")),
-                );
+                ui.add(egui::ProgressBar::new(fraction).desired_width(180.0));
+                // One count, the job's own progress, said once: the bar, the label and the rate
+                // all read `job.progress`, so they cannot disagree with each other.
+                let paused = job.is_paused();
+                let count = progress_text(unit, done, total, paused);
+                ui.label(if paused {
+                    RichText::new(count).strong()
+                } else {
+                    RichText::new(count)
+                });
                 ui.label(&job.what);
+                ui.label(format!("{} elapsed", seconds(job.busy_seconds())))
+                    .on_hover_text("Time spent working, pauses left out");
                 if let Some(rate) = job.rate() {
                     ui.label(format!("{rate:.1} {unit}s/s"));
                 }
-                if job.is_paused() {
-                    ui.label(RichText::new("paused").strong());
-                } else if let Some(eta) = job.eta() {
+                if !paused && let Some(eta) = job.eta() {
                     ui.label(format!("ETA {}", seconds(eta)));
                 }
             }
@@ -93,6 +98,15 @@ pub fn status_bar(ui: &mut Ui, state: &mut AppState) {
             ui.label(RichText::new(last).small());
         }
     });
+}
+
+/// "step 12 of 40" while running, "paused at step 12 of 40" while paused.
+pub fn progress_text(unit: &str, done: usize, total: usize, paused: bool) -> String {
+    if paused {
+        format!("paused at {unit} {done} of {total}")
+    } else {
+        format!("{unit} {done} of {total}")
+    }
 }
 
 /// "3.2 s", "1 min 20 s".
