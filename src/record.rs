@@ -87,6 +87,17 @@ pub struct FrameRecord {
     pub width: Option<WidthMeasurement>,
 }
 
+/// One of the model's most probable classes for an image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopClass {
+    pub class: u32,
+    pub name: String,
+    pub probability: f32,
+}
+
+/// How many classes `FinalRecord::top` keeps.
+pub const TOP_K: usize = 5;
+
 /// The output x* and its Table 1 distances to the target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FinalRecord {
@@ -104,6 +115,9 @@ pub struct FinalRecord {
     pub lpips: Option<f32>,
     pub accepted_steps: usize,
     pub file: String,
+    /// The model's `TOP_K` most probable classes for x* (empty in records written before).
+    #[serde(default)]
+    pub top: Vec<TopClass>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

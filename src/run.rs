@@ -213,9 +213,20 @@ pub fn traverse_live(
         Some(result) => {
             let x_star = Tensor::from_slice(&result.x_star, shape.as_slice(), classifier.device())?
                 .unsqueeze(0)?;
-            let predicted_class = predict(classifier, &x_star)?[0];
+            let logits = logits_rows(&classifier.forward(&x_star)?)?;
+            let row = logits.first().map_or(&[][..], Vec::as_slice);
+            let predicted_class = argmax(row).unwrap_or(0) as u32;
+            let top = crate::analysis::confidence::top_k(row, crate::record::TOP_K)
+                .into_iter()
+                .map(|(class, probability)| crate::record::TopClass {
+                    class: class as u32,
+                    name: spec.class_name(class).to_string(),
+                    probability,
+                })
+                .collect();
             let last = result.confs.last().copied().unwrap_or([0.0, 0.0]);
             Some(FinalRecord {
+                top,
                 predicted_class,
                 predicted_name: spec.class_name(predicted_class as usize).to_string(),
                 source_confidence: last[0],

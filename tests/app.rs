@@ -342,6 +342,15 @@ fn bad_files_and_paths_give_visible_errors_and_the_app_keeps_working() {
     h.get_all_by_label_contains("not a PNG, JPEG or WebP")
         .next()
         .unwrap();
+    // The slot keeps the image it had.
+    h.get_all_by_label_contains("(still using circle_1)")
+        .next()
+        .unwrap();
+    assert_eq!(
+        h.state().state.slot(Slot::Source).source,
+        ImageSource::Gallery("circle_1".into())
+    );
+    assert!(h.state().state.slot(Slot::Source).preview.is_some());
     h.get_by_label("Dismiss").click();
     h.run_ok();
 
@@ -366,7 +375,6 @@ fn bad_files_and_paths_give_visible_errors_and_the_app_keeps_working() {
         a.state.spec().is_some_and(|s| s.channels == 3)
             && a.state.slot(Slot::Target).preview.is_some()
     });
-    type_into(&mut h, text.to_str().unwrap(), "gallery:circle_1");
     wait(&mut h, "the source preview", |a| {
         a.state.slot(Slot::Source).preview.is_some()
     });

@@ -171,8 +171,9 @@ fn shown_results_name_what_made_them_and_say_when_they_are_stale() {
     wait(&mut h, "the run", |a| {
         !a.state.is_busy() && a.state.runs.len() == 1
     });
-    // A finished run opens at x*, and is not stale.
+    // A finished run opens at x*, with its top classes, and is not stale.
     h.get_by_label("x* (output)");
+    h.get_by_label_contains("x* top-5: ");
     assert!(h.query_by_label_contains("Stale").is_none());
 
     // Another target: the shown run stays, marked with the pair that is picked now.
@@ -256,4 +257,70 @@ fn contours_tabs_by_number_and_bad_contour_text_is_named() {
     h.run_ok();
     assert!(h.query_by_label_contains("No contours drawn").is_none());
     assert_eq!(h.state().state.hull.drawn_contours(), vec![0.5, 0.9]);
+}
+
+#[test]
+fn a_target_class_picks_an_image_of_that_class_from_the_gallery_or_a_data_folder() {
+    use blindspot::app::panels::target_class::TARGET_CLASS;
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = start(dir.path());
+    let choose = |h: &mut App, class: &str| {
+        h.get_by(|n| {
+            n.label().as_deref() == Some(TARGET_CLASS)
+                && n.role() == egui::accesskit::Role::ComboBox
+        })
+        .click();
+        h.run_ok();
+        h.get_by_label(class).click();
+        h.run_ok();
+    };
+    let target = |h: &App| h.state().state.slot(Slot::Target).source.clone();
+    h.get_by_label("Target by class").click();
+    h.run_ok();
+    // The demo models draw from the gallery.
+    choose(&mut h, "square");
+    assert_eq!(target(&h), ImageSource::Gallery("square_1".into()));
+    h.get_by_label("Next").click();
+    h.run_ok();
+    assert_eq!(target(&h), ImageSource::Gallery("square_2".into()));
+
+    // A labelled folder: its images of the class, in its order.
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let spec = h.state().state.spec().unwrap().clone();
+    let heart = (0..spec.num_classes())
+        .find(|&k| spec.class_name(k) == "heart")
+        .unwrap();
+    let png = |name: &str| {
+        blindspot::demo::gallery()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+    };
+    std::fs::write(data.join("b.png"), png("heart_2")).unwrap();
+    std::fs::write(data.join("a.png"), png("circle_1")).unwrap();
+    std::fs::write(
+        data.join("labels.tsv"),
+        format!("file\tlabel\nb.png\t{heart}\na.png\t0\n"),
+    )
+    .unwrap();
+    common::app::type_into(
+        &mut h,
+        "data folder (labelled images)",
+        data.to_str().unwrap(),
+    );
+    wait(&mut h, "the data folder", |a| a.state.data_folder.is_some());
+    h.get_by_label_contains("2 labelled images");
+    choose(&mut h, "heart");
+    wait(&mut h, "the heart preview", |a| {
+        a.state.slot(Slot::Target).preview.is_some()
+    });
+    assert_eq!(target(&h), ImageSource::File(data.join("b.png")));
+    // A folder that cannot be read says which and why.
+    common::app::type_into(&mut h, data.to_str().unwrap(), "/nonexistent/folder");
+    wait(&mut h, "the folder error", |a| !a.state.notices.is_empty());
+    let n = &h.state().state.notices[0];
+    assert!(n.title.contains("data folder"), "{n:?}");
+    assert!(n.detail.contains("/nonexistent/folder"), "{n:?}");
 }

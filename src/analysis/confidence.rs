@@ -38,6 +38,18 @@ pub fn argmax(row: &[f32]) -> Option<usize> {
     Some(best)
 }
 
+/// The `k` most probable classes of a logits row, most probable first (lower index first on
+/// ties): (class, p). Empty if any logit is not finite.
+pub fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
+    if row.iter().any(|v| !v.is_finite()) {
+        return Vec::new();
+    }
+    let mut all: Vec<(usize, f32)> = (0..row.len()).map(|c| (c, softmax_at(row, c))).collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(k);
+    all
+}
+
 /// A reported confidence: an undefined (NaN) confidence is reported as 0, "no confidence".
 pub fn or_zero(p: f32) -> f32 {
     if p.is_nan() { 0.0 } else { p }
@@ -82,6 +94,17 @@ pub fn batch_confidences(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn top_k_is_most_probable_first_with_ties_by_index() {
+        let row = [1.0f32, 3.0, 3.0, -2.0];
+        let top = super::top_k(&row, 3);
+        assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 2, 0]);
+        let sum: f32 = super::top_k(&row, 4).iter().map(|t| t.1).sum();
+        assert!((sum - 1.0).abs() < 1e-6);
+        assert!((top[0].1 - super::softmax_at(&row, 1)).abs() < 1e-9);
+        assert!(super::top_k(&[f32::NAN, 1.0], 2).is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -210,6 +210,15 @@ impl BlindspotApp {
                     });
                 }
             }
+            Action::ReadDataFolder(dir) => {
+                self.background.spawn(move || {
+                    Done::DataFolder(
+                        crate::images::list_dataset(&dir)
+                            .map(|d| std::sync::Arc::new((dir, d)))
+                            .map_err(|e| e.to_string()),
+                    )
+                });
+            }
             Action::RefreshHistory => {
                 if let Some(h) = self.history.clone() {
                     self.background
@@ -222,6 +231,7 @@ impl BlindspotApp {
                     self.state.notices.remove(i);
                 }
             }
+            Action::DismissAll => self.state.notices.clear(),
             Action::Dialog(purpose) => self.background.dialog(purpose),
         }
         let _ = ctx;

@@ -78,6 +78,8 @@ pub enum Done {
     History(Result<(Vec<HistoryEntry>, Vec<HistoryProblem>), String>),
     RunOpened(Result<Arc<FinishedRun>, String>),
     Deleted(Result<PathBuf, String>),
+    /// A labelled folder was listed for the target-class picker.
+    DataFolder(Result<super::panels::target_class::DataFolder, String>),
     /// A deleted run was brought back.
     Restored(Result<PathBuf, String>),
     /// A folder was handed to the system's file manager.

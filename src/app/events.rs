@@ -61,12 +61,26 @@ impl BlindspotApp {
                     Ok(p) => {
                         s.preview = Some(Arc::from(p));
                         s.error = None;
+                        s.previous = None;
                     }
                     Err(e) => {
-                        s.preview = None;
-                        s.error = Some(e.clone());
                         let label = s.source.label();
-                        st.error(format!("Cannot use image {label}"), e);
+                        let detail = match s.previous.take() {
+                            // A bad pick keeps the image the slot had (a bad model keeps the
+                            // model the same way).
+                            Some((source, preview)) => {
+                                let kept = source.label();
+                                *s = super::state::ImageSlot::new(source);
+                                s.preview = Some(preview);
+                                format!("{e} (still using {kept})")
+                            }
+                            None => {
+                                s.preview = None;
+                                e
+                            }
+                        };
+                        s.error = Some(format!("{label}: {detail}"));
+                        st.error(format!("Cannot use image {label}"), detail);
                     }
                 }
             }

@@ -232,6 +232,10 @@ impl BlindspotApp {
                     }
                     Err(e) => self.state.error("Cannot delete the run", e),
                 },
+                Done::DataFolder(result) => match result {
+                    Ok(data) => self.state.data_folder = Some(data),
+                    Err(e) => self.state.error("Cannot read the data folder", e),
+                },
                 Done::Restored(result) => match result {
                     Ok(dir) => {
                         self.state.history.last_deleted = None;

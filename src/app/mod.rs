@@ -339,7 +339,13 @@ impl BlindspotApp {
             AppState::remember(&mut self.state.recent_images, p);
         }
         let s = self.state.slot_mut(slot);
+        let previous = s
+            .preview
+            .clone()
+            .map(|p| (s.source.clone(), p))
+            .or_else(|| s.previous.take());
         *s = state::ImageSlot::new(source);
+        s.previous = previous;
         if self.state.spec().is_some() {
             self.request_preview(slot);
         }
@@ -720,7 +726,22 @@ impl BlindspotApp {
 
     fn notices(&mut self, ui: &mut Ui) {
         let mut dismiss = None;
-        for (i, n) in self.state.notices.iter().enumerate() {
+        let total = self.state.notices.len();
+        let hidden = total.saturating_sub(state::NOTICES_SHOWN);
+        if hidden > 0 {
+            ui.horizontal(|ui| {
+                ui.label(
+                    RichText::new(format!("{hidden} older notices"))
+                        .small()
+                        .weak(),
+                );
+                if ui.small_button("Dismiss all").clicked() {
+                    self.state.act(Action::DismissAll);
+                }
+            });
+        }
+        // The newest few; the rest wait in the line above.
+        for (i, n) in self.state.notices.iter().enumerate().skip(hidden) {
             let (fill, text) = if n.error {
                 (
                     ui.visuals().error_fg_color.gamma_multiply(0.18),
@@ -740,7 +761,12 @@ impl BlindspotApp {
                     ui.set_width(ui.available_width());
                     ui.horizontal(|ui| {
                         ui.vertical(|ui| {
-                            ui.label(RichText::new(&n.title).strong().color(text));
+                            let title = if n.count > 1 {
+                                format!("{} (×{})", n.title, n.count)
+                            } else {
+                                n.title.clone()
+                            };
+                            ui.label(RichText::new(title).strong().color(text));
                             ui.label(RichText::new(&n.detail).color(text));
                         });
                         ui.with_layout(egui::Layout::right_to_left(egui::Align::Min), |ui| {
@@ -837,6 +863,11 @@ impl eframe::App for BlindspotApp {
         self.dropped_files(ctx);
         self.shortcuts(ctx);
         self.process_actions(ctx);
+        self.state.expire_notices();
+        if self.state.notices.iter().any(|n| !n.error) {
+            // Wake up to let information notices fade even when nothing else happens.
+            ctx.request_repaint_after(std::time::Duration::from_secs(1));
+        }
         if self.state.is_busy() {
             // The ETA and rate tick even when no event arrives (e.g. while paused).
             ctx.request_repaint_after(std::time::Duration::from_millis(250));
@@ -859,7 +890,6 @@ impl eframe::App for BlindspotApp {
                 .show(ui, |ui| {
                     egui::ScrollArea::vertical().show(ui, |ui| {
                         self.panels.model.ui(ui, &mut self.state);
-                        ui.separator();
                         self.panels.compare.ui(ui, &mut self.state);
                         ui.separator();
                         self.panels

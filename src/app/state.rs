@@ -106,7 +106,17 @@ pub struct Notice {
     pub title: String,
     pub detail: String,
     pub error: bool,
+    /// How many times it was raised (the same notice again is counted, not stacked).
+    pub count: usize,
+    /// When it was last raised: information fades after [`INFO_SECONDS`].
+    pub raised: Instant,
 }
+
+/// Seconds an information notice stays (errors stay until dismissed).
+pub const INFO_SECONDS: u64 = 8;
+
+/// Notices shown at once; older ones are summed up in a line.
+pub const NOTICES_SHOWN: usize = 3;
 
 /// One of the picked images.
 #[derive(Clone, Debug)]
@@ -119,6 +129,9 @@ pub struct ImageSlot {
     pub request: u64,
     /// The path field of the slot.
     pub path_text: String,
+    /// The image this slot showed before the pick now loading: a pick that fails goes back to
+    /// it instead of leaving the slot empty.
+    pub previous: Option<(ImageSource, Arc<Preview>)>,
 }
 
 impl ImageSlot {
@@ -133,6 +146,7 @@ impl ImageSlot {
             error: None,
             request: 0,
             path_text,
+            previous: None,
         }
     }
 }
@@ -427,8 +441,11 @@ pub enum Action {
     /// Bring back a run deleted in this session.
     UndoDelete(PathBuf),
     RefreshHistory,
+    /// List a labelled folder for the target-class picker (off the UI thread).
+    ReadDataFolder(PathBuf),
     Export(ExportKind),
     Dismiss(usize),
+    DismissAll,
     /// Open a native file dialog.
     Dialog(super::background::DialogPurpose),
 }
@@ -507,6 +524,8 @@ pub struct AppState {
     pub history: HistoryState,
     pub export: ExportState,
     pub notices: Vec<Notice>,
+    /// The labelled folder the target-class picker draws from.
+    pub data_folder: Option<super::panels::target_class::DataFolder>,
     pub tab: Tab,
     pub dark: bool,
     pub presentation: bool,
@@ -564,6 +583,7 @@ impl AppState {
                 in_flight: 0,
             },
             notices: Vec::new(),
+            data_folder: None,
             tab: Tab::Traversal,
             dark: true,
             presentation: false,
@@ -582,19 +602,37 @@ impl AppState {
     }
 
     pub fn error(&mut self, title: impl Into<String>, detail: impl Into<String>) {
-        self.notices.push(Notice {
-            title: title.into(),
-            detail: detail.into(),
-            error: true,
-        });
+        self.notice(title.into(), detail.into(), true);
     }
 
     pub fn info(&mut self, title: impl Into<String>, detail: impl Into<String>) {
+        self.notice(title.into(), detail.into(), false);
+    }
+
+    /// Raises a notice; the same one again moves to the end with its count up.
+    fn notice(&mut self, title: String, detail: String, error: bool) {
+        let same = self
+            .notices
+            .iter()
+            .position(|n| n.title == title && n.detail == detail && n.error == error);
+        let count = match same {
+            Some(i) => self.notices.remove(i).count + 1,
+            None => 1,
+        };
         self.notices.push(Notice {
-            title: title.into(),
-            detail: detail.into(),
-            error: false,
+            title,
+            detail,
+            error,
+            count,
+            raised: Instant::now(),
         });
+    }
+
+    /// Drops information notices older than [`INFO_SECONDS`].
+    pub fn expire_notices(&mut self) {
+        let keep = Duration::from_secs(INFO_SECONDS);
+        self.notices
+            .retain(|n| n.error || n.raised.elapsed() < keep);
     }
 
     pub fn slot(&self, slot: Slot) -> &ImageSlot {

@@ -16,7 +16,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::analysis::confidence::{logits_rows, softmax_at};
+use crate::analysis::confidence::{logits_rows, top_k};
 use crate::analysis::hull::HullEvaluation;
 use crate::analysis::{LstConfig, SampleStep, WalkConfig};
 use crate::demo::DemoModel;
@@ -802,17 +802,10 @@ fn preview_on(
         .into_iter()
         .next()
         .unwrap_or_default();
-    let mut top: Vec<(u32, String, f32)> = (0..row.len())
-        .map(|k| {
-            (
-                k as u32,
-                model.spec().class_name(k).to_string(),
-                softmax_at(&row, k),
-            )
-        })
+    let top: Vec<(u32, String, f32)> = top_k(&row, 3)
+        .into_iter()
+        .map(|(k, p)| (k as u32, model.spec().class_name(k).to_string(), p))
         .collect();
-    top.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-    top.truncate(3);
     let pixels = image.host().map_err(|e| err(&e))?;
     let dims = image.pixels.dims();
     let shape = match dims {

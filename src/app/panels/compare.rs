@@ -27,22 +27,23 @@ pub struct ComparePanel {
 
 impl ComparePanel {
     pub fn ui(&mut self, ui: &mut Ui, state: &mut AppState) {
-        ui.heading("Compare");
         // A choice made elsewhere (a test, a restored session) shows here too.
         if self.model_b.source != state.compare.model_b {
             self.model_b = ModelChoice::new(state.compare.model_b.clone());
         }
+        // One row under the model: the side panel keeps room for the images and parameters.
         if self.model_b.ui(ui, SECOND_MODEL, state) {
             state.compare.model_b = self.model_b.source.clone();
         }
-        let text = if state.compare.model_b.is_some() {
-            "Run walks the pair on the loaded model, then on model B; the views show both. \
-             “Run both + hull” makes both hulls."
-        } else {
-            "Pick model B to run every traversal and hull on two models and see them side by side \
-             (e.g. standard and robust)."
-        };
-        ui.label(RichText::new(text).weak().small());
+        if state.compare.model_b.is_some() {
+            ui.label(
+                RichText::new(
+                    "Run and “Run both + hull” also run on the second model; the views show both.",
+                )
+                .weak()
+                .small(),
+            );
+        }
     }
 }
 

@@ -637,9 +637,11 @@ fn compare_controls(ui: &mut Ui, state: &mut AppState) {
             .small(),
         ),
         None => ui.label(
-            RichText::new("Pick model B (left, under Compare) to make its hull beside this one.")
-                .weak()
-                .small(),
+            RichText::new(
+                "Pick a second model (left, under the model) to make its hull beside this one.",
+            )
+            .weak()
+            .small(),
         ),
     };
     ui.horizontal_wrapped(|ui| {

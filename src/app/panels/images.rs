@@ -17,6 +17,7 @@ const THUMB: f32 = 84.0;
 pub struct ImagesPanel {
     /// Where each card was last drawn, so a dropped file can go to the card it lands on.
     pub source_rect: Option<egui::Rect>,
+    target_class: super::target_class::TargetClassPicker,
 }
 
 impl ImagesPanel {
@@ -34,6 +35,9 @@ impl ImagesPanel {
             }
         });
         image_slot(ui, state, textures, Slot::Target, "Target");
+        egui::CollapsingHeader::new("Target by class")
+            .default_open(false)
+            .show(ui, |ui| self.target_class.ui(ui, state));
     }
 }
 

@@ -16,6 +16,7 @@ pub mod reach_matrix;
 pub mod semantic;
 pub mod semantic_map;
 pub mod status;
+pub mod target_class;
 pub mod traversal;
 pub mod width_compare;
 pub mod widths;

@@ -632,5 +632,14 @@ fn summary(ui: &mut Ui, view: &RunView<'_>, paused: bool) {
             "LPIPS-Alex v0.1. It reads n/a without its weights (--lpips, $BLINDSPOT_LPIPS, or \
              lpips_alex.safetensors in the data folder) and for grey or smaller-than-32px images.",
         );
+        if !f.top.is_empty() {
+            let classes: Vec<String> = f
+                .top
+                .iter()
+                .map(|t| format!("{} {}", t.name, conf(t.probability)))
+                .collect();
+            ui.label(format!("x* top-{}: {}", f.top.len(), classes.join(" · ")))
+                .on_hover_text("The model's most probable classes for the output x*");
+        }
     }
 }
