@@ -719,7 +719,10 @@ impl BlindspotApp {
         ui.horizontal(|ui| {
             panels::status::run_controls(ui, &mut self.state);
             ui.separator();
-            ui.label(RichText::new(self.state.run_summary()).weak());
+            // Elided: a long file name must not widen the view past the window.
+            let summary = self.state.run_summary();
+            ui.add(egui::Label::new(RichText::new(&summary).weak()).truncate())
+                .on_hover_text(summary);
         });
         ui.add_space(2.0);
     }

@@ -668,11 +668,10 @@ impl AppState {
     /// 100 iterations, τ = 0.05" (the shown result carries its own record).
     pub fn run_summary(&self) -> String {
         let name = |slot: Slot| self.slot(slot).source.label();
-        let model = self
-            .model
-            .loaded
-            .as_ref()
-            .map_or_else(|| "no model".to_string(), |(s, _)| s.label());
+        let model = self.model.loaded.as_ref().map_or_else(
+            || "no model".to_string(),
+            |(s, _)| super::panels::model_choice::short_label(s),
+        );
         let walk = self.walk_config();
         let method = walk.method();
         let also = self.compare.model_b.as_ref().map_or_else(String::new, |b| {

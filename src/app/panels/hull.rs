@@ -109,22 +109,26 @@ impl HullPanel {
             return;
         }
         let height = (ui.available_height() - 110.0).max(220.0);
-        let columns = if comparing { 2.0 } else { 1.0 };
+        // Two hulls side by side while each keeps a useful size, else one above the other.
+        let side_by_side = comparing && width >= 520.0;
+        let columns = if side_by_side { 2.0 } else { 1.0 };
         let spacing = ui.spacing().item_spacing.x * columns;
         let each = ((width - BAR_WIDTH - spacing) / columns).max(160.0);
-        let size = egui::vec2(each, height.min(each * 1.1));
+        let rows = if comparing && !side_by_side { 2.0 } else { 1.0 };
+        let row_height = ((height - 40.0 * (rows - 1.0)) / rows).max(160.0);
+        let size = egui::vec2(each, row_height.min(each * 1.1));
         let contours = state.hull.drawn_contours();
         let style = Drawing {
             contours: &contours,
             colormap: state.hull.colormap,
             size,
         };
-        let mut last_rect = None;
-        ui.horizontal_top(|ui| {
-            self.drawn = hull_column(ui, state, main, HULL_SLOT, "main", textures, &style);
-            last_rect = self.drawn.map(|d| d.rect);
+        let mut bar_beside = None;
+        let mut draw = |ui: &mut Ui, this: &mut Self| {
+            this.drawn = hull_column(ui, state, main, HULL_SLOT, "main", textures, &style);
+            bar_beside = this.drawn.map(|d| d.rect);
             if comparing {
-                self.drawn_compare = hull_column(
+                this.drawn_compare = hull_column(
                     ui,
                     state,
                     beside,
@@ -133,13 +137,22 @@ impl HullPanel {
                     textures,
                     &style,
                 );
-                last_rect = self.drawn_compare.map(|d| d.rect).or(last_rect);
+                if side_by_side {
+                    bar_beside = this.drawn_compare.map(|d| d.rect).or(bar_beside);
+                }
             } else {
-                self.drawn_compare = None;
+                this.drawn_compare = None;
             }
-            ui.add_space(BAR_WIDTH);
-        });
-        if let Some(rect) = last_rect {
+        };
+        if side_by_side {
+            ui.horizontal_top(|ui| {
+                draw(ui, self);
+                ui.add_space(BAR_WIDTH);
+            });
+        } else {
+            draw(ui, self);
+        }
+        if let Some(rect) = bar_beside {
             colour_bar(ui, state, rect, &contours);
         }
         if comparing {
@@ -283,7 +296,7 @@ fn draw_hull(
         (g.p1, g.p2)
     };
     // The corner thumbnails sit outside the triangle: leave them room at every size.
-    let thumb = (rect.width().min(rect.height()) * 0.11).clamp(32.0, 96.0);
+    let thumb = (rect.width().min(rect.height()) * 0.11).clamp(24.0, 96.0);
     let margin = ((thumb * 1.3 + 16.0) / rect.width().min(rect.height())).clamp(0.12, 0.36);
     let (corners, map) = fit_corners(p1, p2, rect.width(), rect.height(), margin);
     let drawn = DrawnHeatmap { rect, map, p1, p2 };
@@ -684,14 +697,19 @@ fn table2(
     let m = &report.metrics;
     let other = beside.map(|(r, _)| &r.metrics);
     ui.label(RichText::new(format!("Table 2 (n = {})", report.n)).strong());
+    // The columns are named here, so long model names do not widen the table.
+    if let Some((_, b)) = beside {
+        ui.label(RichText::new(format!("A: {name}")).small());
+        ui.label(RichText::new(format!("B: {b}")).small());
+    }
     egui::Grid::new("table 2")
         .num_columns(if other.is_some() { 3 } else { 2 })
         .striped(true)
         .show(ui, |ui| {
-            if let Some((_, b)) = beside {
+            if beside.is_some() {
                 ui.label("");
-                ui.label(RichText::new(&name).strong());
-                ui.label(RichText::new(b).strong());
+                ui.label(RichText::new("A").strong());
+                ui.label(RichText::new("B").strong());
                 ui.end_row();
             }
             type Metric = fn(&crate::analysis::hull::TriangleMetrics) -> f32;
