@@ -70,22 +70,30 @@ fn model_b_runs_the_same_pair_and_triangle_and_both_show_side_by_side() {
     assert_eq!(a.record.model.short_name(), "demo-standard");
     assert_eq!(b.record.model.short_name(), "demo-robust");
     assert_eq!(b.record.steps.len(), 12);
-    // The shown run (B, the newest) names its model, and A's curves are overlaid on its plots.
-    h.get_by_label_contains("· demo-robust");
+    // The loaded model's run stays shown, named by its model, with B's curves overlaid; B's
+    // run is not stale (it was made with the second model on purpose).
+    assert!(std::sync::Arc::ptr_eq(h.state().state.shown_finished().unwrap(), &a));
+    h.get_by_label_contains("· demo-standard · LST");
+    h.get_by_label_contains("dotted: demo-robust");
+    h.state_mut().state.shown_run = Some(1);
+    h.run_ok();
+    assert!(h.query_by_label_contains("Stale").is_none());
     h.get_by_label_contains("dotted: demo-standard");
+    h.state_mut().state.shown_run = Some(0);
+    h.run_ok();
     // The pick can be turned off, and back to auto.
     h.get_by_label("Compare with").click();
     h.run_ok();
     h.get_by_label(blindspot::app::panels::compare::NO_COMPARISON)
         .click();
     h.run_ok();
-    assert!(h.query_by_label_contains("dotted: demo-standard").is_none());
+    assert!(h.query_by_label_contains("dotted: demo-robust").is_none());
     h.get_by_label("Compare with").click();
     h.run_ok();
     h.get_by_label(blindspot::app::panels::compare::AUTO_COMPARISON)
         .click();
     h.run_ok();
-    h.get_by_label_contains("dotted: demo-standard");
+    h.get_by_label_contains("dotted: demo-robust");
     // The run menus tell the two runs apart by model.
     assert_ne!(a.title(), b.title());
 

@@ -258,7 +258,11 @@ fn two_models_are_overlaid_and_exported_as_the_cli_record() {
     ));
     h.step();
     wait_for_export(&mut h);
-    let out = exports.join("margins");
+    // Named like every export: margins_<models>_<time>.
+    let folders = files_in(&exports);
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    assert!(folders[0].starts_with("margins_"), "{folders:?}");
+    let out = exports.join(&folders[0]);
     let names = files_in(&out);
     for f in [
         "config.json",

@@ -28,6 +28,8 @@ pub enum ComparePick {
 pub struct CompareState {
     /// Model B: Run and the hull's "Run both + hull" also run on it, right after model A.
     pub model_b: Option<ModelSource>,
+    /// The second model's weights, once one of its runs has come back.
+    pub model_b_sha: Option<String>,
     pub pick: ComparePick,
 }
 
@@ -61,8 +63,11 @@ impl AppState {
     /// again: clearing it would lose what a user is looking at.
     pub fn stale_reason(&self, record: &RunRecord) -> Option<String> {
         let mut reasons = Vec::new();
+        let made_with = &record.model.weights_sha256;
+        let by_second = self.compare.model_b_sha.as_ref() == Some(made_with);
         if let Some(spec) = self.spec()
-            && spec.weights_sha256 != record.model.weights_sha256
+            && spec.weights_sha256 != *made_with
+            && !by_second
         {
             reasons.push(format!(
                 "made with {}, and {} is loaded now",

@@ -131,6 +131,10 @@ impl BlindspotApp {
                 result,
                 history_error,
             } => {
+                let second = st
+                    .job
+                    .as_ref()
+                    .is_some_and(|j| j.id == job && j.on_second_model);
                 if st.job.as_ref().is_some_and(|j| j.id == job) {
                     st.job = None;
                 }
@@ -141,8 +145,20 @@ impl BlindspotApp {
                 match result {
                     Ok(run) => {
                         let index = st.add_run(run.clone());
-                        st.shown_run = Some(index);
-                        st.scrub = run.view().scrub_len().saturating_sub(1);
+                        let beside_shown = st.shown_finished().is_some_and(|s| {
+                            crate::app::compare::same_pair(&s.record, &run.record)
+                        });
+                        if second {
+                            // Learnt here: which weights the second model is, so its runs are
+                            // not taken for stale ones.
+                            st.compare.model_b_sha = Some(run.record.model.weights_sha256.clone());
+                        }
+                        // The second model's run goes beside the loaded model's run of the
+                        // same pair, which stays shown.
+                        if !(second && beside_shown) {
+                            st.shown_run = Some(index);
+                            st.scrub = run.view().scrub_len().saturating_sub(1);
+                        }
                         st.history.loaded_once = false;
                         if let Some(p) = st.hull.pending.iter_mut().find(|p| p.jobs.contains(&job))
                         {

@@ -10,7 +10,7 @@ use crate::figures::margin_plot;
 use crate::frequency_record::{MarginRecord, RecordModel, RecordSamples};
 
 use super::BlindspotApp;
-use super::export::{free_stem, write_figure};
+use super::export::{export_stem, free_stem, write_figure};
 use super::frequency_state::{FrequencyState, ModelMargins};
 use super::state::{ActiveJob, ExportKind, JobKind};
 use super::worker::{Command, FrequencyRequest, FrequencySamples, FrequencyUpdate, JobId};
@@ -164,15 +164,19 @@ impl FrequencyExport {
 
     pub fn write(self, dir: &Path, scale: f32) -> Result<String, String> {
         let record = self.record();
+        // Named like every export: what, the models measured, and when.
+        let models: Vec<&str> = self.models.iter().map(|m| m.model.label.as_str()).collect();
+        let now = std::time::SystemTime::now();
         match self.kind {
             ExportKind::FrequencyPlot => write_figure(
                 &margin_plot(&record.plot_data(self.log_scale, None)),
                 dir,
-                "margin_plot",
+                &export_stem("margin-plot", None, &models.join("+"), now),
                 scale,
             ),
             _ => {
-                let out = dir.join(free_stem(dir, "margins", &[]));
+                let stem = export_stem("margins", None, &models.join("+"), now);
+                let out = dir.join(free_stem(dir, &stem, &[]));
                 let first = self
                     .samples
                     .pixels

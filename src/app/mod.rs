@@ -373,7 +373,8 @@ impl BlindspotApp {
             format!(" on {}", panels::model_choice::short_label(m))
         });
         let what = format!("{method} {} → {}{on}", source.label(), target.label());
-        let job = ActiveJob::new(id, JobKind::Traverse, config.iterations(), what);
+        let mut job = ActiveJob::new(id, JobKind::Traverse, config.iterations(), what);
+        job.on_second_model = model.is_some();
         let control = job.control.clone();
         self.state.job = Some(job);
         if let Some(side) = for_hull

@@ -1,37 +1,11 @@
 //! The app's side of the Semantic view's jobs: starting a map, a region or an export from the
 //! view's settings, and applying the worker's updates to the view and the status bar.
 
-use std::path::{Path, PathBuf};
-
 use super::BlindspotApp;
+use super::export::{free_stem, name_part, timestamp};
 use super::semantic_state::{SemanticAction, SemanticJob};
 use super::state::{ActiveJob, JobKind};
 use super::worker::{Command, JobId, SemanticRequest, SemanticTask, SemanticUpdate, Slot};
-
-/// `dir/stem`, or `dir/stem-2`, `-3`, … when taken: an export never overwrites a folder.
-fn free_dir(dir: &Path, stem: &str) -> PathBuf {
-    let first = dir.join(stem);
-    if !first.exists() {
-        return first;
-    }
-    (2..)
-        .map(|k| dir.join(format!("{stem}-{k}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
-}
-
-/// A file-name-safe version of a label (model names can be paths).
-fn slug(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
 
 impl BlindspotApp {
     /// Runs what the Semantic view asked for; a refusal (bad settings, busy) is a notice.
@@ -129,7 +103,7 @@ impl BlindspotApp {
         if dir_text.is_empty() {
             return Err("choose an export folder first".into());
         }
-        let dir = PathBuf::from(dir_text);
+        let dir = std::path::PathBuf::from(dir_text);
         let st = &self.state.semantic;
         let setup = st
             .setup
@@ -142,18 +116,25 @@ impl BlindspotApp {
         let model = st.maps[0]
             .as_ref()
             .map_or("model".into(), |m| m.model.clone());
-        let stem = format!(
-            "semantic-{kind}-{}-{}-{}",
-            slug(&model),
-            slug(&setup.image.label()),
-            names.join("_")
-        );
-        let out = free_dir(&dir, &stem);
+        // Named like every export: what (method and parameters), the image, the model, when.
+        let what = format!("semantic-{kind}-{}", names.join("-"));
+        let stem = [
+            name_part(&what),
+            name_part(&setup.image.label()),
+            name_part(&model),
+            timestamp(std::time::SystemTime::now()),
+        ]
+        .join("_");
+        let out = dir.join(free_stem(&dir, &stem, &[]));
         let b = match (&st.model_b, &st.maps[1]) {
             (Some(source), Some(m)) if m.is_complete() => Some((
                 source.clone(),
                 m.map(),
-                free_dir(&dir, &format!("{stem}-b-{}", slug(&m.model))),
+                dir.join(free_stem(
+                    &dir,
+                    &format!("{stem}_b-{}", name_part(&m.model)),
+                    &[],
+                )),
             )),
             _ => None,
         };

@@ -191,6 +191,8 @@ pub struct ActiveJob {
     pub paused_since: Option<Instant>,
     /// What it is doing, for the status bar.
     pub what: String,
+    /// A traversal on the second model of a comparison (its run is shown beside, not instead).
+    pub on_second_model: bool,
 }
 
 impl ActiveJob {
@@ -205,6 +207,7 @@ impl ActiveJob {
             paused_for: Duration::ZERO,
             paused_since: None,
             what,
+            on_second_model: false,
         }
     }
 

@@ -34,6 +34,7 @@ impl ComparePanel {
         // One row under the model: the side panel keeps room for the images and parameters.
         if self.model_b.ui(ui, SECOND_MODEL, state) {
             state.compare.model_b = self.model_b.source.clone();
+            state.compare.model_b_sha = None;
         }
         if state.compare.model_b.is_some() {
             ui.label(

@@ -777,7 +777,8 @@ fn profile(ui: &mut Ui, report: &crate::run::HullReport, beside: Option<&crate::
     }
     let t = |k: usize, n: usize| k as f64 / n.max(1) as f64;
     Plot::new("hull profile")
-        .height(150.0)
+        // Taller with the hull beside: its legend lists twice the curves.
+        .height(if beside.is_some() { 230.0 } else { 150.0 })
         .legend(Legend::default().follow_insertion_order(true))
         .include_y(0.0)
         .include_y(1.0)
