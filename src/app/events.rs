@@ -157,8 +157,12 @@ impl BlindspotApp {
                         // same pair, which stays shown.
                         if !(second && beside_shown) {
                             st.shown_run = Some(index);
-                            st.scrub = run.view().scrub_len().saturating_sub(1);
                         }
+                        // The shown run opens at x* (the live view of the second model's run
+                        // moved the scrubber meanwhile).
+                        st.scrub = st
+                            .shown_finished()
+                            .map_or(0, |r| r.view().scrub_len().saturating_sub(1));
                         st.history.loaded_once = false;
                         if let Some(p) = st.hull.pending.iter_mut().find(|p| p.jobs.contains(&job))
                         {
