@@ -5,6 +5,16 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// `include_bytes!` of a file of this crate, by a path relative to the crate being compiled
+/// rather than an absolute one: two checkouts sharing a target folder (git worktrees) may reuse
+/// this script's output, and an absolute path would embed the other checkout's files.
+fn include_from_crate(relative: &str) -> String {
+    format!(
+        "include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))",
+        format!("/{relative}")
+    )
+}
+
 fn main() {
     let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
     let root = Path::new(&root);
@@ -18,8 +28,8 @@ fn main() {
         if path.is_file() {
             let _ = writeln!(
                 code,
-                "pub const {name}: Option<&[u8]> = Some(include_bytes!({:?}));",
-                path.display().to_string()
+                "pub const {name}: Option<&[u8]> = Some({});",
+                include_from_crate(file)
             );
         } else {
             let _ = writeln!(code, "pub const {name}: Option<&[u8]> = None;");
@@ -42,8 +52,8 @@ fn main() {
             .unwrap_or_default();
         let _ = writeln!(
             code,
-            "    ({stem:?}, include_bytes!({:?})),",
-            p.display().to_string()
+            "    ({stem:?}, {}),",
+            include_from_crate(&format!("assets/gallery/{stem}.png"))
         );
     }
     code.push_str("];\n");

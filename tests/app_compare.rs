@@ -72,7 +72,10 @@ fn model_b_runs_the_same_pair_and_triangle_and_both_show_side_by_side() {
     assert_eq!(b.record.steps.len(), 12);
     // The loaded model's run stays shown, named by its model, with B's curves overlaid; B's
     // run is not stale (it was made with the second model on purpose).
-    assert!(std::sync::Arc::ptr_eq(h.state().state.shown_finished().unwrap(), &a));
+    assert!(std::sync::Arc::ptr_eq(
+        h.state().state.shown_finished().unwrap(),
+        &a
+    ));
     h.get_by_label("x* (output)");
     h.get_by_label_contains("· demo-standard · LST");
     h.get_by_label_contains("dotted: demo-robust");
