@@ -404,6 +404,22 @@ const CASES: &[Case] = &[
         needles: &["{dir}/notes.png"],
     },
     Case {
+        name: "truncated JPEG (the first third of an ImageNet image)",
+        make: |d| {
+            let whole =
+                std::fs::read(shared("data/imagenet_sample/images/es_000_n01440764.JPEG")).unwrap();
+            let p = d.join("cut.JPEG");
+            std::fs::write(&p, &whole[..whole.len() / 3]).unwrap();
+            vec![
+                "classify".into(),
+                "-w".into(),
+                s(&shared("weights/efficientnet_lite0.safetensors")),
+                s(&p),
+            ]
+        },
+        needles: &["{dir}/cut.JPEG", "truncated"],
+    },
+    Case {
         name: "missing image",
         make: |d| {
             vec![

@@ -62,7 +62,8 @@ fn efficientnet_lite0_accuracy_on_pixels_and_on_jpegs() {
     );
     eprintln!("jpegs: {jpegs}");
     assert_eq!(jpegs["total"], 187);
-    assert!((correct(&jpegs) - 167).abs() <= 2, "{jpegs}");
+    // The JPEGs decode to the very bytes Pillow gives, so the count is the same as on them.
+    assert_eq!(correct(&jpegs), 167, "{jpegs}");
 }
 
 #[test]

@@ -17,13 +17,15 @@ pub const MAX_IMAGE_SIDE: u32 = 16_384;
 
 /// Most memory the decoder may allocate for one image: a full-size RGBA 8-bit image at the side
 /// limit, so that the byte limit never rejects something the side limit admits in 8 bits.
-const MAX_DECODED_BYTES: u64 = 1 << 30;
+pub(super) const MAX_DECODED_BYTES: u64 = 1 << 30;
 
 /// Loads an image file as 8-bit RGB.
 ///
 /// The format is found from the file's content, not its extension, because datasets in the wild
 /// contain PNGs named `.jpg`. PNG, JPEG and WebP are read. Conversions, chosen to match
-/// `PIL.Image.open(f).convert("RGB")`, which is what torchvision's `ImageFolder` does:
+/// `PIL.Image.open(f).convert("RGB")`, which is what torchvision's `ImageFolder` does (JPEG goes
+/// through libjpeg-turbo at Pillow's settings, byte for byte as Pillow decodes it, and a
+/// truncated JPEG is refused as Pillow refuses it):
 /// - gray is copied to all three channels;
 /// - an alpha channel is dropped, not composited onto a background: Pillow's `convert("RGB")`
 ///   drops it too, so a model sees the same pixels here as in PyTorch;
@@ -43,10 +45,15 @@ pub fn load_rgb_with_color(path: &Path) -> Result<(RgbImage, bool), ImageError> 
             path: path.to_path_buf(),
             source,
         })?;
-    if reader.format().is_none() {
-        return Err(ImageError::NotAnImage {
-            path: path.to_path_buf(),
-        });
+    match reader.format() {
+        None => {
+            return Err(ImageError::NotAnImage {
+                path: path.to_path_buf(),
+            });
+        }
+        // Through libjpeg-turbo, as Pillow decodes it (see `jpeg.rs`).
+        Some(image::ImageFormat::Jpeg) => return super::jpeg::decode_jpeg(path, &bytes),
+        Some(_) => {}
     }
     let mut reader = reader;
     reader.limits(decode_limits());

@@ -10,6 +10,7 @@
 //! rounds differently from Pillow.
 
 mod dataset;
+mod jpeg;
 mod labeled_set;
 mod load;
 mod resample;
