@@ -7,6 +7,7 @@
 pub mod analysis;
 #[cfg(feature = "app")]
 pub mod app;
+pub mod atomic;
 pub mod demo;
 pub mod eval;
 pub mod figures;

@@ -188,51 +188,25 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
     }
 }
 
-/// A temporary file in `path`'s folder (so the rename that replaces `path` stays on one file
-/// system), hidden and named for this process.
-fn temp_beside(path: &Path) -> std::path::PathBuf {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dir.join(format!(".{name}.tmp-{}", std::process::id()))
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` atomically (see [`crate::atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_beside(path);
-    std::fs::write(&tmp, bytes).map_err(io_err(path))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        RecordError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        }
-    })
+    crate::atomic::write(path, bytes).map_err(io_err(path))
 }
 
-/// Writes `tensors` as one safetensors file at `path` through a temporary file and a rename,
-/// so a reader (or a resumed run) never sees half a file.
+/// Writes `tensors` as one safetensors file at `path`, atomically, so a reader (or a resumed
+/// run) never sees half a file.
 pub fn save_tensors_atomic(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    let tmp = temp_beside(path);
-    candle_core::safetensors::save(tensors, &tmp).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        RecordError::Tensors {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        }
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        RecordError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        }
-    })
+    // Sorted, so the same tensors always give the same bytes.
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let bytes =
+        safetensors::serialize(names.into_iter().map(|k| (k, &tensors[k])), None).map_err(|e| {
+            RecordError::Tensors {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+    write_atomic(path, &bytes)
 }
 
 fn save_png(pixels: &[f32], shape: [usize; 3], path: &Path) -> Result<()> {

@@ -206,37 +206,19 @@ fn create_dir(dir: &Path) -> Result<(), DemoError> {
     })
 }
 
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
-}
-
 fn write_png_atomically(img: &RgbImage, path: &Path) -> Result<(), DemoError> {
-    let tmp = temp_path(path);
-    // The temporary name does not end in .png, so the format must be given explicitly.
-    img.save_with_format(&tmp, ImageFormat::Png)
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, ImageFormat::Png)
         .map_err(|source| DemoError::Encode {
-            path: tmp.clone(),
+            path: path.to_path_buf(),
             source,
         })?;
-    rename(&tmp, path)
+    write_atomically(path, bytes.get_ref())
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DemoError> {
-    let tmp = temp_path(path);
-    fs::write(&tmp, bytes).map_err(|source| DemoError::Io {
-        path: tmp.clone(),
-        source,
-    })?;
-    rename(&tmp, path)
-}
-
-fn rename(from: &Path, to: &Path) -> Result<(), DemoError> {
-    fs::rename(from, to).map_err(|source| DemoError::Io {
-        path: to.to_path_buf(),
+    crate::atomic::write(path, bytes).map_err(|source| DemoError::Io {
+        path: path.to_path_buf(),
         source,
     })
 }

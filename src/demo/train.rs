@@ -523,9 +523,7 @@ pub fn write_safetensors(
     names.sort();
     let views: Vec<(&String, &Tensor)> = names.into_iter().map(|k| (k, &tensors[k])).collect();
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    crate::atomic::write(path, &bytes)
 }
 
 /// Saves the trained model as safetensors with its settings in the metadata (`blindspot`

@@ -33,10 +33,7 @@ mod strip;
 mod text;
 mod width;
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::{ExtendedColorType, RgbImage};
 use plotters::prelude::*;
@@ -490,43 +487,13 @@ impl Figure {
     }
 }
 
-/// Write `bytes` to `path` through a temporary file in the same directory and a rename, so a
-/// reader never sees a half-written figure and a failed write leaves the old file intact.
+/// Writes `bytes` to `path` atomically (see [`crate::atomic`]): a reader never sees a
+/// half-written figure and a failed write leaves the old file intact.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FigureError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let wrap = |source| FigureError::Write {
+    crate::atomic::write(path, bytes).map_err(|source| FigureError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path.file_name().ok_or_else(|| {
-        wrap(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the path names no file",
-        ))
-    })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    // Unique per process and call, so concurrent writers of the same figure do not collide.
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        // Best effort: the temp file may not exist (the directory was unwritable).
-        let _ = fs::remove_file(&tmp);
-        return Err(wrap(e));
-    }
-    Ok(())
+    })
 }
 
 /// Shared drawing helpers.

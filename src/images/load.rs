@@ -1,9 +1,8 @@
 //! Reading image files as 8-bit RGB and writing PNGs atomically.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufWriter, Cursor, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::codecs::png::PngEncoder;
 use image::{DynamicImage, ImageBuffer, ImageReader, Limits, Pixel, PixelWithColorType, RgbImage};
@@ -124,68 +123,36 @@ fn decode_error(path: &Path, err: image::ImageError) -> ImageError {
     }
 }
 
-/// Distinguishes temporary files of concurrent saves within one process; the process id
-/// distinguishes processes.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `img` (RGB or RGBA, 8 bits) as a PNG at `path`, atomically.
-///
-/// The PNG is written to a temporary file in the same directory, synced, then renamed over
-/// `path`. A reader (or a crash) thus sees either the old file or the complete new one, never a
-/// half-written PNG. The temporary file must be in the same directory because a rename is only
-/// atomic within one file system.
+/// Writes `img` (RGB or RGBA, 8 bits) as a PNG at `path`, atomically (see [`crate::atomic`]):
+/// a reader (or a crash) sees either the old file or the complete new one, never a half-written
+/// PNG.
 pub fn save_png_atomic<P>(img: &ImageBuffer<P, Vec<u8>>, path: &Path) -> Result<(), ImageError>
 where
     P: Pixel<Subpixel = u8> + PixelWithColorType,
 {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let file_name = path.file_name().ok_or_else(|| ImageError::Write {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "path has no file name to write to",
-        ),
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|source| ImageError::Write {
+    let mut encoded = None;
+    crate::atomic::write_with(path, |file| match write_png(img, file, path) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let message = e.to_string();
+            encoded = Some(e);
+            Err(std::io::Error::other(message))
+        }
+    })
+    .map_err(|source| {
+        // An encoder error is reported as itself; an I/O error with the path.
+        encoded.take().unwrap_or(ImageError::Write {
             path: path.to_path_buf(),
-            source: std::io::Error::new(
-                source.kind(),
-                format!(
-                    "cannot create a temporary file in directory {}: {source}",
-                    dir.display()
-                ),
-            ),
-        })?;
-    let result = write_png(img, file, path).and_then(|()| {
-        fs::rename(&tmp, path).map_err(|source| ImageError::Write {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(
-                source.kind(),
-                format!("cannot rename {} over it: {source}", tmp.display()),
-            ),
+            source,
         })
-    });
-    if result.is_err() {
-        // Best effort: the original error is the one worth reporting.
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    })
 }
 
-fn write_png<P>(img: &ImageBuffer<P, Vec<u8>>, file: File, path: &Path) -> Result<(), ImageError>
+fn write_png<P>(
+    img: &ImageBuffer<P, Vec<u8>>,
+    file: &mut File,
+    path: &Path,
+) -> Result<(), ImageError>
 where
     P: Pixel<Subpixel = u8> + PixelWithColorType,
 {
@@ -202,8 +169,6 @@ where
                 detail: other.to_string(),
             },
         })?;
-    writer.flush().map_err(io_err)?;
-    let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
-    // Without the sync, a crash after the rename could leave an empty file under the final name.
-    file.sync_all().map_err(io_err)
+    // The sync and the rename are `atomic::write_with`'s.
+    writer.flush().map_err(io_err)
 }

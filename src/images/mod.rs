@@ -1,7 +1,7 @@
 //! Loading images and bringing them to a model's input.
 //!
-//! This module is a leaf: it depends on nothing else of ours, so that models, analyses and the CLI
-//! can all use it without cycles.
+//! This module is a leaf: it depends on nothing else of ours (but the leaf `atomic` writer), so
+//! that models, analyses and the CLI can all use it without cycles.
 //!
 //! The reference for every pixel operation here is what a PyTorch user gets from
 //! `PIL.Image.open(f).convert("RGB")` followed by torchvision transforms, because the models we
