@@ -38,7 +38,28 @@ pub struct EvalOptions {
     pub pool: usize,
     /// Pairs per LST batch (results do not depend on it).
     pub batch: usize,
+    /// The order the pool is taken in (§1.3: data-set order).
+    pub pool_order: PoolOrder,
     pub config: LstConfig,
+}
+
+/// The order in which the data set is scanned for the pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolOrder {
+    /// The first image of each class in data-set order, as ALGORITHMS.md §1.3 and the seed's
+    /// code take it.
+    #[default]
+    DataSet,
+    /// A seeded random order (stream(seed, SAMPLE_SELECT, 0, 0)): another seed, another pool.
+    Shuffled,
+}
+
+impl PoolOrder {
+    /// What a `pool.json` written before the option existed used.
+    pub fn before_the_option() -> Self {
+        PoolOrder::Shuffled
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -139,21 +160,25 @@ fn invalid(m: String) -> RunError {
 
 /// Picks up to `k` images of distinct classes that the model, and every model of `also` (the
 /// other models of a comparison, §1.3), classifies correctly with confidence above
-/// `min_confidence`, scanning the data set in a seeded random order
-/// (stream(seed, SAMPLE_SELECT, 0, 0)), so another seed gives another pool. With the same
-/// `also`, the evaluations of the models of a comparison share one pool.
+/// `min_confidence`, scanning the data set in `order`: data-set order (§1.3), or a seeded random
+/// order (stream(seed, SAMPLE_SELECT, 0, 0)) where another seed gives another pool. With the
+/// same `also`, the evaluations of the models of a comparison share one pool.
 pub fn select_pool(
     classifier: &Classifier,
     also: &[&Classifier],
     dataset: &[LabeledImage],
     k: usize,
     min_confidence: f32,
+    order: PoolOrder,
     seed: u64,
 ) -> Result<Vec<PoolImage>> {
     for model in std::iter::once(&classifier).chain(also) {
         images::check_labels(dataset, model.spec().num_classes())?;
     }
-    let order = permutation(&mut stream(seed, SAMPLE_SELECT, 0, 0), dataset.len());
+    let order: Vec<usize> = match order {
+        PoolOrder::DataSet => (0..dataset.len()).collect(),
+        PoolOrder::Shuffled => permutation(&mut stream(seed, SAMPLE_SELECT, 0, 0), dataset.len()),
+    };
     let spec = classifier.spec();
     let mut pool: Vec<PoolImage> = Vec::new();
     for chunk in order.chunks(32) {
@@ -272,6 +297,7 @@ pub fn run_eval(
             .collect(),
         pairs: opts.pairs,
         pool: opts.pool,
+        pool_order: opts.pool_order,
         config: cfg.clone(),
     };
     let stored = stored_pool_json(out)?;
@@ -284,6 +310,7 @@ pub fn run_eval(
         dataset,
         opts.pool,
         cfg.pool_min_confidence,
+        opts.pool_order,
         cfg.seed,
     )?;
     if let Some(stored) = &stored {

@@ -570,6 +570,14 @@ fn eval_resume_refuses_another_model_or_setting() {
             },
             vec!["its pairs is 2 but this run's is 3"],
         ),
+        (
+            eval_args(
+                dir.path(),
+                common::cifar_png(),
+                &[&base[..], &["--pool-order", "shuffled", "--resume"]].concat(),
+            ),
+            vec!["its pool_order is \"data-set\" but this run's is \"shuffled\""],
+        ),
     ];
     let mut failures = Vec::new();
     for (args, needles) in &refusals {

@@ -196,13 +196,53 @@ fn init_starts_training_from_the_given_checkpoint() {
 /// correctly with confidence above 0.6, so both demo models are evaluated on one pool.
 #[test]
 fn a_comparison_pool_satisfies_every_model() {
-    use blindspot::eval::select_pool;
+    use blindspot::eval::{PoolOrder, select_pool};
     let standard = DemoModel::Standard.load(&LoadOptions::default()).unwrap();
     let robust = DemoModel::Robust.load(&LoadOptions::default()).unwrap();
     let gallery = blindspot::images::list_dataset(std::path::Path::new("assets/gallery")).unwrap();
-    let alone = select_pool(&standard, &[], &gallery.images, 10, 0.6, 0).unwrap();
-    let both = select_pool(&standard, &[&robust], &gallery.images, 10, 0.6, 0).unwrap();
-    let swapped = select_pool(&robust, &[&standard], &gallery.images, 10, 0.6, 0).unwrap();
+    let pool = |a, b: &[_]| select_pool(a, b, &gallery.images, 10, 0.6, PoolOrder::Shuffled, 0);
+    let alone = pool(&standard, &[]).unwrap();
+    let both = pool(&standard, &[&robust]).unwrap();
+    let swapped = pool(&robust, &[&standard]).unwrap();
+    // In data-set order (§1.3) the pool is each class's first image that both models get right.
+    let ordered = select_pool(
+        &standard,
+        &[&robust],
+        &gallery.images,
+        10,
+        0.6,
+        PoolOrder::DataSet,
+        0,
+    )
+    .unwrap();
+    for image in &ordered {
+        let first_right = gallery
+            .images
+            .iter()
+            .position(|i| i.label == image.label as usize)
+            .unwrap();
+        let at = gallery
+            .images
+            .iter()
+            .position(|i| i.path.display().to_string() == image.path)
+            .unwrap();
+        // Only images of its class that a model got wrong (or below 0.6) come before it.
+        assert!(at >= first_right);
+    }
+    let order: Vec<usize> = ordered
+        .iter()
+        .map(|p| {
+            gallery
+                .images
+                .iter()
+                .position(|i| i.path.display().to_string() == p.path)
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "taken in data-set order: {order:?}"
+    );
     let paths =
         |p: &[blindspot::eval::PoolImage]| p.iter().map(|i| i.path.clone()).collect::<Vec<_>>();
     assert_eq!(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use blindspot::eval::{EvalOptions, run_eval, summary_markdown};
+use blindspot::eval::{EvalOptions, PoolOrder, run_eval, summary_markdown};
 use blindspot::images;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -30,6 +30,11 @@ pub struct EvalArgs {
     /// Pairs per LST batch.
     #[arg(long, default_value_t = 16, allow_negative_numbers = true)]
     batch: usize,
+    /// How the data set is scanned for the pool: in data-set order, taking each class's first
+    /// image every model gets right (ALGORITHMS.md §1.3), or in a seeded random order
+    /// (--seed), so other seeds give other pools.
+    #[arg(long, value_enum, default_value_t = PoolOrderArg::DataSet)]
+    pool_order: PoolOrderArg,
     #[arg(long)]
     out: PathBuf,
     /// Continue an evaluation in --out: finished pairs are kept.
@@ -43,6 +48,13 @@ pub struct EvalArgs {
     pool_models: Vec<String>,
     #[command(flatten)]
     lst: LstArgs,
+}
+
+/// `--pool-order` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum PoolOrderArg {
+    DataSet,
+    Shuffled,
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
@@ -65,6 +77,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         pairs: args.pairs,
         pool: args.pool,
         batch: args.batch,
+        pool_order: match args.pool_order {
+            PoolOrderArg::DataSet => PoolOrder::DataSet,
+            PoolOrderArg::Shuffled => PoolOrder::Shuffled,
+        },
         config,
     };
     let bar = ProgressBar::new(0);

@@ -51,6 +51,9 @@ pub(super) struct EvalIdentity {
     pub(super) pool_models: Vec<ModelFingerprint>,
     pub(super) pairs: usize,
     pub(super) pool: usize,
+    /// Absent from `pool.json` written before the option: those took the shuffled order.
+    #[serde(default = "super::PoolOrder::before_the_option")]
+    pub(super) pool_order: super::PoolOrder,
     pub(super) config: LstConfig,
 }
 
