@@ -370,7 +370,17 @@ pub fn run_eval(
             })
             .collect();
         let mut traversal = Traversal::new(classifier, cfg, &pairs)?.with_lpips(lpips);
-        while traversal.step()?.is_some() {}
+        while traversal.step()?.is_some() {
+            // Ctrl-C: stop after this step. The batch's pairs are not written (they are
+            // unfinished); every pair of the batches before is, so --resume redoes only these.
+            if crate::interrupt::requested() {
+                return Err(RunError::Interrupted {
+                    done: done.len(),
+                    total: plans.len(),
+                    out: out.to_path_buf(),
+                });
+            }
+        }
         for (plan, output) in batch.iter().zip(traversal.finish()?) {
             let (last, distances, accepted, x_star) = match &output.result {
                 Some(r) => (

@@ -14,6 +14,7 @@ pub mod figures;
 pub mod frequency_record;
 pub mod history;
 pub mod images;
+pub mod interrupt;
 pub mod models;
 pub mod paths;
 pub mod reach;

@@ -31,6 +31,17 @@ pub enum RunError {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Figure(#[from] crate::figures::FigureError),
+    /// Stopped by Ctrl-C after a step; what was finished is on disk.
+    #[error(
+        "interrupted (Ctrl-C) with {done} of {total} pairs done and kept in {}: run the same \
+         command with --resume to finish",
+        out.display()
+    )]
+    Interrupted {
+        done: usize,
+        total: usize,
+        out: std::path::PathBuf,
+    },
 }
 
 pub type Result<T, E = RunError> = std::result::Result<T, E>;

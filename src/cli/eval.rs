@@ -58,6 +58,7 @@ enum PoolOrderArg {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
+    super::stop_after_step_on_ctrl_c();
     let model = args.model.load()?;
     let config = args.lst.config(model.spec().input_size)?;
     if args.out.join("pool.json").exists() && !args.resume {

@@ -240,3 +240,22 @@ pub fn run() -> Result<()> {
         Command::TrainDemo(args) => demo::train_demo(&args),
     }
 }
+
+/// The exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
+pub const INTERRUPTED_EXIT: u8 = 130;
+
+/// For the resumable batch commands: the first Ctrl-C asks the job to stop after its current
+/// step, leaving a run that --resume finishes (exit code 130); a second one quits at once.
+/// (Other commands keep the default: Ctrl-C quits.)
+pub fn stop_after_step_on_ctrl_c() {
+    let handler = ctrlc::set_handler(|| {
+        if blindspot::interrupt::requested() {
+            std::process::exit(i32::from(INTERRUPTED_EXIT));
+        }
+        blindspot::interrupt::request();
+        eprintln!("\nstopping after the current step (Ctrl-C again to quit now)");
+    });
+    if let Err(e) = handler {
+        eprintln!("warning: Ctrl-C will quit at once (cannot install its handler: {e})");
+    }
+}
