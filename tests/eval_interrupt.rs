@@ -135,3 +135,34 @@ fn ctrl_c_stops_after_a_step_and_resume_gives_the_same_tables() {
     run_to_end(&eval_args(&stopped, true));
     assert_eq!(results(&whole), results(&stopped));
 }
+
+#[test]
+fn a_second_process_on_the_same_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("busy");
+    let mut first = spawn(&eval_args(&out, false));
+    let start = Instant::now();
+    while !out.join(".lock").exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = Command::new(env!("CARGO_BIN_EXE_blindspot"))
+        .args(eval_args(&out, true))
+        .output()
+        .unwrap();
+    let running = first.try_wait().unwrap().is_none();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        running,
+        "the first evaluation ended before the second started"
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(".lock") && stderr.contains("another blindspot process"),
+        "{stderr}"
+    );
+    // The killed holder left no stale lock: a resume runs.
+    run_to_end(&eval_args(&out, true));
+    assert!(out.join("tables.json").is_file());
+}
