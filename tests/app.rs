@@ -174,13 +174,7 @@ fn pick_run_scrub_hull_and_export_end_to_end() {
     assert_eq!(h.state().state.tab, Tab::Hull);
     h.get_by_label("Run both + hull").click();
     wait(&mut h, "both traversals and the refined hull", |a| {
-        !a.state.is_busy()
-            && a.state
-                .hull
-                .main
-                .refined
-                .as_ref()
-                .is_some_and(|r| r.n == 40)
+        !a.state.is_busy() && common::app::refined(&a.state.hull.main)
     });
     let st = &h.state().state;
     let report = st.hull.main.report.as_ref().unwrap();
@@ -473,13 +467,7 @@ fn snapshots_of_the_main_views_and_heatmap_pixels_match_the_colour_map() {
     h.state_mut().state.hull.contours_text.clear();
     h.get_by_label("Run both + hull").click();
     wait(&mut h, "the refined hull", |a| {
-        !a.state.is_busy()
-            && a.state
-                .hull
-                .main
-                .refined
-                .as_ref()
-                .is_some_and(|r| r.n == 40)
+        !a.state.is_busy() && common::app::refined(&a.state.hull.main)
     });
     let image = h.render().expect("render");
     let ppp = h.ctx.pixels_per_point();

@@ -107,18 +107,8 @@ fn model_b_runs_the_same_pair_and_triangle_and_both_show_side_by_side() {
     h.get_by_label("Run both + hull").click();
     wait(&mut h, "both hulls", |a| {
         !a.state.is_busy()
-            && a.state
-                .hull
-                .main
-                .refined
-                .as_ref()
-                .is_some_and(|r| r.n == 40)
-            && a.state
-                .hull
-                .compare
-                .refined
-                .as_ref()
-                .is_some_and(|r| r.n == 40)
+            && common::app::refined(&a.state.hull.main)
+            && common::app::refined(&a.state.hull.compare)
     });
     no_notices(&h);
     let st = &h.state().state;

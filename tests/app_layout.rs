@@ -56,18 +56,8 @@ fn prepare(h: &mut App, dir: &std::path::Path) {
     h.state_mut().state.act(Action::HullRunBoth);
     wait(h, "both hulls", |a| {
         !a.state.is_busy()
-            && a.state
-                .hull
-                .main
-                .refined
-                .as_ref()
-                .is_some_and(|r| r.n == 40)
-            && a.state
-                .hull
-                .compare
-                .refined
-                .as_ref()
-                .is_some_and(|r| r.n == 40)
+            && common::app::refined(&a.state.hull.main)
+            && common::app::refined(&a.state.hull.compare)
     });
     // The shown run is model B's last; show model A's run of the long-named pair, with B's
     // beside it.

@@ -94,3 +94,8 @@ pub fn files_in(dir: &Path) -> Vec<String> {
 pub fn wait_for_export(h: &mut App) {
     wait(h, "the export", |a| a.state.export.in_flight == 0);
 }
+
+/// Whether a hull has been refined to its finest lattice (n = 40).
+pub fn refined(hull: &blindspot::app::state::HullResult) -> bool {
+    hull.refined.as_ref().is_some_and(|r| r.n == 40)
+}
