@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::models::ModelSpec;
 use crate::record::RunRecord;
 
 use super::state::AppState;
@@ -62,19 +63,7 @@ impl AppState {
     /// does. A result keeps showing (it carries its own record), marked, until the user runs
     /// again: clearing it would lose what a user is looking at.
     pub fn stale_reason(&self, record: &RunRecord) -> Option<String> {
-        let mut reasons = Vec::new();
-        let made_with = &record.model.weights_sha256;
-        let by_second = self.compare.model_b_sha.as_ref() == Some(made_with);
-        if let Some(spec) = self.spec()
-            && spec.weights_sha256 != *made_with
-            && !by_second
-        {
-            reasons.push(format!(
-                "made with {}, and {} is loaded now",
-                record.model.short_name(),
-                spec.short_name()
-            ));
-        }
+        let mut reasons: Vec<String> = self.model_stale_reason(&record.model).into_iter().collect();
         let picked = |slot: Slot| &self.slot(slot).source;
         let differs = |path: &str, slot: Slot| ImageSource::parse(path) != *picked(slot);
         if differs(&record.source.path, Slot::Source) || differs(&record.target.path, Slot::Target)
@@ -86,5 +75,20 @@ impl AppState {
             ));
         }
         (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// Why a result made with `made_with` is not the current models' (neither the loaded one
+    /// nor the second model of a comparison), if it is not.
+    pub fn model_stale_reason(&self, made_with: &ModelSpec) -> Option<String> {
+        let sha = &made_with.weights_sha256;
+        let by_second = self.compare.model_b_sha.as_ref() == Some(sha);
+        let spec = self.spec()?;
+        (spec.weights_sha256 != *sha && !by_second).then(|| {
+            format!(
+                "made with {}, and {} is loaded now",
+                made_with.short_name(),
+                spec.short_name()
+            )
+        })
     }
 }

@@ -90,8 +90,8 @@ impl HullState {
             .find(|s| self.side(*s).is_job(job))
     }
 
-    /// The contour levels typed into the panel (values outside (0, 1) dropped, at most 8), or
-    /// why the text is not a list of levels.
+    /// The contour levels typed into the panel (the lowest 8 when more are typed), or why the
+    /// text is not a list of levels in (0, 1).
     pub fn contour_levels(&self) -> Result<Vec<f32>, String> {
         let mut levels = Vec::new();
         for word in self
@@ -110,13 +110,8 @@ impl HullState {
         }
         levels.sort_by(f32::total_cmp);
         levels.dedup();
-        if levels.len() > super::heatmap::MAX_CONTOURS {
-            return Err(format!(
-                "at most {} levels (the first {} are drawn)",
-                super::heatmap::MAX_CONTOURS,
-                super::heatmap::MAX_CONTOURS
-            ));
-        }
+        // The shader draws at most this many; the field's tooltip says so.
+        levels.truncate(super::heatmap::MAX_CONTOURS);
         Ok(levels)
     }
 

@@ -263,15 +263,9 @@ fn heading(ui: &mut Ui, state: &AppState, hull: &HullResult) {
             a.record.target.path,
             b.record.target.path
         ));
-    if let Some(spec) = state.spec()
-        && spec.weights_sha256 != a.record.model.weights_sha256
-        && std::ptr::eq(hull, &state.hull.main)
-    {
-        ui.label(
-            RichText::new(format!("stale: {} is loaded now", spec.short_name()))
-                .small()
-                .color(ui.visuals().warn_fg_color),
-        );
+    // The same rule as a run's: neither the loaded model nor the second model made it.
+    if let Some(why) = state.model_stale_reason(&a.record.model) {
+        super::stale_note(ui, &why);
     }
 }
 
