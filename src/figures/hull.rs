@@ -535,6 +535,40 @@ mod tests {
         }
     }
 
+    /// The lattice dots are the figure's only circles: a white fill and a dark rim per point.
+    fn lattice_dots(svg: &str) -> usize {
+        svg.matches("<circle").count() / 2
+    }
+
+    fn pattern(i: usize, j: usize) -> f32 {
+        ((i + 2 * j) % 7) as f32 / 7.0
+    }
+
+    #[test]
+    fn the_lattice_is_dotted_only_when_it_is_coarse() {
+        let coarse = crate::figures::hull_heatmap(&data(10, pattern))
+            .svg_string()
+            .unwrap();
+        assert_eq!(lattice_dots(&coarse), 66);
+        let fine = crate::figures::hull_heatmap(&data(40, pattern))
+            .svg_string()
+            .unwrap();
+        assert_eq!(lattice_dots(&fine), 0);
+    }
+
+    #[test]
+    fn the_caption_says_what_rho_and_theta_are() {
+        let svg = crate::figures::hull_heatmap(&data(10, pattern))
+            .svg_string()
+            .unwrap();
+        for line in [
+            "ρ = 0.98: upper side / lower side at the source",
+            "θ = 66°: the angle at the source (true geometry)",
+        ] {
+            assert!(svg.contains(line), "no `{line}` in the caption");
+        }
+    }
+
     #[test]
     fn index_is_i_major_then_j() {
         let n = 10;
