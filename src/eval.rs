@@ -25,10 +25,8 @@ use crate::record::{RecordError, save_tensors_atomic, write_atomic};
 use crate::run::{Result, RunError};
 
 mod resume;
-pub(crate) use resume::json_difference;
-use resume::{
-    EvalIdentity, ModelFingerprint, check_resume_identity, check_resume_pool, stored_pool_json,
-};
+use crate::run_folder::ModelFingerprint;
+use resume::{EvalIdentity, check_resume_identity, check_resume_pool, stored_pool_json};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalOptions {
@@ -288,28 +286,7 @@ pub fn run_eval(
         move |source| RunError::Record(RecordError::Io { path, source })
     };
     opts.validate(classifier, dataset)?;
-    // One process per run folder: a second one (say, a resume started while the first still
-    // runs) would mix two runs' pairs. An advisory lock, released by the system when the
-    // holder exits or is killed, so a crashed run never leaves a stale lock behind.
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    let lock_path = out.join(".lock");
-    let lock_file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io(&lock_path))?;
-    let mut lock = fd_lock::RwLock::new(lock_file);
-    let _held = lock.try_write().map_err(|_| {
-        RunError::Record(RecordError::Io {
-            path: lock_path.clone(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::WouldBlock,
-                "another blindspot process is running an evaluation in this folder (it holds \
-                 this lock); wait for it or stop it before running or resuming here",
-            ),
-        })
-    })?;
+    let _lock = crate::run_folder::FolderLock::take(out)?;
     let cfg = &opts.config;
     let identity = EvalIdentity {
         model: ModelFingerprint::of(classifier),
@@ -399,6 +376,7 @@ pub fn run_eval(
                 return Err(RunError::Interrupted {
                     done: done.len(),
                     total: plans.len(),
+                    unit: "pairs",
                     out: out.to_path_buf(),
                 });
             }

@@ -52,6 +52,28 @@ pub fn model_dir(out: &Path, k: usize) -> PathBuf {
     }
 }
 
+/// What `plan.json` of a `margins` folder holds: everything that decides its numbers,
+/// checked by `--resume` (the batch only groups samples, so a resume may change it). Each
+/// finished (model, subspace) is kept as an item (see [`sweep_item_name`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SweepPlan {
+    pub kind: String,
+    /// Every model with its input transform, in the order of the record.
+    pub models: Vec<(crate::run_folder::ModelFingerprint, Option<FrequencyTransform>)>,
+    pub plan: SubspacePlan,
+    pub seed: u64,
+    pub images: String,
+    /// The drawn samples: their index in the set, file and label.
+    pub samples: Vec<(usize, String, u32)>,
+    pub deepfool: DeepFoolConfig,
+    pub batch: usize,
+}
+
+/// The item of model `k`'s subspace `s` in a sweep's run folder.
+pub fn sweep_item_name(k: usize, s: usize) -> String {
+    format!("model_{k}_subspace_{s:03}")
+}
+
 /// One model of a record.
 pub struct RecordModel<'a> {
     pub label: String,

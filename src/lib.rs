@@ -21,4 +21,5 @@ pub mod reach;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod run_folder;
 pub mod semantic;

@@ -33,13 +33,15 @@ pub enum RunError {
     Figure(#[from] crate::figures::FigureError),
     /// Stopped by Ctrl-C after a step; what was finished is on disk.
     #[error(
-        "interrupted (Ctrl-C) with {done} of {total} pairs done and kept in {}: run the same \
+        "interrupted (Ctrl-C) with {done} of {total} {unit} done and kept in {}: run the same \
          command with --resume to finish",
         out.display()
     )]
     Interrupted {
         done: usize,
         total: usize,
+        /// What was counted: "pairs", "images", "subspaces".
+        unit: &'static str,
         out: std::path::PathBuf,
     },
 }

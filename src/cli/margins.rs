@@ -9,16 +9,18 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use blindspot::analysis::frequency::{
     DeepFoolConfig, DeepFoolStatus, FrequencyError, FrequencyTransform, MarginOptions,
-    MarginProgress, SubspacePlan, TransformedModel, measure_margins, select_samples,
+    MarginProgress, SubspacePlan, TransformedModel, measure_margins_resuming, select_samples,
     table_markdown,
 };
 use blindspot::figures::margin_plot;
 use blindspot::frequency_record::{
-    MarginRecord, RecordModel, RecordSamples, model_dir, model_label as label, plot_data, series,
-    write_model_outputs,
+    MarginRecord, RecordModel, RecordSamples, SweepPlan, model_dir, model_label as label,
+    plot_data, series, sweep_item_name, write_model_outputs,
 };
 use blindspot::images::LabeledSet;
 use blindspot::models::Classifier;
+use blindspot::run::RunError;
+use blindspot::run_folder::{ModelFingerprint, RunFolder};
 use candle_core::{DType, Tensor};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -67,9 +69,14 @@ pub struct MarginsArgs {
     /// Log-scale y axis in the margin plot.
     #[arg(long)]
     log_scale: bool,
-    /// Output folder.
+    /// Output folder (with plan.json and one items/model_K_subspace_SSS.json per finished
+    /// subspace while it runs).
     #[arg(long)]
     out: PathBuf,
+    /// Continue a stopped or killed sweep in --out: only unfinished subspaces are computed.
+    /// Refused if the models' weights, samples or settings differ from the folder's plan.
+    #[arg(long)]
+    resume: bool,
     /// Print the first model's margin table as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -177,8 +184,24 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("loading samples of {}", args.images.display()))?;
     let images = Tensor::stack(&images, 0)?.to_dtype(DType::F32)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    let sweep = SweepPlan {
+        kind: "margins".into(),
+        models: entries
+            .iter()
+            .map(|e| (ModelFingerprint::of(&e.classifier), e.transform))
+            .collect(),
+        plan,
+        seed: args.seed,
+        images: args.images.display().to_string(),
+        samples: chosen
+            .iter()
+            .map(|&i| (i, set.path_of(i).display().to_string(), set.label(i)))
+            .collect(),
+        deepfool: config,
+        batch: args.batch,
+    };
+    let folder = RunFolder::open(&args.out, "margin sweep", &sweep, args.resume, &["batch"])?;
+    super::stop_after_step_on_ctrl_c();
 
     let options = MarginOptions {
         deepfool: config,
@@ -202,13 +225,51 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
         );
         bar.set_message(entry.label.clone());
         let started = Instant::now();
-        let distribution = measure_margins(&model, &images, &plan, &options, |p| {
-            if let MarginProgress::Batch { s, done } = p {
-                bar.set_position((s * chosen.len() + done) as u64);
-            }
-            ControlFlow::Continue(())
-        })
+        let mut saved = Ok(());
+        let distribution = measure_margins_resuming(
+            &model,
+            &images,
+            &plan,
+            &options,
+            |s| folder.item(&sweep_item_name(k, s)),
+            |p| {
+                match p {
+                    MarginProgress::Batch { s, done } => {
+                        bar.set_position((s * chosen.len() + done) as u64);
+                    }
+                    MarginProgress::Subspace(finished) => {
+                        saved = folder.save_item(&sweep_item_name(k, finished.summary.s), finished);
+                        if saved.is_err() {
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+                // Ctrl-C: stop after this batch; finished subspaces are on disk.
+                if blindspot::interrupt::requested() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
         .with_context(|| format!("measuring margins of {}", entry.source))?;
+        saved?;
+        if !distribution.complete() {
+            let done: usize = results
+                .iter()
+                .map(|(d, _): &(blindspot::analysis::frequency::MarginDistribution, f64)| {
+                    d.subspaces.len()
+                })
+                .sum::<usize>()
+                + distribution.subspaces.len();
+            return Err(RunError::Interrupted {
+                done,
+                total: plan.count * entries.len(),
+                unit: "subspaces",
+                out: args.out.clone(),
+            }
+            .into());
+        }
         let seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
         let dir = model_dir(&args.out, k);

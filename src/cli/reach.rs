@@ -84,6 +84,7 @@ pub fn run(args: &ReachArgs) -> Result<()> {
         )
         .context("progress template")?,
     );
+    super::stop_after_step_on_ctrl_c();
     let result = run_reach(
         &model,
         lpips.as_ref(),
@@ -111,10 +112,24 @@ pub fn run(args: &ReachArgs) -> Result<()> {
                 } => bar.set_message(format!("iteration {}/{iterations}", step + 1)),
                 ReachEvent::Pairs { done, .. } => bar.set_position(done as u64),
             }
-            ControlFlow::Continue(())
+            // Ctrl-C: stop after this iteration; finished batches are on disk.
+            if blindspot::interrupt::requested() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         },
     )?;
     bar.finish_and_clear();
+    if !result.summary.complete() {
+        return Err(blindspot::run::RunError::Interrupted {
+            done: result.summary.pairs_done,
+            total: result.summary.pairs_total,
+            unit: "pairs",
+            out: args.out.clone(),
+        }
+        .into());
+    }
     let summary = &result.summary;
     println!("{}", summary_markdown(&result.plan, summary));
     println!("written to {}", args.out.display());

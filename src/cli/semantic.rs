@@ -278,9 +278,14 @@ pub struct EvalArgs {
     /// Points per axis of those maps (default 181 / 61).
     #[arg(long)]
     points: Option<usize>,
-    /// Output folder: semantic.json, srvr.md, srvr.csv, cost.md, tensors, mean_map.png/svg.
+    /// Output folder: semantic.json, srvr.md, srvr.csv, cost.md, tensors, mean_map.png/svg,
+    /// plan.json and one items/image_NNNNNN.json per finished image.
     #[arg(long)]
     out: PathBuf,
+    /// Continue a stopped or killed evaluation in --out: only unfinished images are computed.
+    /// Refused if the model weights, images or settings differ from the folder's plan.
+    #[arg(long)]
+    resume: bool,
     /// Print {"srvr", "images", "per_class"} as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -516,12 +521,15 @@ fn run_eval_command(args: &EvalArgs) -> Result<()> {
         0,
         "{bar:30} {pos}/{len} images  {msg}  elapsed {elapsed}  eta {eta}",
     )?;
+    super::stop_after_step_on_ctrl_c();
     let (record, maps) = run_eval(
         &model,
         &set,
         &args.images.display().to_string(),
         &space,
         &options,
+        &args.out,
+        args.resume,
         |event| {
             match event {
                 EvalEvent::Started { total } => progress.set_length(*total as u64),
@@ -532,10 +540,24 @@ fn run_eval_command(args: &EvalArgs) -> Result<()> {
                     iterations,
                 } => progress.set_message(format!("{} {iteration}/{iterations}", method.label())),
             }
-            ControlFlow::Continue(())
+            // Ctrl-C: stop after this step; finished images are on disk.
+            if blindspot::interrupt::requested() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         },
     )?;
     progress.finish_and_clear();
+    if record.stopped {
+        return Err(blindspot::run::RunError::Interrupted {
+            done: record.images.len() + record.skipped.len(),
+            total: usize::try_from(progress.length().unwrap_or(0)).unwrap_or(usize::MAX),
+            unit: "images",
+            out: args.out.clone(),
+        }
+        .into());
+    }
     record.save(&args.out, &maps)?;
     let name = record.model.short_name();
     print!("{}", srvr_markdown(&[(name.as_str(), &record)]));

@@ -223,7 +223,7 @@ pub fn run_reach(
         _ => HitCriterion::RelativeL2,
     };
     let plan = plan_reach(classifier, also, set, dataset_name, opts, criterion)?;
-    store::start(out, &plan, resume)?;
+    let _folder = store::start(out, &plan, resume)?;
     let lpips = lpips.filter(|_| criterion == HitCriterion::Lpips);
 
     let load = |i: usize| set.get(i, &spec.preprocess, spec.channels, &Device::Cpu);
@@ -255,18 +255,17 @@ pub fn run_reach(
     let done: std::collections::HashSet<u64> = records.iter().map(|r| r.pair_id).collect();
     let all = plan.pairs();
     for chunk in all.chunks(opts.batch.max(1)) {
-        let todo: Vec<_> = chunk
-            .iter()
-            .filter(|p| !done.contains(&p.pair_id))
-            .collect();
         // Sources that measure widths walk in a batch of their own (widths are a per-run
-        // setting of the walker); results do not depend on the batch.
+        // setting of the walker). A batch walks whole, with the batch-mates the plan gave it,
+        // even when some of its pairs are on disk already (a kill while it was being
+        // written): batched kernels round by the batch's shape, so only then is a resumed
+        // pair the uninterrupted run's to the last digit. Pairs on disk keep their files.
         for widths in [false, true] {
-            let group: Vec<_> = todo
+            let group: Vec<_> = chunk
                 .iter()
                 .filter(|p| plan.sources[p.source].widths == widths)
                 .collect();
-            if group.is_empty() {
+            if group.iter().all(|p| done.contains(&p.pair_id)) {
                 continue;
             }
             let pairs: Vec<WalkPair> = group
@@ -300,6 +299,9 @@ pub fn run_reach(
             }
             let mut new = Vec::with_capacity(group.len());
             for (p, output) in group.iter().zip(walk.finish()?) {
+                if done.contains(&p.pair_id) {
+                    continue;
+                }
                 let source = host(&sources[p.source])?;
                 let target = host(&targets[p.target])?;
                 let record = ReachPairRecord {

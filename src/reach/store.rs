@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 
-use super::{ReachPairRecord, ReachPlanRecord, invalid};
+use super::{ReachPairRecord, ReachPlanRecord};
 use crate::record::{RecordError, save_tensors_atomic, write_atomic};
 use crate::run::{Result, RunError};
+use crate::run_folder::RunFolder;
 
-pub const PLAN_JSON: &str = "plan.json";
+pub const PLAN_JSON: &str = crate::run_folder::PLAN_JSON;
 
 pub struct PairFiles {
     pub json: PathBuf,
@@ -42,49 +43,15 @@ fn json_error(path: &Path, source: serde_json::Error) -> RunError {
     })
 }
 
-/// The first setting where two plans differ, with the folder's value and this run's.
-fn first_difference(old: &ReachPlanRecord, new: &ReachPlanRecord) -> String {
-    match (serde_json::to_value(old), serde_json::to_value(new)) {
-        (Ok(a), Ok(b)) => match crate::eval::json_difference("", &a, &b) {
-            Some((setting, was, now)) => {
-                format!("{setting} is {was} in the folder but {now} in this run")
-            }
-            None => "plan differs".into(),
-        },
-        _ => "plan differs".into(),
-    }
-}
-
-/// Creates `out` and writes the plan, or, on `resume`, checks that the plan on disk is this
-/// one (same model file, data set, options, targets and hit criterion).
-pub fn start(out: &Path, plan: &ReachPlanRecord, resume: bool) -> Result<()> {
-    let path = out.join(PLAN_JSON);
-    if path.exists() {
-        if !resume {
-            return Err(invalid(format!(
-                "{} already holds a reach evaluation: pass --resume to continue it, or choose another --out",
-                out.display()
-            )));
-        }
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let mut old: ReachPlanRecord =
-            serde_json::from_slice(&bytes).map_err(|e| json_error(&path, e))?;
-        // The batch size only groups the work; a resume may choose another.
-        old.options.batch = plan.options.batch;
-        if &old != plan {
-            return Err(invalid(format!(
-                "cannot resume {}: its {} (another model, data set, setting or LPIPS \
-                 availability); start a new --out instead",
-                path.display(),
-                first_difference(&old, plan)
-            )));
-        }
-        return Ok(());
-    }
+/// Locks `out` and writes the plan, or, on `resume`, checks that the plan on disk is this
+/// one (same model file and hash, data set, options, targets and hit criterion). The batch
+/// size only groups the work, so a resume may choose another (the pairs then agree within
+/// float round-off rather than to the last digit). The lock is held while the folder lives.
+pub fn start(out: &Path, plan: &ReachPlanRecord, resume: bool) -> Result<RunFolder> {
+    let folder = RunFolder::open(out, "reach evaluation", plan, resume, &["options.batch"])?;
     let pairs = out.join("pairs");
     std::fs::create_dir_all(&pairs).map_err(io(&pairs))?;
-    let json = serde_json::to_vec_pretty(plan).map_err(|e| json_error(&path, e))?;
-    Ok(write_atomic(&path, &json)?)
+    Ok(folder)
 }
 
 /// The pair records already on disk for this plan, in pair order. A pair whose JSON is

@@ -22,6 +22,7 @@ use crate::figures;
 use crate::images::LabeledSet;
 use crate::models::{Classifier, ModelSpec};
 use crate::record;
+use crate::run_folder::{ModelFingerprint, RunFolder};
 
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
@@ -90,13 +91,48 @@ fn selection(set: &LabeledSet, per_class: Option<usize>) -> Vec<usize> {
         .collect()
 }
 
-/// Runs the evaluation; returns the record and the per-image maps (when asked for).
+/// What `plan.json` of a `semantic eval` folder holds: everything that decides its items,
+/// checked by `--resume` (the batch only groups model calls, so a resume may change it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct EvalPlan {
+    kind: String,
+    model: ModelFingerprint,
+    images_path: String,
+    /// The selected images, in order: their source and label.
+    images: Vec<(String, u32)>,
+    space: ParamSpace,
+    config: SrvrConfig,
+    batch: usize,
+}
+
+/// One finished image, as its item file holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum ImageItem {
+    Evaluated {
+        summary: ImageSrvr,
+        map: Option<SemanticMap>,
+    },
+    Skipped(SkippedImage),
+}
+
+fn item_name(position: usize) -> String {
+    format!("image_{position:06}")
+}
+
+/// Runs (or, with `resume`, continues) the evaluation in the folder `out`: each finished
+/// image is written there at once (`items/image_NNNNNN.json`), so a stopped or killed run
+/// loses at most the image it was on, and a resume with the same plan (model weights, images,
+/// space, settings) computes only the rest. Returns the record and the per-image maps (when
+/// asked for); the caller writes the outputs when the record is complete (`!stopped`).
+#[allow(clippy::too_many_arguments)]
 pub fn run_eval(
     classifier: &Classifier,
     set: &LabeledSet,
     images_path: &str,
     space: &ParamSpace,
     options: &EvalOptions,
+    out: &Path,
+    resume: bool,
     mut on_event: impl FnMut(&EvalEvent<'_>) -> ControlFlow<()>,
 ) -> Result<(EvalRecord, Vec<SemanticMap>)> {
     let started = Instant::now();
@@ -109,6 +145,16 @@ pub fn run_eval(
     }
     let spec = classifier.spec();
     let chosen = selection(set, options.per_class);
+    let plan = EvalPlan {
+        kind: "semantic eval".into(),
+        model: ModelFingerprint::of(classifier),
+        images_path: images_path.to_string(),
+        images: chosen.iter().map(|&i| (set.describe(i), set.label(i))).collect(),
+        space: space.clone(),
+        config: options.config.clone(),
+        batch: options.batch,
+    };
+    let folder = RunFolder::open(out, "semantic evaluation", &plan, resume, &["batch"])?;
     let total = chosen.len();
     let mut stopped = on_event(&EvalEvent::Started { total }).is_break();
     let mut images = Vec::new();
@@ -121,41 +167,63 @@ pub fn run_eval(
         }
         let source = set.describe(i);
         let label = set.label(i);
-        let x = set.get(i, &spec.preprocess, spec.channels, &Device::Cpu)?;
-        let choice = ClassChoice::new(classifier, &x, Some(label))?;
-        let is_skipped = choice.predicted != label;
-        if is_skipped {
-            skipped.push(SkippedImage {
-                source: source.clone(),
-                label,
-                reason: format!(
-                    "misclassified at the identity as `{}` (p = {:.3})",
-                    choice.predicted_name, choice.predicted_confidence
-                ),
-            });
-        } else {
-            let mut objective =
-                SemanticObjective::new(classifier, &x, label, space.clone(), options.batch)?
-                    .with_gradient(options.config.region.oir_w_gradient);
-            let (evaluation, complete) = evaluate_image(
-                &mut objective,
-                &source,
-                label,
-                &options.config,
-                |method, s| {
-                    on_event(&EvalEvent::Step {
-                        method,
-                        iteration: s.iteration,
-                        iterations,
+        let name = item_name(done);
+        let item = match folder.item::<ImageItem>(&name) {
+            Some(item) => item,
+            None => {
+                let x = set.get(i, &spec.preprocess, spec.channels, &Device::Cpu)?;
+                let choice = ClassChoice::new(classifier, &x, Some(label))?;
+                let item = if choice.predicted != label {
+                    ImageItem::Skipped(SkippedImage {
+                        source: source.clone(),
+                        label,
+                        reason: format!(
+                            "misclassified at the identity as `{}` (p = {:.3})",
+                            choice.predicted_name, choice.predicted_confidence
+                        ),
                     })
-                },
-            )?;
-            if !complete {
-                stopped = true;
-                break;
+                } else {
+                    let mut objective = SemanticObjective::new(
+                        classifier,
+                        &x,
+                        label,
+                        space.clone(),
+                        options.batch,
+                    )?
+                    .with_gradient(options.config.region.oir_w_gradient);
+                    let (evaluation, complete) = evaluate_image(
+                        &mut objective,
+                        &source,
+                        label,
+                        &options.config,
+                        |method, s| {
+                            on_event(&EvalEvent::Step {
+                                method,
+                                iteration: s.iteration,
+                                iterations,
+                            })
+                        },
+                    )?;
+                    if !complete {
+                        stopped = true;
+                        break;
+                    }
+                    ImageItem::Evaluated {
+                        summary: evaluation.summary,
+                        map: evaluation.map,
+                    }
+                };
+                folder.save_item(&name, &item)?;
+                item
             }
-            images.push(evaluation.summary);
-            maps.extend(evaluation.map);
+        };
+        let is_skipped = matches!(item, ImageItem::Skipped(_));
+        match item {
+            ImageItem::Evaluated { summary, map } => {
+                images.push(summary);
+                maps.extend(map);
+            }
+            ImageItem::Skipped(s) => skipped.push(s),
         }
         let event = EvalEvent::Image {
             done: done + 1,

@@ -49,6 +49,15 @@ pub enum SemanticRunError {
         #[source]
         source: std::io::Error,
     },
+    /// The run folder (lock, plan, items) refused or failed.
+    #[error(transparent)]
+    Folder(Box<crate::run::RunError>),
+}
+
+impl From<crate::run::RunError> for SemanticRunError {
+    fn from(e: crate::run::RunError) -> Self {
+        Self::Folder(Box::new(e))
+    }
 }
 
 pub type Result<T, E = SemanticRunError> = std::result::Result<T, E>;

@@ -71,8 +71,9 @@ pub fn summarize(
     }
 }
 
-/// Every sample's result in one subspace.
-#[derive(Clone, Debug, PartialEq)]
+/// Every sample's result in one subspace (serialisable: a resumable sweep keeps each
+/// finished subspace on disk).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SubspaceMargins {
     pub summary: SubspaceSummary,
     pub margins: Vec<f32>,
@@ -180,6 +181,21 @@ pub fn measure_margins(
     images: &Tensor,
     plan: &SubspacePlan,
     options: &MarginOptions,
+    on_progress: impl FnMut(MarginProgress<'_>) -> ControlFlow<()>,
+) -> Result<MarginDistribution> {
+    measure_margins_resuming(model, images, plan, options, |_| None, on_progress)
+}
+
+/// [`measure_margins`], taking the subspaces that `known(s)` gives (a resumed sweep's
+/// finished ones) instead of computing them. Each subspace is computed the same way whether
+/// or not others were known, so a resumed sweep ends with the uninterrupted one's numbers.
+/// `on_progress` sees `Subspace` for the computed subspaces only.
+pub fn measure_margins_resuming(
+    model: &TransformedModel<'_>,
+    images: &Tensor,
+    plan: &SubspacePlan,
+    options: &MarginOptions,
+    mut known: impl FnMut(usize) -> Option<SubspaceMargins>,
     mut on_progress: impl FnMut(MarginProgress<'_>) -> ControlFlow<()>,
 ) -> Result<MarginDistribution> {
     plan.check_images(images.dims())?;
@@ -195,6 +211,10 @@ pub fn measure_margins(
         subspaces: Vec::with_capacity(plan.count),
     };
     for s in 0..plan.count {
+        if let Some(finished) = known(s).filter(|k| k.margins.len() == samples) {
+            out.subspaces.push(finished);
+            continue;
+        }
         let subspace = plan.subspace(s, model.dtype(), model.device())?;
         let mut outcomes: Vec<DeepFoolOutcome> = Vec::with_capacity(samples);
         let mut start = 0;
