@@ -14,6 +14,34 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// processes apart).
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Whether `name` is one of our temporary files (`.<target>.tmp-<pid>-<n>`).
+fn is_temporary(name: &str) -> bool {
+    name.starts_with('.')
+        && name.rsplit_once(".tmp-").is_some_and(|(_, tail)| {
+            let mut parts = tail.split('-');
+            let numeric = |p: Option<&str>| {
+                p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            };
+            numeric(parts.next()) && numeric(parts.next()) && parts.next().is_none()
+        })
+}
+
+/// Removes the temporary files that a killed writer left in `dir` (a kill between creating
+/// and renaming one leaves it behind; the target itself is whole, old or new). Only safe
+/// while no other process writes there: callers hold the folder's lock. Returns how many
+/// were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| is_temporary(&e.file_name().to_string_lossy()))
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_with(path, |file| file.write_all(bytes))

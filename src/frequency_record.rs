@@ -59,7 +59,10 @@ pub fn model_dir(out: &Path, k: usize) -> PathBuf {
 pub struct SweepPlan {
     pub kind: String,
     /// Every model with its input transform, in the order of the record.
-    pub models: Vec<(crate::run_folder::ModelFingerprint, Option<FrequencyTransform>)>,
+    pub models: Vec<(
+        crate::run_folder::ModelFingerprint,
+        Option<FrequencyTransform>,
+    )>,
     pub plan: SubspacePlan,
     pub seed: u64,
     pub images: String,

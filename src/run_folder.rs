@@ -63,7 +63,19 @@ impl FolderLock {
             .open(&path)
             .map_err(io(&path))?;
         match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
+            Ok(()) => {
+                // Held: no other process writes here, so temporary files a killed run left
+                // (in the folder and the item folders one level down) can go.
+                crate::atomic::remove_stale_temporaries(dir);
+                if let Ok(entries) = std::fs::read_dir(dir) {
+                    for entry in entries.filter_map(std::result::Result::ok) {
+                        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                            crate::atomic::remove_stale_temporaries(&entry.path());
+                        }
+                    }
+                }
+                Ok(Self { _file: file })
+            }
             Err(std::fs::TryLockError::WouldBlock) => Err(RunError::Record(RecordError::Io {
                 path,
                 source: std::io::Error::new(
@@ -145,6 +157,9 @@ impl RunFolder {
                 let mut old: serde_json::Value =
                     serde_json::from_slice(&bytes).map_err(|e| json_error(&path, e))?;
                 let mut now = new.clone();
+                // A model is the same by its weights' hash, not its file's name.
+                forget_model_names(&mut old);
+                forget_model_names(&mut now);
                 for setting in may_differ {
                     remove_path(&mut old, setting);
                     remove_path(&mut now, setting);
@@ -202,6 +217,20 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     Ok(write_atomic(path, &bytes)?)
 }
 
+/// Drops `name` from every model fingerprint (an object with `weights_sha256`).
+fn forget_model_names(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(m) => {
+            if m.contains_key("weights_sha256") {
+                m.remove("name");
+            }
+            m.values_mut().for_each(forget_model_names);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(forget_model_names),
+        _ => {}
+    }
+}
+
 /// Removes the leaf at a dotted path (`options.batch`) from a JSON object, if present.
 fn remove_path(value: &mut serde_json::Value, dotted: &str) {
     let mut parts: Vec<&str> = dotted.split('.').collect();
@@ -218,12 +247,32 @@ fn remove_path(value: &mut serde_json::Value, dotted: &str) {
     }
 }
 
-/// The first leaf where two JSON values differ: its path (`config.seed`), and both values.
+/// Where two JSON values differ: the path (`config.seed`) and both values of the shallowest
+/// differing leaf (the first in key order among equals). Shallowest, because a setting is
+/// usually the cause and deep differences its consequences: another `seed` also draws other
+/// `samples[0][0]`, and the seed is what the user changed.
 pub fn json_difference(
     path: &str,
     old: &serde_json::Value,
     new: &serde_json::Value,
 ) -> Option<(String, String, String)> {
+    let mut found = Vec::new();
+    differences(path, 0, old, new, &mut found);
+    found
+        .into_iter()
+        .min_by_key(|(_, depth)| *depth)
+        .map(|(d, _)| d)
+}
+
+type Difference = (String, String, String);
+
+fn differences(
+    path: &str,
+    depth: usize,
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+    found: &mut Vec<(Difference, usize)>,
+) {
     use serde_json::Value;
     let join = |key: &str| {
         if path.is_empty() {
@@ -235,21 +284,24 @@ pub fn json_difference(
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
             let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            keys.into_iter().find_map(|k| match (a.get(k), b.get(k)) {
-                (Some(x), Some(y)) => json_difference(&join(k), x, y),
-                (x, y) => {
-                    let show = |v: Option<&Value>| v.map_or("(none)".to_string(), Value::to_string);
-                    Some((join(k), show(x), show(y)))
+            for k in keys {
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => differences(&join(k), depth + 1, x, y, found),
+                    (x, y) => {
+                        let show =
+                            |v: Option<&Value>| v.map_or("(none)".to_string(), Value::to_string);
+                        found.push(((join(k), show(x), show(y)), depth + 1));
+                    }
                 }
-            })
+            }
         }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
-            .iter()
-            .zip(b)
-            .enumerate()
-            .find_map(|(i, (x, y))| json_difference(&format!("{path}[{i}]"), x, y)),
-        _ if old != new => Some((path.to_string(), shown(old), shown(new))),
-        _ => None,
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                differences(&format!("{path}[{i}]"), depth + 1, x, y, found);
+            }
+        }
+        _ if old != new => found.push(((path.to_string(), shown(old), shown(new)), depth)),
+        _ => {}
     }
 }
 
@@ -297,6 +349,13 @@ mod tests {
             json_difference("", &h, &json!({"p": f64::from(0.3f32)})),
             Some(("p".into(), "0.05".into(), "0.3".into()))
         );
+        // The shallowest difference is named: the seed, not the samples it drew.
+        let i = json!({"seed": 0, "samples": [[11, "a.png"]]});
+        let j = json!({"seed": 3, "samples": [[4, "b.png"]]});
+        assert_eq!(
+            json_difference("", &i, &j),
+            Some(("seed".into(), "0".into(), "3".into()))
+        );
         let g = json!({"x": 1});
         assert_eq!(
             json_difference("", &g, &json!({})),
@@ -325,8 +384,8 @@ mod tests {
     fn a_folder_is_resumed_only_with_its_plan_and_by_one_process() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("run");
-        let folder = RunFolder::open(&out, "test run", &plan(0, 4), false, &["options.batch"])
-            .unwrap();
+        let folder =
+            RunFolder::open(&out, "test run", &plan(0, 4), false, &["options.batch"]).unwrap();
         folder.save_item("item_000", &json!({"x": 0.1})).unwrap();
         // A second process (here: a second lock) is refused while the first holds it.
         let err = RunFolder::open(&out, "test run", &plan(0, 4), true, &[]).unwrap_err();
@@ -338,7 +397,8 @@ mod tests {
         // Another seed is refused, naming it with both values.
         let err = RunFolder::open(&out, "test run", &plan(1, 4), true, &[]).unwrap_err();
         assert!(
-            err.to_string().contains("its seed is 0 but this run's is 1"),
+            err.to_string()
+                .contains("its seed is 0 but this run's is 1"),
             "{err}"
         );
         // The batch may change when it is listed as a grouping setting, and is then recorded.

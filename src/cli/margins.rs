@@ -257,9 +257,11 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
         if !distribution.complete() {
             let done: usize = results
                 .iter()
-                .map(|(d, _): &(blindspot::analysis::frequency::MarginDistribution, f64)| {
-                    d.subspaces.len()
-                })
+                .map(
+                    |(d, _): &(blindspot::analysis::frequency::MarginDistribution, f64)| {
+                        d.subspaces.len()
+                    },
+                )
                 .sum::<usize>()
                 + distribution.subspaces.len();
             return Err(RunError::Interrupted {

@@ -12,7 +12,6 @@ use crate::record::RecordError;
 use crate::run::{Result, RunError};
 use crate::run_folder::{ModelFingerprint, json_difference};
 
-
 /// Everything that decides an evaluation's rows, stored in `pool.json` and checked by
 /// `--resume` (the batch size only groups the work, so it may change).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -149,7 +149,10 @@ pub fn run_eval(
         kind: "semantic eval".into(),
         model: ModelFingerprint::of(classifier),
         images_path: images_path.to_string(),
-        images: chosen.iter().map(|&i| (set.describe(i), set.label(i))).collect(),
+        images: chosen
+            .iter()
+            .map(|&i| (set.describe(i), set.label(i)))
+            .collect(),
         space: space.clone(),
         config: options.config.clone(),
         batch: options.batch,
