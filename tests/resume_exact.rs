@@ -346,3 +346,77 @@ fn resumes_with_another_model_or_setting_are_refused() {
         "{stderr}"
     );
 }
+
+/// A full disk: every write past a limit fails. A file-size limit (`ulimit -f`, RLIMIT_FSIZE)
+/// stands in for it, since mounting a small file system needs root: the write fails inside
+/// write(2) as on a full disk (EFBIG there, ENOSPC here) and goes through the same error path.
+#[test]
+fn a_failed_write_names_the_file_and_keeps_every_finished_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = demo_set(dir.path(), 30);
+    let args = |out: &Path, resume: bool| {
+        strings(
+            &[
+                "reach",
+                "--images",
+                arg(&images),
+                "--per-class",
+                "1",
+                "--iterations",
+                "20",
+                "--batch",
+                "2",
+            ],
+            out,
+            resume,
+        )
+    };
+    let whole = dir.path().join("whole");
+    run_to_end(&args(&whole, false));
+
+    // 30 KiB a file: every pair (12 KiB of tensors) fits, the hit-matrix figure does not.
+    let full = dir.path().join("full");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#"trap "" XFSZ; ulimit -f 30; exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_blindspot"))
+        .args(args(&full, false))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"));
+    assert!(
+        error.contains(&full.join("hit_matrix.png").display().to_string())
+            && error.contains("File too large"),
+        "{error}"
+    );
+    assert_eq!(
+        error.matches("File too large").count(),
+        1,
+        "the cause is said once: {error}"
+    );
+    // Every pair finished before the failure is on disk, whole, and the same as the whole
+    // run's; nothing half-written is left beside them.
+    assert_eq!(items_done(&full, "pairs"), 100);
+    for name in files(&full.join("pairs")) {
+        assert!(
+            !name.to_string_lossy().contains(".tmp-"),
+            "{}",
+            name.display()
+        );
+        assert_eq!(
+            std::fs::read(full.join("pairs").join(&name)).unwrap(),
+            std::fs::read(whole.join("pairs").join(&name)).unwrap(),
+            "{}",
+            name.display()
+        );
+    }
+    // Once there is room again, --resume finishes it: the uninterrupted run's folder.
+    run_to_end(&args(&full, true));
+    assert_same_folders(&whole, &full);
+}
