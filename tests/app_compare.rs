@@ -222,11 +222,14 @@ fn shown_results_name_what_made_them_and_say_when_they_are_stale() {
     wait(&mut h, "the pause", |a| {
         a.state.job.as_ref().is_some_and(|j| j.is_paused())
     });
-    // The worker stops at the next step boundary; let its last iterate arrive.
-    for _ in 0..20 {
-        h.step();
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    // The worker stops at the next step boundary: wait until it holds there and its last
+    // iterate has reached the UI.
+    wait(&mut h, "the held worker's last step on screen", |a| {
+        a.state
+            .job
+            .as_ref()
+            .is_some_and(|j| j.control.is_holding() && j.progress.0 == j.control.steps_done())
+    });
     assert!(h.get_all_by_label("paused").count() >= 1);
     h.get_by_label_contains("Paused: LST circle_1 → square_1");
     assert!(h.query_by_label("running").is_none());

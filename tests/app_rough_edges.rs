@@ -215,17 +215,21 @@ fn a_paused_traversal_says_paused_at_its_step_with_the_busy_time() {
         a.state.job.as_ref().is_some_and(|j| j.progress.0 >= 3)
     });
     h.get_by_label("❚❚ Pause").click();
-    // The step in flight when the pause landed may still report; then the count holds.
-    let mut last = None;
-    let mut same = 0;
-    while same < 20 {
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-        let now = h.state().state.job.as_ref().map(|j| j.progress);
-        same = if now == last { same + 1 } else { 0 };
-        last = now;
-    }
-    let (done, total) = last.expect("the job is still there while paused");
+    // The step in flight when the pause landed may still report; wait until the worker holds
+    // and that step has reached the UI.
+    wait_up_to(&mut h, Duration::from_secs(60), "the held worker", |a| {
+        a.state
+            .job
+            .as_ref()
+            .is_some_and(|j| j.control.is_holding() && j.progress.0 == j.control.steps_done())
+    });
+    let (done, total) = h
+        .state()
+        .state
+        .job
+        .as_ref()
+        .map(|j| j.progress)
+        .expect("the job is still there while paused");
     assert_eq!(total, 5000);
     h.get_by_label(&format!("paused at step {done} of {total}"));
     assert!(

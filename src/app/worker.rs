@@ -133,6 +133,8 @@ pub struct JobControl {
     wake: Condvar,
     /// Steps the worker has completed (updated before each event is sent).
     steps_done: AtomicUsize,
+    /// The worker is waiting between two steps because the job is paused.
+    holding: AtomicBool,
 }
 
 impl JobControl {
@@ -160,16 +162,25 @@ impl JobControl {
         self.steps_done.load(Ordering::SeqCst)
     }
 
+    /// Whether the worker is held by a pause now (between two steps, computing nothing):
+    /// what a pause has taken effect means, for the status line and for tests that wait on
+    /// it instead of sleeping.
+    pub fn is_holding(&self) -> bool {
+        self.holding.load(Ordering::SeqCst)
+    }
+
     /// Called by the worker between two steps: waits while paused, then says whether to go on.
     fn checkpoint(&self, steps_done: usize) -> ControlFlow<()> {
         self.steps_done.store(steps_done, Ordering::SeqCst);
         if let Ok(mut paused) = self.paused.lock() {
             while *paused && !self.is_cancelled() {
+                self.holding.store(true, Ordering::SeqCst);
                 match self.wake.wait(paused) {
                     Ok(p) => paused = p,
                     Err(_) => break,
                 }
             }
+            self.holding.store(false, Ordering::SeqCst);
         }
         if self.is_cancelled() {
             ControlFlow::Break(())
