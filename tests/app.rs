@@ -238,7 +238,12 @@ fn the_ui_keeps_drawing_while_the_worker_runs_and_cancel_lands_within_one_step()
             .is_some_and(|l| l.recorder.steps().len() > 3)
     });
     // New steps show up as the worker makes them (waited for, not timed).
-    let steps = |a: &BlindspotApp| a.state.live.as_ref().map_or(0, |l| l.recorder.steps().len());
+    let steps = |a: &BlindspotApp| {
+        a.state
+            .live
+            .as_ref()
+            .map_or(0, |l| l.recorder.steps().len())
+    };
     let first = steps(h.state());
     wait(&mut h, "new steps on screen", |a| steps(a) >= first + 3);
     // Pause holds the worker between two steps; resume lets it go on.
@@ -260,7 +265,9 @@ fn the_ui_keeps_drawing_while_the_worker_runs_and_cancel_lands_within_one_step()
     h.step();
     assert!(!control.is_paused());
     let going = control.clone();
-    wait(&mut h, "the worker to go on", move |_| going.steps_done() > held);
+    wait(&mut h, "the worker to go on", move |_| {
+        going.steps_done() > held
+    });
     // Cancel (Esc): the worker stops at the next step boundary.
     h.key_press(egui::Key::Escape);
     h.step();

@@ -9,8 +9,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use blindspot::analysis::frequency::{
     DeepFoolConfig, DeepFoolStatus, FrequencyError, FrequencyTransform, MarginOptions,
-    MarginProgress, SubspacePlan, TransformedModel, measure_margins_resuming, select_samples,
-    table_markdown,
+    MarginProgress, SubspacePlan, SubspaceTask, TransformedModel, measure_margins_resuming,
+    select_samples, table_markdown,
 };
 use blindspot::figures::margin_plot;
 use blindspot::frequency_record::{
@@ -20,7 +20,7 @@ use blindspot::frequency_record::{
 use blindspot::images::LabeledSet;
 use blindspot::models::Classifier;
 use blindspot::run::RunError;
-use blindspot::run_folder::{ModelFingerprint, RunFolder};
+use blindspot::run_folder::{ModelFingerprint, Opening, RunFolder, item_file};
 use candle_core::{DType, Tensor};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -77,6 +77,8 @@ pub struct MarginsArgs {
     /// Refused if the models' weights, samples or settings differ from the folder's plan.
     #[arg(long)]
     resume: bool,
+    #[command(flatten)]
+    shard: super::ShardArgs,
     /// Print the first model's margin table as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -200,7 +202,23 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
         deepfool: config,
         batch: args.batch,
     };
-    let folder = RunFolder::open(&args.out, "margin sweep", &sweep, args.resume, &["batch"])?;
+    // One unit per (model, subspace): shards split them.
+    let units = (0..entries.len())
+        .flat_map(|k| (0..plan.count).map(move |s| vec![item_file(&sweep_item_name(k, s))]))
+        .collect();
+    let run = args.shard.batch_run(args.resume)?;
+    let folder = RunFolder::open(
+        &args.out,
+        &sweep,
+        Opening {
+            what: "margin sweep",
+            resume: run.resume,
+            may_differ: &["batch"],
+            shard: run.shard,
+            units,
+            command: run.command,
+        },
+    )?;
     super::stop_after_step_on_ctrl_c();
 
     let options = MarginOptions {
@@ -231,7 +249,15 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
             &images,
             &plan,
             &options,
-            |s| folder.item(&sweep_item_name(k, s)),
+            |s| {
+                if !folder.owns(k * plan.count + s) {
+                    return SubspaceTask::Skip;
+                }
+                match folder.item(&sweep_item_name(k, s)) {
+                    Some(done) => SubspaceTask::Known(done),
+                    None => SubspaceTask::Compute,
+                }
+            },
             |p| {
                 match p {
                     MarginProgress::Batch { s, done } => {
@@ -254,6 +280,10 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
         )
         .with_context(|| format!("measuring margins of {}", entry.source))?;
         saved?;
+        if folder.shard().is_some() {
+            bar.finish_and_clear();
+            continue;
+        }
         if !distribution.complete() {
             let done: usize = results
                 .iter()
@@ -283,6 +313,11 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
             table_markdown(&distribution.summaries())
         );
         results.push((distribution, seconds));
+    }
+    // A shard writes no tables: `merge` does, once every shard is done.
+    if let Some(message) = folder.finish_shard()? {
+        println!("{message}");
+        return Ok(());
     }
 
     let record = MarginRecord {

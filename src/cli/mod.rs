@@ -11,6 +11,7 @@ mod grid;
 mod hull;
 mod lst_args;
 mod margins;
+mod merge;
 mod nspgd;
 mod nspgd_args;
 mod reach;
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use blindspot::demo::DemoModel;
 use blindspot::models::{Architecture, Classifier, LoadOptions, load_classifier};
+use blindspot::run_folder::{BatchRun, CommandLine, Shard};
 use clap::{Args, Parser, Subcommand};
 pub use nspgd_args::NspgdSettings;
 
@@ -67,6 +69,10 @@ enum Command {
     MarginsPlot(margins::MarginsPlotArgs),
     /// The triangular hull of a source and two LST outputs.
     Hull(hull::HullArgs),
+    /// Complete a folder that shards (`--shard I/N`, a Slurm job array) of `reach`,
+    /// `margins` or `semantic eval` filled: checks that every item is there, made under one
+    /// plan, then writes the tables and figures.
+    Merge(merge::MergeArgs),
     /// Full evaluation over an image folder: Table 1 and Table 2.
     Eval(eval::EvalArgs),
     /// The all-pairs grid: every image traversed toward every other.
@@ -211,7 +217,11 @@ pub fn device(name: &str) -> Result<candle_core::Device> {
 }
 
 pub fn run() -> Result<()> {
-    let Some(command) = Cli::parse().command else {
+    execute(Cli::parse())
+}
+
+fn execute(cli: Cli) -> Result<()> {
+    let Some(command) = cli.command else {
         #[cfg(feature = "app")]
         return app::run(&app::AppArgs::default());
         #[cfg(not(feature = "app"))]
@@ -233,12 +243,65 @@ pub fn run() -> Result<()> {
         Command::Margins(args) => margins::run(&args),
         Command::MarginsPlot(args) => margins::run_plot(&args),
         Command::Hull(args) => hull::run(&args),
+        Command::Merge(args) => merge::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Grid(args) => grid::run(&args),
         Command::Semantic(args) => semantic::run(&args),
         Command::DemoData(args) => demo::demo_data(&args),
         Command::TrainDemo(args) => demo::train_demo(&args),
     }
+}
+
+/// How a batch command (`reach`, `margins`, `semantic eval`) shares its work out.
+#[derive(Args, Clone, Debug)]
+pub struct ShardArgs {
+    /// Do only shard I of N of the work (0 <= I < N), into an --out that all N shards share;
+    /// then `blindspot merge OUT` writes the tables. Without it, a Slurm job array task is its
+    /// shard (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT, from SLURM_ARRAY_TASK_MIN). A
+    /// shard run again continues its own items.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Ignore a Slurm job array's environment: do all the work (what `merge` runs).
+    #[arg(long, hide = true, conflicts_with = "shard")]
+    pub unsharded: bool,
+}
+
+impl ShardArgs {
+    /// This run's use of its folder: `--resume`, the shard, and the command line to record
+    /// for `merge`.
+    pub fn batch_run(&self, resume: bool) -> Result<BatchRun> {
+        let shard = match self.shard {
+            Some(s) => Some(s),
+            None if self.unsharded => None,
+            None => Shard::from_slurm(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?,
+        };
+        Ok(BatchRun {
+            resume,
+            shard,
+            command: Some(command_line()?),
+        })
+    }
+}
+
+/// This process's command line as `merge` runs it again: the working folder, and the
+/// arguments without --shard, --unsharded and --resume.
+fn command_line() -> Result<CommandLine> {
+    let mut args = Vec::new();
+    let mut skip_value = false;
+    for a in std::env::args().skip(1) {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if a == "--shard" {
+            skip_value = true;
+        } else if !(a.starts_with("--shard=") || a == "--resume" || a == "--unsharded") {
+            args.push(a);
+        }
+    }
+    Ok(CommandLine {
+        cwd: std::env::current_dir().context("reading the working folder")?,
+        args,
+    })
 }
 
 /// The exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).

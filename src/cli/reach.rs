@@ -30,6 +30,8 @@ pub struct ReachArgs {
     /// Continue the evaluation in --out: finished pairs are kept.
     #[arg(long)]
     resume: bool,
+    #[command(flatten)]
+    shard: super::ShardArgs,
     /// Pairs per walker batch.
     #[arg(long, default_value_t = 32)]
     batch: usize,
@@ -93,7 +95,7 @@ pub fn run(args: &ReachArgs) -> Result<()> {
         &args.images.display().to_string(),
         &opts,
         &args.out,
-        args.resume,
+        &args.shard.batch_run(args.resume)?,
         |event| {
             match event {
                 ReachEvent::Started { plan, done } => {
@@ -121,6 +123,10 @@ pub fn run(args: &ReachArgs) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
+    if let Some(message) = &result.shard_done {
+        println!("{message}");
+        return Ok(());
+    }
     if !result.summary.complete() {
         return Err(blindspot::run::RunError::Interrupted {
             done: result.summary.pairs_done,

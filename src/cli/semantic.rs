@@ -286,6 +286,8 @@ pub struct EvalArgs {
     /// Refused if the model weights, images or settings differ from the folder's plan.
     #[arg(long)]
     resume: bool,
+    #[command(flatten)]
+    shard: super::ShardArgs,
     /// Print {"srvr", "images", "per_class"} as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -522,14 +524,14 @@ fn run_eval_command(args: &EvalArgs) -> Result<()> {
         "{bar:30} {pos}/{len} images  {msg}  elapsed {elapsed}  eta {eta}",
     )?;
     super::stop_after_step_on_ctrl_c();
-    let (record, maps) = run_eval(
+    let outcome = run_eval(
         &model,
         &set,
         &args.images.display().to_string(),
         &space,
         &options,
         &args.out,
-        args.resume,
+        &args.shard.batch_run(args.resume)?,
         |event| {
             match event {
                 EvalEvent::Started { total } => progress.set_length(*total as u64),
@@ -549,6 +551,11 @@ fn run_eval_command(args: &EvalArgs) -> Result<()> {
         },
     )?;
     progress.finish_and_clear();
+    if let Some(message) = &outcome.shard_done {
+        println!("{message}");
+        return Ok(());
+    }
+    let (record, maps) = (outcome.record, outcome.maps);
     if record.stopped {
         return Err(blindspot::run::RunError::Interrupted {
             done: record.images.len() + record.skipped.len(),

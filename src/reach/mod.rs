@@ -27,6 +27,7 @@ use crate::images::LabeledSet;
 use crate::models::{Classifier, Lpips};
 use crate::record::RecordError;
 use crate::run::{Result, RunError};
+use crate::run_folder::BatchRun;
 
 pub use outputs::{hit_matrix_figure, reach_table_markdown, summary_markdown, write_outputs};
 pub use plan::{ModelIdentity, ReachPlanRecord, ReachSource, ReachTarget, TargetRule, plan_reach};
@@ -132,6 +133,8 @@ pub struct ReachSummary {
 pub struct ReachResult {
     pub plan: ReachPlanRecord,
     pub summary: ReachSummary,
+    /// For a shard that did all its units: what to tell the user (merge comes next).
+    pub shard_done: Option<String>,
 }
 
 impl ReachSummary {
@@ -213,7 +216,7 @@ pub fn run_reach(
     dataset_name: &str,
     opts: &ReachOptions,
     out: &Path,
-    resume: bool,
+    run: &BatchRun,
     mut on_event: impl FnMut(ReachEvent<'_>) -> ControlFlow<()>,
 ) -> Result<ReachResult> {
     let spec = classifier.spec();
@@ -223,7 +226,18 @@ pub fn run_reach(
         _ => HitCriterion::RelativeL2,
     };
     let plan = plan_reach(classifier, also, set, dataset_name, opts, criterion)?;
-    let _folder = store::start(out, &plan, resume)?;
+    let batch = opts.batch.max(1);
+    let all = plan.pairs();
+    let units: Vec<Vec<String>> = all
+        .chunks(batch)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|p| store::pair_json_file(p.pair_id))
+                .collect()
+        })
+        .collect();
+    let folder = store::start(out, &plan, run, units)?;
     let lpips = lpips.filter(|_| criterion == HitCriterion::Lpips);
 
     let load = |i: usize| set.get(i, &spec.preprocess, spec.channels, &Device::Cpu);
@@ -250,11 +264,15 @@ pub fn run_reach(
         return Ok(ReachResult {
             summary: summarize(&plan, &records),
             plan,
+            shard_done: None,
         });
     }
     let done: std::collections::HashSet<u64> = records.iter().map(|r| r.pair_id).collect();
-    let all = plan.pairs();
-    for chunk in all.chunks(opts.batch.max(1)) {
+    for (unit, chunk) in all.chunks(batch).enumerate() {
+        // A shard walks only its own batches.
+        if !folder.owns(unit) {
+            continue;
+        }
         // Sources that measure widths walk in a batch of their own (widths are a per-run
         // setting of the walker). A batch walks whole, with the batch-mates the plan gave it,
         // even when some of its pairs are on disk already (a kill while it was being
@@ -294,6 +312,7 @@ pub fn run_reach(
                     return Ok(ReachResult {
                         summary: summarize(&plan, &records),
                         plan,
+                        shard_done: None,
                     });
                 }
             }
@@ -352,15 +371,28 @@ pub fn run_reach(
                 return Ok(ReachResult {
                     summary: summarize(&plan, &records),
                     plan,
+                    shard_done: None,
                 });
             }
         }
     }
     records.sort_by_key(|r| r.pair_id);
     let summary = summarize(&plan, &records);
+    // A shard writes no tables: `merge` does, once every shard is done.
+    if let Some(message) = folder.finish_shard()? {
+        return Ok(ReachResult {
+            plan,
+            summary,
+            shard_done: Some(message),
+        });
+    }
     let target_pixels = targets.iter().map(host).collect::<Result<Vec<_>>>()?;
     write_outputs(out, &plan, &summary, &records, &target_pixels, shape)?;
-    Ok(ReachResult { plan, summary })
+    Ok(ReachResult {
+        plan,
+        summary,
+        shard_done: None,
+    })
 }
 
 /// Reads `reach.json` from an evaluation folder.

@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use super::{ReachPairRecord, ReachPlanRecord};
 use crate::record::{RecordError, save_tensors_atomic, write_atomic};
 use crate::run::{Result, RunError};
-use crate::run_folder::RunFolder;
+use crate::run_folder::{BatchRun, Opening, RunFolder};
 
 pub const PLAN_JSON: &str = crate::run_folder::PLAN_JSON;
 
@@ -43,15 +43,37 @@ fn json_error(path: &Path, source: serde_json::Error) -> RunError {
     })
 }
 
-/// Locks `out` and writes the plan, or, on `resume`, checks that the plan on disk is this
-/// one (same model file and hash, data set, options, targets and hit criterion). The batch
-/// size only groups the work, so a resume may choose another (the pairs then agree within
-/// float round-off rather than to the last digit). The lock is held while the folder lives.
-pub fn start(out: &Path, plan: &ReachPlanRecord, resume: bool) -> Result<RunFolder> {
-    let folder = RunFolder::open(out, "reach evaluation", plan, resume, &["options.batch"])?;
+/// Locks `out` and writes the plan, or, on `resume` (or for a shard), checks that the plan
+/// on disk is this one (same model file and hash, data set, options, targets and hit
+/// criterion). The batch size only groups the work, so an unsharded resume may choose
+/// another (the pairs then agree within float round-off rather than to the last digit).
+/// `units` are the batches, as pair files. The lock is held while the folder lives.
+pub fn start(
+    out: &Path,
+    plan: &ReachPlanRecord,
+    run: &BatchRun,
+    units: Vec<Vec<String>>,
+) -> Result<RunFolder> {
+    let folder = RunFolder::open(
+        out,
+        plan,
+        Opening {
+            what: "reach evaluation",
+            resume: run.resume,
+            may_differ: &["options.batch"],
+            shard: run.shard,
+            units,
+            command: run.command.clone(),
+        },
+    )?;
     let pairs = out.join("pairs");
     std::fs::create_dir_all(&pairs).map_err(io(&pairs))?;
     Ok(folder)
+}
+
+/// A pair's JSON file, relative to the folder (what `units.json` lists).
+pub fn pair_json_file(pair_id: u64) -> String {
+    format!("pairs/pair_{pair_id:06}.json")
 }
 
 /// The pair records already on disk for this plan, in pair order. A pair whose JSON is

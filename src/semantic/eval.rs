@@ -22,7 +22,7 @@ use crate::figures;
 use crate::images::LabeledSet;
 use crate::models::{Classifier, ModelSpec};
 use crate::record;
-use crate::run_folder::{ModelFingerprint, RunFolder};
+use crate::run_folder::{BatchRun, ModelFingerprint, Opening, RunFolder, item_file};
 
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
@@ -132,9 +132,9 @@ pub fn run_eval(
     space: &ParamSpace,
     options: &EvalOptions,
     out: &Path,
-    resume: bool,
+    run: &BatchRun,
     mut on_event: impl FnMut(&EvalEvent<'_>) -> ControlFlow<()>,
-) -> Result<(EvalRecord, Vec<SemanticMap>)> {
+) -> Result<EvalOutcome> {
     let started = Instant::now();
     for method in RegionMethod::ALL {
         options
@@ -157,7 +157,22 @@ pub fn run_eval(
         config: options.config.clone(),
         batch: options.batch,
     };
-    let folder = RunFolder::open(out, "semantic evaluation", &plan, resume, &["batch"])?;
+    // One unit per image: shards split the images.
+    let units = (0..chosen.len())
+        .map(|p| vec![item_file(&item_name(p))])
+        .collect();
+    let folder = RunFolder::open(
+        out,
+        &plan,
+        Opening {
+            what: "semantic evaluation",
+            resume: run.resume,
+            may_differ: &["batch"],
+            shard: run.shard,
+            units,
+            command: run.command.clone(),
+        },
+    )?;
     let total = chosen.len();
     let mut stopped = on_event(&EvalEvent::Started { total }).is_break();
     let mut images = Vec::new();
@@ -167,6 +182,9 @@ pub fn run_eval(
     for (done, &i) in chosen.iter().enumerate() {
         if stopped {
             break;
+        }
+        if !folder.owns(done) {
+            continue;
         }
         let source = set.describe(i);
         let label = set.label(i);
@@ -253,7 +271,26 @@ pub fn run_eval(
         warnings: RegionConfig::warnings(space.dim()),
         seconds: started.elapsed().as_secs_f64(),
     };
-    Ok((record, maps))
+    let shard_done = if record.stopped {
+        None
+    } else {
+        folder.finish_shard()?
+    };
+    Ok(EvalOutcome {
+        record,
+        maps,
+        shard_done,
+    })
+}
+
+/// What [`run_eval`] ends with.
+pub struct EvalOutcome {
+    /// Complete unless `stopped`, or when a shard ran (its own images only).
+    pub record: EvalRecord,
+    /// One per evaluated image with a map, in `record.images` order.
+    pub maps: Vec<SemanticMap>,
+    /// For a shard that did all its images: what to tell the user (merge comes next).
+    pub shard_done: Option<String>,
 }
 
 impl EvalRecord {

@@ -23,7 +23,7 @@ use crate::images::{self, ImageError};
 use crate::models::{Classifier, ModelSpec};
 use crate::record::{self, RecordError};
 
-pub use eval::{EvalEvent, EvalOptions, EvalRecord, SkippedImage, run_eval};
+pub use eval::{EvalEvent, EvalOptions, EvalOutcome, EvalRecord, SkippedImage, run_eval};
 pub use tables::{cost_markdown, srvr_csv, srvr_markdown};
 
 /// Bumped whenever a field of `semantic.json` changes meaning.

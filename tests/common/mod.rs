@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 #[cfg(feature = "app")]
 pub mod app;
+pub mod folders;
 
 pub fn shared(rel: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")).join(rel)

@@ -183,19 +183,35 @@ pub fn measure_margins(
     options: &MarginOptions,
     on_progress: impl FnMut(MarginProgress<'_>) -> ControlFlow<()>,
 ) -> Result<MarginDistribution> {
-    measure_margins_resuming(model, images, plan, options, |_| None, on_progress)
+    measure_margins_resuming(
+        model,
+        images,
+        plan,
+        options,
+        |_| SubspaceTask::Compute,
+        on_progress,
+    )
 }
 
-/// [`measure_margins`], taking the subspaces that `known(s)` gives (a resumed sweep's
-/// finished ones) instead of computing them. Each subspace is computed the same way whether
-/// or not others were known, so a resumed sweep ends with the uninterrupted one's numbers.
-/// `on_progress` sees `Subspace` for the computed subspaces only.
+/// What a resumed or sharded sweep does with one subspace.
+pub enum SubspaceTask {
+    /// Finished before (a resumed sweep's item): taken as it is.
+    Known(SubspaceMargins),
+    Compute,
+    /// Another shard's: left out of this run's distribution.
+    Skip,
+}
+
+/// [`measure_margins`], asking `task(s)` what to do with each subspace: take a finished one,
+/// compute it, or skip it (another shard's; the distribution then lacks it). Each subspace is
+/// computed the same way whatever the others are, so a resumed or merged sweep ends with the
+/// uninterrupted one's numbers. `on_progress` sees `Subspace` for computed subspaces only.
 pub fn measure_margins_resuming(
     model: &TransformedModel<'_>,
     images: &Tensor,
     plan: &SubspacePlan,
     options: &MarginOptions,
-    mut known: impl FnMut(usize) -> Option<SubspaceMargins>,
+    mut task: impl FnMut(usize) -> SubspaceTask,
     mut on_progress: impl FnMut(MarginProgress<'_>) -> ControlFlow<()>,
 ) -> Result<MarginDistribution> {
     plan.check_images(images.dims())?;
@@ -211,9 +227,13 @@ pub fn measure_margins_resuming(
         subspaces: Vec::with_capacity(plan.count),
     };
     for s in 0..plan.count {
-        if let Some(finished) = known(s).filter(|k| k.margins.len() == samples) {
-            out.subspaces.push(finished);
-            continue;
+        match task(s) {
+            SubspaceTask::Known(finished) if finished.margins.len() == samples => {
+                out.subspaces.push(finished);
+                continue;
+            }
+            SubspaceTask::Skip => continue,
+            SubspaceTask::Known(_) | SubspaceTask::Compute => {}
         }
         let subspace = plan.subspace(s, model.dtype(), model.device())?;
         let mut outcomes: Vec<DeepFoolOutcome> = Vec::with_capacity(samples);

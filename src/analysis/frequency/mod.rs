@@ -14,8 +14,8 @@ pub use deepfool::{DeepFoolConfig, DeepFoolOutcome, DeepFoolStatus, subspace_dee
 pub use error::FrequencyError;
 pub use margins::{
     MarginDistribution, MarginOptions, MarginProgress, SubspaceMargins, SubspaceSummary,
-    measure_margins, measure_margins_resuming, plot_jitter, select_samples, summarize, table_csv,
-    table_markdown,
+    SubspaceTask, measure_margins, measure_margins_resuming, plot_jitter, select_samples,
+    summarize, table_csv, table_markdown,
 };
 pub use subspace::{Subspace, SubspacePlan};
 pub use transforms::{FrequencyTransform, TransformedModel};

@@ -123,7 +123,7 @@ impl WorkerState {
             &request.images.display().to_string(),
             &request.options,
             &request.out,
-            resume,
+            &crate::run_folder::BatchRun::resuming(resume),
             |event| {
                 let update = match event {
                     ReachEvent::Started { plan, done } => ReachUpdate::Started {
