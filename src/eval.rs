@@ -25,7 +25,7 @@ use crate::record::{RecordError, save_tensors_atomic, write_atomic};
 use crate::run::{Result, RunError};
 
 mod resume;
-use crate::run_folder::ModelFingerprint;
+use crate::run_folder::{BatchRun, ModelFingerprint, Opening, RunFolder};
 use resume::{EvalIdentity, check_resume_identity, check_resume_pool, stored_pool_json};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -258,6 +258,11 @@ fn pair_paths(out: &Path, id: u64) -> (PathBuf, PathBuf) {
     )
 }
 
+/// A pair's JSON file, relative to the folder (what `units.json` lists).
+fn pair_json_file(id: u64) -> String {
+    format!("pairs/pair_{id:05}.json")
+}
+
 fn load_done(out: &Path, plan: &PairPlan) -> Option<(PairSummary, Option<Vec<f32>>)> {
     let (json, tensors) = pair_paths(out, plan.pair_id);
     let summary: PairSummary = serde_json::from_slice(&std::fs::read(json).ok()?).ok()?;
@@ -279,14 +284,14 @@ pub fn run_eval(
     dataset: &[LabeledImage],
     opts: &EvalOptions,
     out: &Path,
+    run: &BatchRun,
     mut progress: impl FnMut(&str, usize, usize),
-) -> Result<EvalTables> {
+) -> Result<EvalRun> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RunError::Record(RecordError::Io { path, source })
     };
     opts.validate(classifier, dataset)?;
-    let _lock = crate::run_folder::FolderLock::take(out)?;
     let cfg = &opts.config;
     let identity = EvalIdentity {
         model: ModelFingerprint::of(classifier),
@@ -332,6 +337,26 @@ pub fn run_eval(
         &serde_json::json!({"pool": pool, "rounds": rounds, "options": opts, "identity": identity}),
     )
     .map_err(|e| invalid(e.to_string()))?;
+    // The same plan as a run folder's, so that shards share the pairs by batch (unit u is
+    // batch u) and `merge` can check the folder; pool.json stays the resume record.
+    let batch_size = opts.batch.max(1);
+    let units: Vec<Vec<String>> = plans
+        .chunks(batch_size)
+        .map(|b| b.iter().map(|p| pair_json_file(p.pair_id)).collect())
+        .collect();
+    let folder = RunFolder::open(
+        out,
+        &serde_json::json!({"kind": "eval", "identity": identity, "pool": pool, "rounds": rounds}),
+        Opening {
+            what: "evaluation",
+            // The command line refused a folder without --resume already.
+            resume: true,
+            shard: run.shard,
+            units,
+            command: run.command.clone(),
+            ..Opening::default()
+        },
+    )?;
     write_atomic(&out.join("pool.json"), &pool_json)?;
 
     let spec = classifier.spec();
@@ -352,12 +377,15 @@ pub fn run_eval(
             done.insert(plan.pair_id, d);
         }
     }
-    let todo: Vec<&PairPlan> = plans
-        .iter()
-        .filter(|p| !done.contains_key(&p.pair_id))
-        .collect();
     progress("pairs", done.len(), plans.len());
-    for batch in todo.chunks(opts.batch.max(1)) {
+    // A batch walks whole, with the batch-mates the plan gave it, even when some of its pairs
+    // are on disk (a kill while it was being written): batched kernels round by the batch's
+    // shape, so only then is a resumed or sharded pair the uninterrupted run's to the last
+    // digit. Pairs on disk keep their files; a shard walks only its own batches.
+    for (unit, batch) in plans.chunks(batch_size).enumerate() {
+        if !folder.owns(unit) || batch.iter().all(|p| done.contains_key(&p.pair_id)) {
+            continue;
+        }
         let pairs: Vec<WalkPair> = batch
             .iter()
             .map(|p| WalkPair {
@@ -382,6 +410,9 @@ pub fn run_eval(
             }
         }
         for (plan, output) in batch.iter().zip(traversal.finish()?) {
+            if done.contains_key(&plan.pair_id) {
+                continue;
+            }
             let (last, distances, accepted, x_star) = match &output.result {
                 Some(r) => (
                     r.confs.last().copied().unwrap_or([0.0; 2]),
@@ -416,6 +447,10 @@ pub fn run_eval(
             done.insert(plan.pair_id, (summary, x_star));
         }
         progress("pairs", done.len(), plans.len());
+    }
+    // A shard writes no tables: `merge` does, once every shard is done.
+    if let Some(message) = folder.finish_shard()? {
+        return Ok(EvalRun::ShardDone(message));
     }
 
     // Table 2: for each source, the triangles over pairs of its rounds' outputs.
@@ -475,7 +510,16 @@ pub fn run_eval(
         per_source,
     };
     write_outputs(out, &tables, &pool, &summaries)?;
-    Ok(tables)
+    Ok(EvalRun::Complete(tables))
+}
+
+/// How [`run_eval`] ended.
+#[derive(Debug)]
+pub enum EvalRun {
+    /// Every pair is done and the tables are written.
+    Complete(EvalTables),
+    /// A shard did all its pairs; what to tell the user (merge comes next).
+    ShardDone(String),
 }
 
 fn fmt_ms(m: &Option<MeanStd>, decimals: usize) -> String {

@@ -1,4 +1,5 @@
-//! Sharded batch commands (`--shard I/N`, or a Slurm job array's environment) fill one folder
+//! Sharded batch commands (`eval`, `reach`, `margins`, `semantic eval`; `--shard I/N`, or a
+//! Slurm job array's environment) fill one folder
 //! together, and `blindspot merge` makes it the folder an unsharded run makes: every table,
 //! tensor, figure and item the same. A shard killed midway leaves `merge` naming its missing
 //! items and the shard to resubmit; running only that shard again completes it. (The same on a
@@ -175,7 +176,7 @@ fn reach_in_three_shards_one_killed_and_resubmitted_merges_to_the_unsharded_run(
 }
 
 #[test]
-fn margins_and_semantic_eval_in_shards_merge_to_the_unsharded_run() {
+fn margins_semantic_eval_and_eval_in_shards_merge_to_the_unsharded_run() {
     let dir = tempfile::tempdir().unwrap();
     let images = demo_set(dir.path(), 30);
     let margins = [
@@ -204,7 +205,21 @@ fn margins_and_semantic_eval_in_shards_merge_to_the_unsharded_run() {
         "--points",
         "5",
     ];
-    for args in [&margins[..], &semantic[..]] {
+    let gallery = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/gallery");
+    let eval = [
+        "eval",
+        "--images",
+        gallery,
+        "--pairs",
+        "24",
+        "--pool",
+        "6",
+        "--batch",
+        "2",
+        "--iterations",
+        "40",
+    ];
+    for args in [&margins[..], &semantic[..], &eval[..]] {
         let whole = dir.path().join(format!("{}_whole", args[0]));
         ok(&with_out(args, &whole, &[]), &[]);
         let sharded = dir.path().join(format!("{}_sharded", args[0]));

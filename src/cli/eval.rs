@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use blindspot::eval::{EvalOptions, PoolOrder, run_eval, summary_markdown};
+use blindspot::eval::{EvalOptions, EvalRun, PoolOrder, run_eval, summary_markdown};
 use blindspot::images;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -40,6 +40,8 @@ pub struct EvalArgs {
     /// Continue an evaluation in --out: finished pairs are kept.
     #[arg(long)]
     resume: bool,
+    #[command(flatten)]
+    shard: super::ShardArgs,
     /// Another model of the comparison (repeatable): pool images must be classified correctly,
     /// with confidence above the pool threshold, by these too (ALGORITHMS.md §1.3), so that
     /// every model's evaluation runs on the same pool. A checkpoint path, or demo:standard /
@@ -61,7 +63,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     super::stop_after_step_on_ctrl_c();
     let model = args.model.load()?;
     let config = args.lst.config(model.spec().input_size)?;
-    if args.out.join("pool.json").exists() && !args.resume {
+    let run = args.shard.batch_run(args.resume)?;
+    if args.out.join("pool.json").exists() && !args.resume && run.shard.is_none() {
         bail!(
             "{} already holds an evaluation: pass --resume to continue it, or choose another --out",
             args.out.display()
@@ -97,6 +100,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         &dataset.images,
         &opts,
         &args.out,
+        &run,
         |what, done, total| {
             bar.set_message(what.to_string());
             bar.set_length(total as u64);
@@ -104,6 +108,13 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
+    let tables = match tables {
+        EvalRun::Complete(tables) => tables,
+        EvalRun::ShardDone(message) => {
+            println!("{message}");
+            return Ok(());
+        }
+    };
     println!("{}", summary_markdown(&tables));
     println!("written to {}", args.out.display());
     Ok(())

@@ -97,7 +97,8 @@ impl FolderLock {
         Self::take_for(dir, None)
     }
 
-    fn take_for(dir: &Path, shard: Option<Shard>) -> Result<Self> {
+    /// Locks `dir` for the whole run (`None`) or for one shard of it.
+    pub fn take_for(dir: &Path, shard: Option<Shard>) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let path = dir.join(LOCK_FILE);
         let folder = open_lock_file(&path)?;
