@@ -277,6 +277,7 @@ fn load_done(out: &Path, plan: &PairPlan) -> Option<(PairSummary, Option<Vec<f32
 
 /// Runs (or resumes) the evaluation into `out`. `progress(done, total)` is told after every
 /// batch of pairs and again while hulls are evaluated. Table 1's LPIPS column needs `lpips`.
+#[allow(clippy::too_many_arguments)]
 pub fn run_eval(
     classifier: &Classifier,
     lpips: Option<&Lpips>,
@@ -510,14 +511,14 @@ pub fn run_eval(
         per_source,
     };
     write_outputs(out, &tables, &pool, &summaries)?;
-    Ok(EvalRun::Complete(tables))
+    Ok(EvalRun::Complete(Box::new(tables)))
 }
 
 /// How [`run_eval`] ended.
 #[derive(Debug)]
 pub enum EvalRun {
     /// Every pair is done and the tables are written.
-    Complete(EvalTables),
+    Complete(Box<EvalTables>),
     /// A shard did all its pairs; what to tell the user (merge comes next).
     ShardDone(String),
 }

@@ -105,7 +105,9 @@ struct EvalPlan {
     batch: usize,
 }
 
-/// One finished image, as its item file holds it.
+/// One finished image, as its item file holds it. (One per image, read or written once:
+/// the size difference of the variants costs nothing worth a box.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum ImageItem {
     Evaluated {
