@@ -446,3 +446,85 @@ fn warp_matches_pytorch_grid_sample() {
     }
     assert_eq!(checked, 6 + 7);
 }
+
+/// The warp against PyTorch on real CIFAR-10 test images, read in place from ../shared (one
+/// per class; rotation, scale and translation alone, then together). The fixture keeps checks,
+/// not pixels (nothing of ../shared goes into the repository): each image's SHA-256, 64 seeded
+/// sample points of every warped image, and every channel's sum and sum of squares, all from
+/// PyTorch in f64 (`scripts/make_grid_sample_fixture.py`).
+#[test]
+fn warp_matches_pytorch_grid_sample_on_real_cifar_images() {
+    use blindspot::analysis::semantic::{SemanticParam, SemanticTransform, identity_params};
+    use sha2::{Digest, Sha256};
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/grid_sample_cifar.json");
+    let fixture: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let settings: Vec<[f64; 4]> = serde_json::from_value(fixture["settings"].clone()).unwrap();
+    let images = fixture["images"].as_array().unwrap();
+    assert_eq!(images.len(), 10);
+    let (mut points, mut worst_point, mut worst_moment) = (0, 0.0f64, 0.0f64);
+    for image in images {
+        let file = shared("data/cifar10_test_png").join(image["file"].as_str().unwrap());
+        let rgb = blindspot::images::load_rgb(&file).unwrap();
+        let sha: String = Sha256::digest(rgb.as_raw())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            sha,
+            image["rgb_sha256"].as_str().unwrap(),
+            "{}",
+            file.display()
+        );
+        // [3, 32, 32] in [0, 1], as a model sees the image.
+        let chw: Vec<f32> = (0..3)
+            .flat_map(|c| rgb.pixels().map(move |p| f32::from(p[c]) / 255.0))
+            .collect();
+        let x = candle_core::Tensor::from_vec(chw, (3, 32, 32), &candle_core::Device::Cpu).unwrap();
+        let transform = SemanticTransform::new(&x, 3.0).unwrap();
+        for (warp, [rot, scale, tx, ty]) in image["warps"].as_array().unwrap().iter().zip(&settings)
+        {
+            let mut u = identity_params();
+            u[SemanticParam::Rot.index()] = *rot;
+            u[SemanticParam::Scale.index()] = *scale;
+            u[SemanticParam::Tx.index()] = *tx;
+            u[SemanticParam::Ty.index()] = *ty;
+            let ours = transform.apply(&u, &[]).pixels;
+            let at = |c: usize, y: usize, x: usize| ours[(c * 32 + y) * 32 + x];
+            for (p, v) in warp["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(warp["values"].as_array().unwrap())
+            {
+                let p: [usize; 3] = serde_json::from_value(p.clone()).unwrap();
+                let d = (at(p[0], p[1], p[2]) - v.as_f64().unwrap()).abs();
+                worst_point = worst_point.max(d);
+                points += 1;
+            }
+            for c in 0..3 {
+                let channel = &ours[c * 1024..(c + 1) * 1024];
+                let sum: f64 = channel.iter().sum();
+                let squares: f64 = channel.iter().map(|v| v * v).sum();
+                // Per pixel, as the point tolerance: the sums over 1024 pixels divided by 1024.
+                let d_sum = (sum - warp["channel_sums"][c].as_f64().unwrap()).abs() / 1024.0;
+                let d_sq =
+                    (squares - warp["channel_sums_of_squares"][c].as_f64().unwrap()).abs() / 1024.0;
+                worst_moment = worst_moment.max(d_sum).max(d_sq);
+            }
+        }
+    }
+    assert_eq!(points, 10 * 7 * 64);
+    assert!(
+        worst_point < 1e-5,
+        "max |ours - torch| at sample points = {worst_point}"
+    );
+    assert!(
+        worst_moment < 1e-5,
+        "channel moments differ by {worst_moment} per pixel"
+    );
+    println!(
+        "real CIFAR warps: {points} points, worst {worst_point:.2e}; moments {worst_moment:.2e}"
+    );
+}
