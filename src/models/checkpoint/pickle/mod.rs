@@ -18,8 +18,6 @@
 mod tests;
 mod vm;
 
-use std::fmt;
-
 /// Index of a node in [`Pickle::nodes`].
 pub(crate) type NodeId = usize;
 
@@ -128,16 +126,11 @@ impl Pickle {
 }
 
 /// What went wrong, and at which byte of the buffer given to [`parse`].
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PickleError {
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{reason} (pickle byte {offset})")]
+pub struct PickleError {
     pub offset: usize,
     pub reason: String,
-}
-
-impl fmt::Display for PickleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (pickle byte {})", self.reason, self.offset)
-    }
 }
 
 /// Decides whether a global may appear at all; `Err` carries the reason shown to the user.
