@@ -49,6 +49,21 @@ pub enum FormatError {
     /// One record of a zip archive.
     #[error("record `{record}` {reason}")]
     Record { record: String, reason: String },
+    /// Compressed records would inflate to more than blindspot inflates for a file of this size
+    /// (see `torch_zip::inflate_cap`).
+    #[error(
+        "record `{record}` is compressed ({compressed} bytes) and inflates to {size} bytes{}, \
+         more than the {cap} bytes allowed for compressed records in a file of this size \
+         (torch.save never compresses records; a zip bomb?)",
+        after_earlier(*.inflated_before)
+    )]
+    InflateCap {
+        record: String,
+        compressed: u64,
+        size: u64,
+        inflated_before: u64,
+        cap: u64,
+    },
     /// One storage (the bytes behind tensors); `offset` is where its header starts in the file
     /// when the format places it there (legacy).
     #[error("storage `{key}`{} {reason}", at_byte(*.offset))]
@@ -60,6 +75,14 @@ pub enum FormatError {
     /// One tensor of the state dict.
     #[error("tensor `{name}` {reason}")]
     Tensor { name: String, reason: String },
+}
+
+fn after_earlier(inflated: u64) -> String {
+    if inflated == 0 {
+        String::new()
+    } else {
+        format!(" after the {inflated} bytes inflated from records before it")
+    }
 }
 
 fn at_byte(offset: Option<u64>) -> String {

@@ -19,6 +19,42 @@ use super::torch_legacy::gather_budget;
 /// Deflate cannot expand data by more than about 1032:1; a record claiming more is corrupt.
 const MAX_DEFLATE_RATIO: u64 = 1100;
 
+/// The least [`inflate_cap`] allows, whatever the file's size.
+const MIN_INFLATE_CAP: u64 = 256 << 20;
+
+/// How many bytes the compressed records of a `file_len`-byte archive may inflate to, together:
+/// 64 times the file, and at least 256 MiB.
+///
+/// `torch.save` writes every record stored, never compressed, so compressed records only come
+/// from an archive that another tool re-zipped. Trained weights are floats whose low bits are
+/// noise and barely compress; only zero-heavy tensors (masks, pruned or zero-initialised
+/// buffers) compress far, and 64:1 across a whole file leaves room for those. The 256 MiB floor
+/// keeps a small file of mostly-zero tensors readable. Past the cap a file is far likelier a
+/// decompression bomb than a checkpoint: deflate reaches ~1030:1, so a 2 MB record can claim
+/// (truthfully) 2 GiB, all of which would be held in memory at once, then copied into a tensor.
+pub(crate) fn inflate_cap(file_len: u64) -> u64 {
+    file_len.saturating_mul(64).max(MIN_INFLATE_CAP)
+}
+
+/// What the records of one archive may still take. Stored records hold their bytes in the file,
+/// so in an honest archive they cannot add up to more than the file (records that share bytes
+/// could, each one passing a per-record check); compressed ones are capped by [`inflate_cap`].
+struct RecordBudget {
+    file_len: u64,
+    stored: u64,
+    inflated: u64,
+}
+
+impl RecordBudget {
+    fn new(file_len: u64) -> Self {
+        Self {
+            file_len,
+            stored: 0,
+            inflated: 0,
+        }
+    }
+}
+
 /// Reads a zip checkpoint; the caller adds the path.
 pub(crate) fn read<R: Read + Seek>(
     reader: R,
@@ -29,6 +65,7 @@ pub(crate) fn read<R: Read + Seek>(
             "not a readable zip archive (truncated or damaged?): {e}"
         ))
     })?;
+    let mut budget = RecordBudget::new(file_len);
 
     let pkl_names: Vec<String> = zip
         .file_names()
@@ -57,7 +94,7 @@ pub(crate) fn read<R: Read + Seek>(
     // Torch writes `byteorder` since 2.1; older files are little-endian.
     let byteorder = format!("{prefix}byteorder");
     if zip.file_names().any(|n| n == byteorder) {
-        let order = read_record(&mut zip, &byteorder, file_len, None)?;
+        let order = read_record(&mut zip, &byteorder, &mut budget, None)?;
         if order.trim_ascii() != b"little" {
             return Err(FormatError::Archive(format!(
                 "byte order `{}` is not supported (only little-endian)",
@@ -66,25 +103,25 @@ pub(crate) fn read<R: Read + Seek>(
         }
     }
 
-    let pkl = read_record(&mut zip, &pkl_name, file_len, None)?;
+    let pkl = read_record(&mut zip, &pkl_name, &mut budget, None)?;
     let p = pickle::parse(&pkl, 0, &torch::global_policy)
         .map_err(|e| FormatError::pickle(&pkl_name, e))?;
     let state = torch::find_state_dict(&p)?;
     let mut load = |r: &StorageRef| -> Result<Cow<'static, [u8]>, FormatError> {
         let name = format!("{prefix}data/{}", r.key);
-        let bytes = read_record(&mut zip, &name, file_len, Some(r.nbytes()?))?;
+        let bytes = read_record(&mut zip, &name, &mut budget, Some(r.nbytes()?))?;
         Ok(Cow::Owned(bytes))
     };
     torch::build_tensors(state, &mut load, gather_budget(file_len))
 }
 
 /// Reads one record. Its sizes come from the archive's directory, which may be corrupt, so they
-/// are checked against the file before use, and the bytes are read as they come
+/// are checked against the file and `budget` before use, and the bytes are read as they come
 /// rather than allocated up front. `expected` is the exact size a storage record must have.
 fn read_record<R: Read + Seek>(
     zip: &mut ZipArchive<R>,
     name: &str,
-    file_len: u64,
+    budget: &mut RecordBudget,
     expected: Option<u64>,
 ) -> Result<Vec<u8>, FormatError> {
     let mut f = zip.by_name(name).map_err(|e| match e {
@@ -95,10 +132,12 @@ fn read_record<R: Read + Seek>(
         ),
     })?;
     let size = f.size();
-    let bound = if f.compression() == CompressionMethod::Stored {
-        file_len
+    let compressed = f.compressed_size();
+    let stored = f.compression() == CompressionMethod::Stored;
+    let bound = if stored {
+        budget.file_len
     } else {
-        f.compressed_size().saturating_mul(MAX_DEFLATE_RATIO)
+        compressed.saturating_mul(MAX_DEFLATE_RATIO)
     };
     if size > bound {
         return Err(FormatError::record(
@@ -114,22 +153,54 @@ fn read_record<R: Read + Seek>(
             format!("holds {size} bytes, but the checkpoint says {want} (file damaged?)"),
         ));
     }
+    if stored {
+        let before = budget.stored;
+        budget.stored = before.saturating_add(size);
+        if budget.stored > budget.file_len {
+            return Err(FormatError::record(
+                name,
+                format!(
+                    "claims {size} bytes, which with the {before} bytes of the records read \
+                     before it is more than the file's {} bytes (records overlap? damaged?)",
+                    budget.file_len
+                ),
+            ));
+        }
+    } else {
+        let before = budget.inflated;
+        let cap = inflate_cap(budget.file_len);
+        budget.inflated = before.saturating_add(size);
+        if budget.inflated > cap {
+            return Err(FormatError::InflateCap {
+                record: name.to_string(),
+                compressed,
+                size,
+                inflated_before: before,
+                cap,
+            });
+        }
+    }
     let mut out = Vec::new();
     // One byte of slack so the reader reaches its end, which is where zip checks the CRC, and so
-    // a record longer than its header says shows up as a size mismatch.
+    // a record longer than its header says shows up as a size mismatch. Nothing past that byte
+    // is inflated, whatever the deflate stream holds.
     (&mut f)
         .take(size.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| {
             FormatError::record(name, format!("cannot be read (truncated or damaged?): {e}"))
         })?;
-    if out.len() as u64 != size {
+    let got = out.len() as u64;
+    if got > size {
         return Err(FormatError::record(
             name,
-            format!(
-                "has {} bytes where its header says {size} (file truncated?)",
-                out.len()
-            ),
+            format!("holds more than the {size} bytes its header says (damaged? a zip bomb?)"),
+        ));
+    }
+    if got != size {
+        return Err(FormatError::record(
+            name,
+            format!("has {got} bytes where its header says {size} (file truncated?)"),
         ));
     }
     Ok(out)
