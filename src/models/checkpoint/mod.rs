@@ -19,7 +19,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -96,6 +96,23 @@ impl Checkpoint {
                 reason,
             })?;
         checked(name, tensors, metadata, CheckpointFormat::Safetensors)
+    }
+
+    /// The bytes of a checkpoint file already in memory, in any format [`read_checkpoint`]
+    /// reads, told apart and checked the same way; `name` stands for the file in messages.
+    /// Also what the `checkpoint` fuzz target feeds arbitrary bytes to (see [`crate::fuzzing`]).
+    pub fn from_bytes(name: &Path, bytes: &[u8]) -> Result<Self, ModelError> {
+        read_from(name, Cursor::new(bytes), bytes.len() as u64)
+    }
+
+    /// [`Checkpoint::from_bytes`] with the format given rather than sniffed, so that a fuzzer
+    /// spends its inputs on one reader rather than on the few bytes that tell formats apart.
+    pub(crate) fn from_bytes_as(
+        name: &Path,
+        bytes: &[u8],
+        format: CheckpointFormat,
+    ) -> Result<Self, ModelError> {
+        read_as(name, Cursor::new(bytes), bytes.len() as u64, format)
     }
 
     /// How many float tensors are stored in each dtype other than F32 (`"F64" -> 62`): what
@@ -213,6 +230,19 @@ fn read_as<R: Read + Seek>(
         return Err(format_err(FormatError::NoTensors { format }));
     }
     checked(path, tensors, metadata, format)
+}
+
+/// The names of the tensors a PyTorch pickle (a zip's `data.pkl`, or a legacy file's main
+/// pickle) holds, read as the zip and legacy readers read it, without their storages: what the
+/// `pickle` fuzz target exercises (see [`crate::fuzzing`]).
+pub(crate) fn state_dict_names(pickle_bytes: &[u8]) -> Result<Vec<String>, FormatError> {
+    let p = pickle::parse(pickle_bytes, 0, &torch::global_policy)
+        .map_err(|e| FormatError::pickle("data.pkl", e))?;
+    torch::all_storage_refs(&p)?;
+    Ok(torch::find_state_dict(&p)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
 }
 
 /// The SHA-256 of a file, as lowercase hex.
