@@ -306,10 +306,14 @@ impl RunRecord {
                 // Every version-1 record is an LST run: name its method and read it on.
                 let mut value: serde_json::Value =
                     serde_json::from_slice(text).map_err(json_err)?;
-                if let Some(config) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
-                    config.insert("method".into(), "lst".into());
+                // serde also reads a struct from an array (`[1]` has version 1), which indexing
+                // by key would panic on; such a record is left as it is, and refused below.
+                if let Some(record) = value.as_object_mut() {
+                    if let Some(config) = record.get_mut("config").and_then(|c| c.as_object_mut()) {
+                        config.insert("method".into(), "lst".into());
+                    }
+                    record.insert("version".into(), RECORD_VERSION.into());
                 }
-                value["version"] = RECORD_VERSION.into();
                 serde_json::from_value(value).map_err(json_err)
             }
             found => Err(RecordError::Version { path, found }),
