@@ -46,17 +46,13 @@ impl DemoModel {
     /// Loads the embedded model.
     pub fn load(self, opts: &LoadOptions) -> Result<Classifier, ModelError> {
         let path = Path::new(self.file());
-        // The bytes are part of the binary, so their absence is a file not found.
-        let bytes = self.bytes().ok_or_else(|| ModelError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!(
-                    "this build has no embedded demo model: run `cargo run --release -- train-demo --out {}{}` and rebuild",
-                    self.file(),
-                    if self == Self::Robust { " --robust" } else { "" }
-                ),
-            ),
+        let bytes = self.bytes().ok_or_else(|| {
+            ModelError::Invalid(format!(
+                "{}: this build has no embedded demo model: run `cargo run --release -- train-demo --out {}{}` and rebuild",
+                path.display(),
+                self.file(),
+                if self == Self::Robust { " --robust" } else { "" }
+            ))
         })?;
         let ckpt = Checkpoint::from_safetensors_bytes(path, bytes)?;
         classifier_from_checkpoint(ckpt, sha256_hex(bytes), opts)
