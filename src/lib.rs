@@ -12,6 +12,7 @@ pub mod demo;
 pub mod eval;
 pub mod figures;
 pub mod frequency_record;
+pub mod fuzzing;
 pub mod history;
 pub mod images;
 pub mod interrupt;

@@ -280,11 +280,19 @@ impl RunRecord {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(RUN_JSON);
         let text = std::fs::read(&path).map_err(io_err(&path))?;
+        Self::from_json(&path, &text)
+    }
+
+    /// A record from the bytes of a `run.json` (any version this build reads); `path` names it
+    /// in errors. Also what the `run_record` fuzz target feeds arbitrary bytes to (see
+    /// [`crate::fuzzing`]).
+    pub fn from_json(path: &Path, text: &[u8]) -> Result<Self> {
+        let path = path.to_path_buf();
         #[derive(Deserialize)]
         struct Version {
             version: u32,
         }
-        let v: Version = serde_json::from_slice(&text).map_err(|source| RecordError::Json {
+        let v: Version = serde_json::from_slice(text).map_err(|source| RecordError::Json {
             path: path.clone(),
             source,
         })?;
@@ -293,15 +301,19 @@ impl RunRecord {
             source,
         };
         match v.version {
-            RECORD_VERSION => serde_json::from_slice(&text).map_err(json_err),
+            RECORD_VERSION => serde_json::from_slice(text).map_err(json_err),
             1 => {
                 // Every version-1 record is an LST run: name its method and read it on.
                 let mut value: serde_json::Value =
-                    serde_json::from_slice(&text).map_err(json_err)?;
-                if let Some(config) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
-                    config.insert("method".into(), "lst".into());
+                    serde_json::from_slice(text).map_err(json_err)?;
+                // serde also reads a struct from an array (`[1]` has version 1), which indexing
+                // by key would panic on; such a record is left as it is, and refused below.
+                if let Some(record) = value.as_object_mut() {
+                    if let Some(config) = record.get_mut("config").and_then(|c| c.as_object_mut()) {
+                        config.insert("method".into(), "lst".into());
+                    }
+                    record.insert("version".into(), RECORD_VERSION.into());
                 }
-                value["version"] = RECORD_VERSION.into();
                 serde_json::from_value(value).map_err(json_err)
             }
             found => Err(RecordError::Version { path, found }),

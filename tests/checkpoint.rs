@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use blindspot::models::ModelError;
-use blindspot::models::checkpoint::{CheckpointFormat, read_checkpoint, sha256_file};
+use blindspot::models::checkpoint::{CheckpointFormat, FormatError, read_checkpoint, sha256_file};
 use candle_core::{DType, Tensor};
 use tempfile::TempDir;
 use zip::write::SimpleFileOptions;
@@ -453,4 +453,60 @@ fn safetensors_with_absurd_header_length() {
     b.extend_from_slice(hdr);
     b.extend_from_slice(&[1, 2]);
     expect_err(&write(&dir, "i8.safetensors", &b), &["tensor `w`", "I8"]);
+}
+
+#[test]
+fn refusals_carry_where_in_the_file() {
+    let dir = TempDir::new().unwrap();
+    let reason = |p: &Path| match read_checkpoint(p) {
+        Err(ModelError::Format { path, reason }) => {
+            assert_eq!(path, p);
+            reason
+        }
+        other => panic!("{}: {other:?}", p.display()),
+    };
+
+    let mut short = multi_storages();
+    short[0].1.truncate(20);
+    let p = write(&dir, "short_record.pt", &torch_zip(MULTI, &short));
+    let r = reason(&p);
+    assert!(
+        matches!(&r, FormatError::Record { record, .. } if record == "archive/data/0"),
+        "{r:?}"
+    );
+
+    let p = write(
+        &dir,
+        "offset.pt",
+        &torch_zip(OFFSET, &[("0", f32_bytes(&[0.0; 6]))]),
+    );
+    let r = reason(&p);
+    assert!(
+        matches!(&r, FormatError::Tensor { name, .. } if name == "w"),
+        "{r:?}"
+    );
+
+    // The legacy storage header sits right after the four pickles before it.
+    let p = write(&dir, "count.th", &legacy_file(4, &[1.0; 4]));
+    let r = reason(&p);
+    let at = (LEGACY_HEAD.len() + LEGACY_MAIN.len() + LEGACY_KEYS.len()) as u64;
+    assert!(
+        matches!(&r, FormatError::Storage { key, offset: Some(o), .. } if key == "140" && *o == at),
+        "{r:?}"
+    );
+    assert!(r.to_string().contains(&format!("at byte {at}")), "{r}");
+
+    // The refused global is found at its opcode, inside the zip's pickle record.
+    let p = write(
+        &dir,
+        "evil.pt",
+        &torch_zip(EVIL, &[("0", f32_bytes(&[0.0]))]),
+    );
+    let r = reason(&p);
+    let FormatError::Pickle { part, error } = &r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(part, "archive/data.pkl");
+    let global = EVIL.windows(4).position(|w| w == b"cos\x0a").unwrap();
+    assert_eq!(error.offset, global, "{r}");
 }

@@ -46,13 +46,13 @@ impl DemoModel {
     /// Loads the embedded model.
     pub fn load(self, opts: &LoadOptions) -> Result<Classifier, ModelError> {
         let path = Path::new(self.file());
-        let bytes = self.bytes().ok_or_else(|| ModelError::Format {
-            path: path.to_path_buf(),
-            reason: format!(
-                "this build has no embedded demo model: run `cargo run --release -- train-demo --out {}{}` and rebuild",
+        let bytes = self.bytes().ok_or_else(|| {
+            ModelError::Invalid(format!(
+                "{}: this build has no embedded demo model: run `cargo run --release -- train-demo --out {}{}` and rebuild",
+                path.display(),
                 self.file(),
                 if self == Self::Robust { " --robust" } else { "" }
-            ),
+            ))
         })?;
         let ckpt = Checkpoint::from_safetensors_bytes(path, bytes)?;
         classifier_from_checkpoint(ckpt, sha256_hex(bytes), opts)

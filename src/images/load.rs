@@ -37,8 +37,14 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
 
 /// [`load_rgb`], also saying whether the file held colour (false for gray and gray+alpha).
 pub fn load_rgb_with_color(path: &Path) -> Result<(RgbImage, bool), ImageError> {
-    let bytes = read_file(path)?;
-    let reader = ImageReader::new(Cursor::new(&bytes[..]))
+    decode_rgb_with_color(path, &read_file(path)?)
+}
+
+/// [`load_rgb_with_color`] on the bytes of an image file already in memory; `path` names it in
+/// messages. Also what the `image_decode` fuzz target feeds arbitrary bytes to (see
+/// [`crate::fuzzing`]).
+pub fn decode_rgb_with_color(path: &Path, bytes: &[u8]) -> Result<(RgbImage, bool), ImageError> {
+    let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|source| ImageError::Read {
             path: path.to_path_buf(),
@@ -51,7 +57,7 @@ pub fn load_rgb_with_color(path: &Path) -> Result<(RgbImage, bool), ImageError> 
             });
         }
         // Through libjpeg-turbo, as Pillow decodes it (see `jpeg.rs`).
-        Some(image::ImageFormat::Jpeg) => return super::jpeg::decode_jpeg(path, &bytes),
+        Some(image::ImageFormat::Jpeg) => return super::jpeg::decode_jpeg(path, bytes),
         Some(_) => {}
     }
     let mut reader = reader;

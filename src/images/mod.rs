@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 
 pub use dataset::{Dataset, LabeledImage, check_labels, list_dataset};
 pub use labeled_set::LabeledSet;
-pub use load::{MAX_IMAGE_SIDE, load_rgb, load_rgb_with_color, save_png_atomic};
+pub use load::{
+    MAX_IMAGE_SIDE, decode_rgb_with_color, load_rgb, load_rgb_with_color, save_png_atomic,
+};
 pub use resample::{preprocess, resize_bilinear};
 pub use tensor::{
     ModelInputError, from_tensor, load_for_channels, load_for_model, to_model_tensor, to_tensor,

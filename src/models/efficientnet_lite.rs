@@ -59,7 +59,7 @@ impl EfficientNetLiteConfig {
             if i > 0 && in_c != out_c {
                 stage += 1;
             }
-            let stride = *STAGE_STRIDES.get(stage).ok_or_else(|| ModelError::Format {
+            let stride = *STAGE_STRIDES.get(stage).ok_or_else(|| ModelError::Layout {
                 path: w.path().to_path_buf(),
                 reason: format!(
                     "block {i} starts stage {}, but EfficientNet has 7 stages",

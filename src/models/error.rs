@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::checkpoint::FormatError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("{path}: cannot read: {source}")]
@@ -10,9 +12,14 @@ pub enum ModelError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not a checkpoint we can read, or it is damaged.
+    /// The file is not a checkpoint we can read, or it is damaged. `reason` is shown in the
+    /// message rather than chained as a source, so that `{:#}` does not print it twice.
     #[error("{path}: {reason}")]
-    Format { path: PathBuf, reason: String },
+    Format { path: PathBuf, reason: FormatError },
+    /// The checkpoint reads fine, but its tensors do not form the model being built (a rank,
+    /// a dtype or a layout that model cannot use).
+    #[error("{path}: {reason}")]
+    Layout { path: PathBuf, reason: String },
     #[error("{path}: missing tensor `{name}` (expected shape {expected:?})")]
     MissingTensor {
         path: PathBuf,

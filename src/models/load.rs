@@ -144,7 +144,8 @@ impl Sidecar {
         Self::parse(&text, path)
     }
 
-    fn parse(text: &str, origin: &Path) -> Result<Self> {
+    /// Parses sidecar JSON; `origin` names its file in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
         serde_json::from_str(text).map_err(|e| ModelError::Sidecar {
             path: origin.to_path_buf(),
             reason: e.to_string(),

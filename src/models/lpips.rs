@@ -112,7 +112,7 @@ impl Lpips {
     pub fn from_checkpoint(ckpt: &Checkpoint) -> Result<Self> {
         let weights = Weights::new(&ckpt.path, &ckpt.tensors, DType::F32, Device::Cpu);
         if !weights.contains("features.0.weight") || !weights.contains("lin0.model.1.weight") {
-            return Err(ModelError::Format {
+            return Err(ModelError::Layout {
                 path: ckpt.path.clone(),
                 reason: "not LPIPS-Alex weights: expected AlexNet `features.{0,3,6,8,10}` and \
                          the heads `lin{0..4}.model.1.weight` (see the README's LPIPS section)"

@@ -212,7 +212,7 @@ impl PlainCnnConfig {
     }
 
     pub fn infer(w: &Weights) -> Result<Self> {
-        Self::from_shapes(w.shapes()).map_err(|reason| ModelError::Format {
+        Self::from_shapes(w.shapes()).map_err(|reason| ModelError::Layout {
             path: w.path().to_path_buf(),
             reason: format!("not a plain CNN: {reason}"),
         })

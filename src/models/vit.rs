@@ -57,7 +57,7 @@ impl VitConfig {
         let proj = w.require_shape("patch_embed.proj.weight", 4)?;
         let (embed_dim, in_channels, patch_size) = (proj[0], proj[1], proj[2]);
         if proj[3] != patch_size {
-            return Err(ModelError::Format {
+            return Err(ModelError::Layout {
                 path: w.path().to_path_buf(),
                 reason: format!("non-square patches {:?} are not supported", &proj[2..]),
             });
@@ -68,7 +68,7 @@ impl VitConfig {
         let patches = tokens.saturating_sub(prefix_tokens);
         let side = (patches as f64).sqrt().round() as usize;
         if side * side != patches || side == 0 {
-            return Err(ModelError::Format {
+            return Err(ModelError::Layout {
                 path: w.path().to_path_buf(),
                 reason: format!(
                     "pos_embed has {tokens} tokens: {patches} patches do not form a square grid"
@@ -79,7 +79,7 @@ impl VitConfig {
             Some(h) => h,
             None if embed_dim % 64 == 0 => embed_dim / 64,
             None => {
-                return Err(ModelError::Format {
+                return Err(ModelError::Layout {
                     path: w.path().to_path_buf(),
                     reason: format!(
                         "cannot infer the head count for width {embed_dim}: set \"num_heads\" in the sidecar JSON"
@@ -88,7 +88,7 @@ impl VitConfig {
             }
         };
         if num_heads == 0 || embed_dim % num_heads != 0 {
-            return Err(ModelError::Format {
+            return Err(ModelError::Layout {
                 path: w.path().to_path_buf(),
                 reason: format!("{num_heads} heads do not divide width {embed_dim}"),
             });

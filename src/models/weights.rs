@@ -56,7 +56,7 @@ impl<'a> Weights<'a> {
                 name: name.to_string(),
                 expected: vec![0; rank],
             }),
-            Some(t) if t.rank() != rank => Err(ModelError::Format {
+            Some(t) if t.rank() != rank => Err(ModelError::Layout {
                 path: self.path.to_path_buf(),
                 reason: format!(
                     "tensor `{name}` has shape {:?}, expected rank {rank}",
@@ -106,7 +106,7 @@ impl<'a> Weights<'a> {
             t.dtype(),
             DType::F16 | DType::BF16 | DType::F32 | DType::F64
         ) {
-            return Err(ModelError::Format {
+            return Err(ModelError::Layout {
                 path: self.path.to_path_buf(),
                 reason: format!(
                     "tensor `{name}` has dtype {:?}, expected a float type",

@@ -5,8 +5,10 @@
 //! small pickle reader of our own (`pickle.rs`) replays the opcodes symbolically, only a fixed set
 //! of tensor and plain-data globals may appear (`torch.rs`), and everything read from the file is
 //! checked against the file's size before memory is set aside for it. Damaged or foreign files
-//! give a [`ModelError::Format`] that names the file and says what is wrong.
+//! give a [`ModelError::Format`] that names the file and says what is wrong, with a
+//! [`FormatError`] that carries the place in the file (record, storage, tensor, byte offset).
 
+mod error;
 mod pickle;
 mod safetensors_format;
 mod torch;
@@ -17,13 +19,15 @@ mod validate;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 
 use super::error::ModelError;
+pub use error::FormatError;
+pub use pickle::PickleError;
 
 /// How a checkpoint file was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +98,23 @@ impl Checkpoint {
         checked(name, tensors, metadata, CheckpointFormat::Safetensors)
     }
 
+    /// The bytes of a checkpoint file already in memory, in any format [`read_checkpoint`]
+    /// reads, told apart and checked the same way; `name` stands for the file in messages.
+    /// Also what the `checkpoint` fuzz target feeds arbitrary bytes to (see [`crate::fuzzing`]).
+    pub fn from_bytes(name: &Path, bytes: &[u8]) -> Result<Self, ModelError> {
+        read_from(name, Cursor::new(bytes), bytes.len() as u64)
+    }
+
+    /// [`Checkpoint::from_bytes`] with the format given rather than sniffed, so that a fuzzer
+    /// spends its inputs on one reader rather than on the few bytes that tell formats apart.
+    pub(crate) fn from_bytes_as(
+        name: &Path,
+        bytes: &[u8],
+        format: CheckpointFormat,
+    ) -> Result<Self, ModelError> {
+        read_as(name, Cursor::new(bytes), bytes.len() as u64, format)
+    }
+
     /// How many float tensors are stored in each dtype other than F32 (`"F64" -> 62`): what
     /// building a model converts, which the loader says once.
     pub fn converted_dtypes(&self) -> BTreeMap<String, usize> {
@@ -131,44 +152,97 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ModelError> {
         path: path.to_path_buf(),
         source,
     };
-    let format_err = |reason: String| ModelError::Format {
+    let file = File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(ModelError::Format {
+            path: path.to_path_buf(),
+            reason: FormatError::NotAFile,
+        });
+    }
+    read_from(path, BufReader::new(file), meta.len())
+}
+
+/// Reads a checkpoint of `len` bytes from `reader` (a file, or bytes in memory), its format told
+/// from its first bytes; `path` names it in messages.
+fn read_from<R: Read + Seek>(
+    path: &Path,
+    mut reader: R,
+    len: u64,
+) -> Result<Checkpoint, ModelError> {
+    let mut head = Vec::with_capacity(512);
+    (&mut reader)
+        .take(512)
+        .read_to_end(&mut head)
+        .map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let format = sniff(&head, len).map_err(|reason| ModelError::Format {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    read_as(path, reader, len, format)
+}
+
+/// Reads a checkpoint of `len` bytes from `reader` as `format`. Zip archives are read record by
+/// record; the other formats are read whole, bounded by `len`.
+fn read_as<R: Read + Seek>(
+    path: &Path,
+    mut reader: R,
+    len: u64,
+    format: CheckpointFormat,
+) -> Result<Checkpoint, ModelError> {
+    let io = |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let format_err = |reason: FormatError| ModelError::Format {
         path: path.to_path_buf(),
         reason,
     };
-    let mut file = File::open(path).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(format_err("not a regular file".into()));
-    }
-    let len = meta.len();
-    let mut head = Vec::with_capacity(512);
-    (&mut file).take(512).read_to_end(&mut head).map_err(io)?;
-    let format = sniff(&head, len).map_err(format_err)?;
-
+    reader.seek(SeekFrom::Start(0)).map_err(io)?;
     let (tensors, metadata) = match format {
         // `sniff` only reports file formats.
-        CheckpointFormat::InMemory => return Err(format_err("not a checkpoint file".into())),
+        CheckpointFormat::InMemory => {
+            return Err(format_err(FormatError::NotACheckpoint {
+                what: "an in-memory checkpoint".into(),
+                len,
+            }));
+        }
         CheckpointFormat::TorchZip => {
-            file.seek(SeekFrom::Start(0)).map_err(io)?;
-            let t = torch_zip::read(BufReader::new(file), len).map_err(format_err)?;
+            let t = torch_zip::read(reader, len).map_err(format_err)?;
             (t, BTreeMap::new())
         }
         CheckpointFormat::TorchLegacy => {
-            let buf = read_all(file, len).map_err(io)?;
+            let buf = read_all(reader, len).map_err(io)?;
             (
                 torch_legacy::read(&buf).map_err(format_err)?,
                 BTreeMap::new(),
             )
         }
         CheckpointFormat::Safetensors => {
-            let buf = read_all(file, len).map_err(io)?;
+            let buf = read_all(reader, len).map_err(io)?;
             safetensors_format::read(&buf).map_err(format_err)?
         }
     };
     if tensors.is_empty() {
-        return Err(format_err(format!("the {format} file holds no tensors")));
+        return Err(format_err(FormatError::NoTensors { format }));
     }
     checked(path, tensors, metadata, format)
+}
+
+/// The names of the tensors a PyTorch pickle (a zip's `data.pkl`, or a legacy file's main
+/// pickle) holds, read as the zip and legacy readers read it, without their storages: what the
+/// `pickle` fuzz target exercises (see [`crate::fuzzing`]).
+pub(crate) fn state_dict_names(pickle_bytes: &[u8]) -> Result<Vec<String>, FormatError> {
+    let p = pickle::parse(pickle_bytes, 0, &torch::global_policy)
+        .map_err(|e| FormatError::pickle("data.pkl", e))?;
+    torch::all_storage_refs(&p)?;
+    Ok(torch::find_state_dict(&p)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
 }
 
 /// The SHA-256 of a file, as lowercase hex.
@@ -187,22 +261,21 @@ pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
         .collect())
 }
 
-/// The whole file; `len` (from its metadata) only sizes the first allocation, and the read is
-/// bounded by it, so a file that grows meanwhile cannot make us read without end.
-fn read_all(file: File, len: u64) -> std::io::Result<Vec<u8>> {
+/// The whole file from where `reader` stands (its start); `len` (from its metadata) only sizes
+/// the first allocation, and the read is bounded by it, so a file that grows meanwhile cannot
+/// make us read without end.
+fn read_all<R: Read>(reader: R, len: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    let mut file = file;
-    file.seek(SeekFrom::Start(0))?;
-    file.take(len).read_to_end(&mut buf)?;
+    reader.take(len).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
 /// Tells the format from the first bytes. Safetensors is tried first: its first 8 bytes are a
 /// length and could look like anything, but its 9th byte is the `{` that opens the JSON header,
 /// which no zip (compression method there) or torch pickle (inside the magic number) has.
-fn sniff(head: &[u8], len: u64) -> Result<CheckpointFormat, String> {
+fn sniff(head: &[u8], len: u64) -> Result<CheckpointFormat, FormatError> {
     if len == 0 {
-        return Err("file is empty (0 bytes)".into());
+        return Err(FormatError::Empty);
     }
     if head.get(8) == Some(&b'{') {
         return Ok(CheckpointFormat::Safetensors);
@@ -232,10 +305,7 @@ fn sniff(head: &[u8], len: u64) -> Result<CheckpointFormat, String> {
         let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
         format!("unknown content (first bytes {})", shown.join(" "))
     };
-    Err(format!(
-        "not a checkpoint: this is {what}, not safetensors, a PyTorch zip or a legacy PyTorch \
-         file ({len} bytes)"
-    ))
+    Err(FormatError::NotACheckpoint { what, len })
 }
 
 fn looks_like_text(head: &[u8]) -> bool {
@@ -272,18 +342,27 @@ fn strip_common_prefixes(mut tensors: BTreeMap<String, Tensor>) -> BTreeMap<Stri
     }
 }
 
-/// A CPU tensor from little-endian bytes (which is how every format here stores them).
-/// `bytes.len()` must be the element count of `shape` times the dtype's size.
-fn tensor_from_le_bytes(bytes: &[u8], dtype: DType, shape: &[usize]) -> Result<Tensor, String> {
+/// A CPU tensor from little-endian bytes (which is how every format here stores them), for the
+/// tensor `name` (named in errors). `bytes.len()` must be the element count of `shape` times the
+/// dtype's size.
+fn tensor_from_le_bytes(
+    name: &str,
+    bytes: &[u8],
+    dtype: DType,
+    shape: &[usize],
+) -> Result<Tensor, FormatError> {
     let numel = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or("shape overflows")?;
+        .ok_or_else(|| FormatError::tensor(name, format!("shape {shape:?} overflows")))?;
     let es = dtype.size_in_bytes();
     if numel.checked_mul(es) != Some(bytes.len()) {
-        return Err(format!(
-            "{} bytes cannot hold a {dtype:?} tensor of shape {shape:?}",
-            bytes.len()
+        return Err(FormatError::tensor(
+            name,
+            format!(
+                "has {} bytes, which cannot hold a {dtype:?} tensor of shape {shape:?}",
+                bytes.len()
+            ),
         ));
     }
     fn words<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
@@ -307,9 +386,14 @@ fn tensor_from_le_bytes(bytes: &[u8], dtype: DType, shape: &[usize]) -> Result<T
         DType::BF16 => Tensor::from_vec(words(bytes, half::bf16::from_le_bytes), shape, dev),
         DType::F32 => Tensor::from_vec(words(bytes, f32::from_le_bytes), shape, dev),
         DType::F64 => Tensor::from_vec(words(bytes, f64::from_le_bytes), shape, dev),
-        other => return Err(format!("dtype {other:?} is not supported")),
+        other => {
+            return Err(FormatError::tensor(
+                name,
+                format!("has dtype {other:?}, which is not supported"),
+            ));
+        }
     };
-    t.map_err(|e| e.to_string())
+    t.map_err(|e| FormatError::tensor(name, format!("cannot be built: {e}")))
 }
 
 #[cfg(test)]
@@ -318,7 +402,11 @@ mod tests {
 
     #[test]
     fn sniffing() {
-        assert_eq!(sniff(b"", 0).unwrap_err(), "file is empty (0 bytes)");
+        assert_eq!(sniff(b"", 0).unwrap_err(), FormatError::Empty);
+        assert_eq!(
+            sniff(b"", 0).unwrap_err().to_string(),
+            "file is empty (0 bytes)"
+        );
         let mut st = 17u64.to_le_bytes().to_vec();
         st.extend_from_slice(b"{\"a\":1}");
         assert_eq!(sniff(&st, 100).unwrap(), CheckpointFormat::Safetensors);
@@ -337,21 +425,25 @@ mod tests {
         assert!(
             sniff(b"\x89PNG\r\n\x1a\n\0\0", 10)
                 .unwrap_err()
+                .to_string()
                 .contains("PNG image")
         );
         assert!(
             sniff(b"hello world\n", 12)
                 .unwrap_err()
+                .to_string()
                 .contains("text file")
         );
         assert!(
             sniff("h\u{e9}".as_bytes(), 3)
                 .unwrap_err()
+                .to_string()
                 .contains("text file")
         );
         assert!(
             sniff(b"\x01\x02\x03", 3)
                 .unwrap_err()
+                .to_string()
                 .contains("first bytes 01 02 03")
         );
     }
@@ -383,11 +475,11 @@ mod tests {
 
     #[test]
     fn le_bytes() {
-        let t = tensor_from_le_bytes(&[0, 0, 128, 63, 0, 0, 0, 64], DType::F32, &[2]).unwrap();
+        let t = tensor_from_le_bytes("t", &[0, 0, 128, 63, 0, 0, 0, 64], DType::F32, &[2]).unwrap();
         assert_eq!(t.to_vec1::<f32>().unwrap(), vec![1.0, 2.0]);
-        let t = tensor_from_le_bytes(&[0xff; 8], DType::I64, &[]).unwrap();
+        let t = tensor_from_le_bytes("t", &[0xff; 8], DType::I64, &[]).unwrap();
         assert_eq!(t.to_scalar::<i64>().unwrap(), -1);
-        let t = tensor_from_le_bytes(&[0x00, 0x3c], DType::F16, &[1, 1]).unwrap();
+        let t = tensor_from_le_bytes("t", &[0x00, 0x3c], DType::F16, &[1, 1]).unwrap();
         assert_eq!(
             t.to_dtype(DType::F32)
                 .unwrap()
@@ -397,6 +489,6 @@ mod tests {
                 .unwrap(),
             vec![1.0]
         );
-        assert!(tensor_from_le_bytes(&[0; 7], DType::F32, &[2]).is_err());
+        assert!(tensor_from_le_bytes("t", &[0; 7], DType::F32, &[2]).is_err());
     }
 }

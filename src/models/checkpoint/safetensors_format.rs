@@ -8,28 +8,26 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Tensor};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
-use super::tensor_from_le_bytes;
+use super::{FormatError, tensor_from_le_bytes};
 
 type Tensors = BTreeMap<String, Tensor>;
 type Metadata = BTreeMap<String, String>;
 
-/// The tensors and metadata of a safetensors file held in `buf`; errors are reasons, the caller
-/// adds the path.
-pub(crate) fn read(buf: &[u8]) -> Result<(Tensors, Metadata), String> {
+/// The tensors and metadata of a safetensors file held in `buf`; the caller adds the path.
+pub(crate) fn read(buf: &[u8]) -> Result<(Tensors, Metadata), FormatError> {
     // Check the header length against the file first: the crate's own error for this case does
     // not say how far off it is.
     let mut n = [0u8; 8];
-    n.copy_from_slice(
-        buf.get(..8)
-            .ok_or("too short for a safetensors header (file truncated?)")?,
-    );
+    n.copy_from_slice(buf.get(..8).ok_or_else(|| {
+        FormatError::Safetensors("too short for a safetensors header (file truncated?)".into())
+    })?);
     let header_len = u64::from_le_bytes(n);
-    let rest = (buf.len() - 8) as u64;
-    if header_len > rest {
-        return Err(format!(
-            "safetensors header length {header_len} is larger than the {rest} bytes after it \
-             (file truncated or damaged?)"
-        ));
+    let available = (buf.len() - 8) as u64;
+    if header_len > available {
+        return Err(FormatError::SafetensorsHeaderLength {
+            header_len,
+            available,
+        });
     }
     let st = SafeTensors::deserialize(buf).map_err(|e| explain(e, buf))?;
     let (_, meta) = SafeTensors::read_metadata(buf).map_err(|e| explain(e, buf))?;
@@ -41,13 +39,12 @@ pub(crate) fn read(buf: &[u8]) -> Result<(Tensors, Metadata), String> {
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
         let dtype = candle_dtype(view.dtype()).ok_or_else(|| {
-            format!(
-                "tensor `{name}` has dtype {:?}, which candle cannot hold",
-                view.dtype()
+            FormatError::tensor(
+                &name,
+                format!("has dtype {:?}, which candle cannot hold", view.dtype()),
             )
         })?;
-        let t = tensor_from_le_bytes(view.data(), dtype, view.shape())
-            .map_err(|e| format!("tensor `{name}`: {e}"))?;
+        let t = tensor_from_le_bytes(&name, view.data(), dtype, view.shape())?;
         tensors.insert(name, t);
     }
     Ok((tensors, metadata))
@@ -69,8 +66,8 @@ fn candle_dtype(d: Dtype) -> Option<DType> {
     })
 }
 
-fn explain(e: SafeTensorError, buf: &[u8]) -> String {
-    match e {
+fn explain(e: SafeTensorError, buf: &[u8]) -> FormatError {
+    FormatError::Safetensors(match e {
         SafeTensorError::HeaderTooLarge => {
             "safetensors header is larger than the 100 MB the format allows (damaged?)".into()
         }
@@ -97,7 +94,7 @@ fn explain(e: SafeTensorError, buf: &[u8]) -> String {
             }
         }
         other => format!("invalid safetensors file: {other}"),
-    }
+    })
 }
 
 /// The end of the furthest tensor the header describes (only used for the message).

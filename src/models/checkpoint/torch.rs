@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use candle_core::{DType, Device, Tensor};
 
 use super::pickle::{Node, NodeId, Pickle};
-use super::tensor_from_le_bytes;
+use super::{FormatError, tensor_from_le_bytes};
 
 /// A torch storage class as named in a persistent id (`torch.FloatStorage`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,10 +141,10 @@ pub(crate) struct StorageRef {
 
 impl StorageRef {
     /// Bytes the storage occupies in the file.
-    pub fn nbytes(&self) -> Result<u64, String> {
+    pub fn nbytes(&self) -> Result<u64, FormatError> {
         self.numel
             .checked_mul(self.ty.elem_size as u64)
-            .ok_or_else(|| format!("storage `{}` size overflows", self.key))
+            .ok_or_else(|| FormatError::storage(&self.key, "size overflows"))
     }
 }
 
@@ -157,14 +157,40 @@ pub(crate) struct TensorRef {
     pub stride: Vec<usize>,
 }
 
-fn int_arg(p: &Pickle, id: NodeId, what: &str) -> Result<u64, String> {
+/// The storage or tensor a value read from the pickle belongs to, which its errors name.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    Storage(&'a str),
+    Tensor(&'a str),
+}
+
+impl Owner<'_> {
+    fn error(self, reason: String) -> FormatError {
+        match self {
+            Owner::Storage(key) => FormatError::storage(key, reason),
+            Owner::Tensor(name) => FormatError::tensor(name, reason),
+        }
+    }
+}
+
+fn int_arg(p: &Pickle, id: NodeId, what: &str, owner: Owner<'_>) -> Result<u64, FormatError> {
     p.as_int(id)
         .and_then(|i| u64::try_from(i).ok())
-        .ok_or_else(|| format!("{what} is {}, not a non-negative int", p.describe(id)))
+        .ok_or_else(|| {
+            owner.error(format!(
+                "has {what} {}, not a non-negative int",
+                p.describe(id)
+            ))
+        })
 }
 
 /// A tuple of ints; `torch.Size((...))` (a recorded call) is accepted too.
-fn int_tuple(p: &Pickle, id: NodeId, what: &str) -> Result<Vec<usize>, String> {
+fn int_tuple(
+    p: &Pickle,
+    id: NodeId,
+    what: &str,
+    owner: Owner<'_>,
+) -> Result<Vec<usize>, FormatError> {
     let id = match p.node(id) {
         Node::Call { func, args, .. } if p.global_name(*func).as_deref() == Some("torch.Size") => p
             .as_seq(*args)
@@ -174,34 +200,47 @@ fn int_tuple(p: &Pickle, id: NodeId, what: &str) -> Result<Vec<usize>, String> {
     };
     let items = p
         .as_seq(id)
-        .ok_or_else(|| format!("{what} is {}, not a tuple", p.describe(id)))?;
+        .ok_or_else(|| owner.error(format!("has {what} {}, not a tuple", p.describe(id))))?;
     items
         .iter()
         .map(|&i| {
-            int_arg(p, i, what)
-                .and_then(|v| usize::try_from(v).map_err(|_| format!("{what} overflows")))
+            int_arg(p, i, what, owner).and_then(|v| {
+                usize::try_from(v).map_err(|_| owner.error(format!("has a {what} that overflows")))
+            })
         })
         .collect()
 }
 
 /// Parses a persistent id: `('storage', storage_type, key, location, numel[, view_metadata])`.
-pub(crate) fn storage_ref(p: &Pickle, pid: NodeId) -> Result<StorageRef, String> {
-    let bad = || format!("unsupported persistent id {}", p.describe(pid));
+pub(crate) fn storage_ref(p: &Pickle, pid: NodeId) -> Result<StorageRef, FormatError> {
+    let bad = || FormatError::Pickled(format!("unsupported persistent id {}", p.describe(pid)));
     let items = p.as_seq(pid).ok_or_else(bad)?;
     if !(5..=6).contains(&items.len()) || p.as_str(items[0]) != Some("storage") {
         return Err(bad());
     }
     let ty = match p.node(items[1]) {
-        Node::Global { module, name } => storage_type(module, name)
-            .ok_or_else(|| format!("unknown storage type `{module}.{name}`"))?,
-        _ => return Err(format!("storage type is {}", p.describe(items[1]))),
+        Node::Global { module, name } => storage_type(module, name).ok_or_else(|| {
+            FormatError::Pickled(format!("unknown storage type `{module}.{name}`"))
+        })?,
+        _ => {
+            return Err(FormatError::Pickled(format!(
+                "storage type is {}",
+                p.describe(items[1])
+            )));
+        }
     };
     let key = match p.node(items[2]) {
         Node::Str(s) => s.clone(),
         Node::Int(i) => i.to_string(),
-        _ => return Err(format!("storage key is {}", p.describe(items[2]))),
+        _ => {
+            return Err(FormatError::Pickled(format!(
+                "storage key is {}",
+                p.describe(items[2])
+            )));
+        }
     };
-    let numel = int_arg(p, items[4], "storage size")?;
+    let owner = Owner::Storage(&key);
+    let numel = int_arg(p, items[4], "size", owner)?;
     let view = match items.get(5).map(|&v| p.node(v)) {
         None | Some(Node::None) => None,
         Some(_) => {
@@ -210,12 +249,12 @@ pub(crate) fn storage_ref(p: &Pickle, pid: NodeId) -> Result<StorageRef, String>
                 .as_seq(items[5])
                 .filter(|v| v.len() == 3)
                 .ok_or_else(bad)?;
-            let off = int_arg(p, v[1], "storage view offset")?;
-            let len = int_arg(p, v[2], "storage view size")?;
+            let off = int_arg(p, v[1], "view offset", owner)?;
+            let len = int_arg(p, v[2], "view size", owner)?;
             if off.checked_add(len).is_none_or(|end| end > numel) {
-                return Err(format!(
-                    "storage view {off}..{off}+{len} lies outside storage `{key}` of {numel} elements"
-                ));
+                return Err(owner.error(format!(
+                    "has {numel} elements, so its view {off}..{off}+{len} lies outside it"
+                )));
             }
             Some((off, len))
         }
@@ -229,7 +268,7 @@ pub(crate) fn storage_ref(p: &Pickle, pid: NodeId) -> Result<StorageRef, String>
 }
 
 /// Every storage the pickle references, reachable or not (the legacy format stores them all).
-pub(crate) fn all_storage_refs(p: &Pickle) -> Result<Vec<StorageRef>, String> {
+pub(crate) fn all_storage_refs(p: &Pickle) -> Result<Vec<StorageRef>, FormatError> {
     p.nodes
         .iter()
         .filter_map(|n| match n {
@@ -240,7 +279,13 @@ pub(crate) fn all_storage_refs(p: &Pickle) -> Result<Vec<StorageRef>, String> {
 }
 
 /// `Some` if the node is a tensor (or parameter) rebuild; `Err` if it is one but malformed.
-pub(crate) fn tensor_ref(p: &Pickle, id: NodeId) -> Result<Option<TensorRef>, String> {
+/// `name` is what the state dict calls it, for errors.
+pub(crate) fn tensor_ref(
+    p: &Pickle,
+    id: NodeId,
+    name: &str,
+) -> Result<Option<TensorRef>, FormatError> {
+    let owner = Owner::Tensor(name);
     let mut id = id;
     // `_rebuild_parameter(tensor, ...)` wraps a tensor; bounded because a cyclic or absurdly
     // nested pickle could chain these forever.
@@ -248,41 +293,55 @@ pub(crate) fn tensor_ref(p: &Pickle, id: NodeId) -> Result<Option<TensorRef>, St
         let Node::Call { func, args, .. } = p.node(id) else {
             return Ok(None);
         };
-        let Node::Global { module, name } = p.node(*func) else {
+        let Node::Global {
+            module,
+            name: function,
+        } = p.node(*func)
+        else {
             return Ok(None);
         };
         if module != "torch._utils" {
             return Ok(None);
         }
-        let args = p
-            .as_seq(*args)
-            .ok_or_else(|| format!("{module}.{name} called with {}", p.describe(*args)))?;
-        if REBUILD_PARAMETER.contains(&name.as_str()) {
-            id = *args
-                .first()
-                .ok_or_else(|| format!("{module}.{name} called without a tensor"))?;
+        let args = p.as_seq(*args).ok_or_else(|| {
+            owner.error(format!(
+                "is rebuilt by {module}.{function} called with {}",
+                p.describe(*args)
+            ))
+        })?;
+        if REBUILD_PARAMETER.contains(&function.as_str()) {
+            id = *args.first().ok_or_else(|| {
+                owner.error(format!(
+                    "is rebuilt by {module}.{function} called without a tensor"
+                ))
+            })?;
             continue;
         }
-        if !REBUILD_TENSOR.contains(&name.as_str()) {
+        if !REBUILD_TENSOR.contains(&function.as_str()) {
             return Ok(None);
         }
         if args.len() < 4 {
-            return Err(format!(
-                "{module}.{name} called with {} arguments",
+            return Err(owner.error(format!(
+                "is rebuilt by {module}.{function} called with {} arguments",
                 args.len()
-            ));
+            )));
         }
         let storage = match p.node(args[0]) {
             Node::PersId(pid) => storage_ref(p, *pid)?,
-            _ => return Err(format!("tensor storage is {}", p.describe(args[0]))),
+            _ => {
+                return Err(owner.error(format!(
+                    "has tensor storage {}, not a persistent reference",
+                    p.describe(args[0])
+                )));
+            }
         };
-        let offset = int_arg(p, args[1], "storage offset")?;
-        let size = int_tuple(p, args[2], "tensor size")?;
-        let stride = int_tuple(p, args[3], "tensor stride")?;
+        let offset = int_arg(p, args[1], "storage offset", owner)?;
+        let size = int_tuple(p, args[2], "tensor size", owner)?;
+        let stride = int_tuple(p, args[3], "tensor stride", owner)?;
         if size.len() != stride.len() {
-            return Err(format!(
-                "tensor size {size:?} and stride {stride:?} differ in length"
-            ));
+            return Err(owner.error(format!(
+                "has tensor size {size:?} and stride {stride:?}, which differ in length"
+            )));
         }
         return Ok(Some(TensorRef {
             storage,
@@ -291,7 +350,7 @@ pub(crate) fn tensor_ref(p: &Pickle, id: NodeId) -> Result<Option<TensorRef>, St
             stride,
         }));
     }
-    Err("tensor rebuilds nested too deeply".into())
+    Err(owner.error("is wrapped in tensor rebuilds nested too deeply".into()))
 }
 
 /// The items of a dict, or of an `OrderedDict` built by REDUCE then SETITEMS (its BUILD state,
@@ -337,16 +396,21 @@ fn lookup(p: &Pickle, items: &[(NodeId, NodeId)], key: &str) -> Option<NodeId> {
 const WRAPPER_KEYS: &[&str] = &["state_dict", "model", "model_state_dict", "net", "state"];
 
 /// The tensors directly in a dict, in order; non-tensor values are skipped.
-fn tensors_in(p: &Pickle, id: NodeId) -> Result<Vec<(String, TensorRef)>, String> {
+fn tensors_in(p: &Pickle, id: NodeId) -> Result<Vec<(String, TensorRef)>, FormatError> {
     let Some(items) = as_dict(p, id) else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
     for (k, v) in items {
-        if let Some(t) = tensor_ref(p, v)? {
-            let name = p
-                .as_str(k)
-                .ok_or_else(|| format!("a tensor is stored under {}, not a name", p.describe(k)))?;
+        let name = p.as_str(k);
+        let shown = name.map_or_else(|| p.describe(k), str::to_string);
+        if let Some(t) = tensor_ref(p, v, &shown)? {
+            let name = name.ok_or_else(|| {
+                FormatError::Pickled(format!(
+                    "a tensor is stored under {}, not a name",
+                    p.describe(k)
+                ))
+            })?;
             out.push((name.to_string(), t));
         }
     }
@@ -357,7 +421,7 @@ fn search(
     p: &Pickle,
     id: NodeId,
     depth: usize,
-) -> Result<Option<Vec<(String, TensorRef)>>, String> {
+) -> Result<Option<Vec<(String, TensorRef)>>, FormatError> {
     let Some(items) = as_dict(p, id) else {
         return Ok(None);
     };
@@ -387,7 +451,7 @@ fn search(
 }
 
 /// The state dict of a checkpoint: the root dict, or one under a wrapper key.
-pub(crate) fn find_state_dict(p: &Pickle) -> Result<Vec<(String, TensorRef)>, String> {
+pub(crate) fn find_state_dict(p: &Pickle) -> Result<Vec<(String, TensorRef)>, FormatError> {
     if let Some(found) = search(p, p.root, 0)? {
         return Ok(found);
     }
@@ -401,20 +465,20 @@ pub(crate) fn find_state_dict(p: &Pickle) -> Result<Vec<(String, TensorRef)>, St
                 .map_or_else(|| p.describe(k), |s| format!("{s:?}"))
         })
         .collect();
-    if keys.is_empty() {
-        Err(format!("no tensors found: the pickled object is {what}"))
+    Err(FormatError::Pickled(if keys.is_empty() {
+        format!("no tensors found: the pickled object is {what}")
     } else {
-        Err(format!(
+        format!(
             "no tensors found: the pickled object is {what} with keys [{}], and none of them \
              (nor {WRAPPER_KEYS:?}) holds a dict of tensors",
             keys.join(", ")
-        ))
-    }
+        )
+    }))
 }
 
 /// Returns the bytes of a storage: borrowed from the file buffer (legacy) or read (zip).
 pub(crate) type StorageLoader<'l, 'a> =
-    dyn FnMut(&StorageRef) -> Result<Cow<'a, [u8]>, String> + 'l;
+    dyn FnMut(&StorageRef) -> Result<Cow<'a, [u8]>, FormatError> + 'l;
 
 /// A loaded storage: its bytes, and the candle tensor over them once one is needed.
 struct Loaded<'a> {
@@ -432,7 +496,7 @@ pub(crate) fn build_tensors<'a>(
     refs: Vec<(String, TensorRef)>,
     load: &mut StorageLoader<'_, 'a>,
     mut gather_budget: u64,
-) -> Result<BTreeMap<String, Tensor>, String> {
+) -> Result<BTreeMap<String, Tensor>, FormatError> {
     let mut storages: HashMap<String, Loaded<'a>> = HashMap::new();
     let mut out = BTreeMap::new();
     for (name, t) in refs {
@@ -441,11 +505,11 @@ pub(crate) fn build_tensors<'a>(
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 let bytes = load(&t.storage)?;
-                if bytes.len() as u64 != t.storage.nbytes()? {
-                    return Err(format!(
-                        "storage `{key}` has {} bytes, expected {}",
-                        bytes.len(),
-                        t.storage.nbytes()?
+                let expected = t.storage.nbytes()?;
+                if bytes.len() as u64 != expected {
+                    return Err(FormatError::storage(
+                        &key,
+                        format!("has {} bytes, expected {expected}", bytes.len()),
                     ));
                 }
                 e.insert(Loaded {
@@ -456,9 +520,12 @@ pub(crate) fn build_tensors<'a>(
             }
         };
         if s.storage.ty != t.storage.ty || s.storage.numel != t.storage.numel {
-            return Err(format!(
-                "storage `{key}` is referenced both as {} x {} and as {} x {}",
-                s.storage.numel, s.storage.ty.name, t.storage.numel, t.storage.ty.name
+            return Err(FormatError::storage(
+                &key,
+                format!(
+                    "is referenced both as {} x {} and as {} x {}",
+                    s.storage.numel, s.storage.ty.name, t.storage.numel, t.storage.ty.name
+                ),
             ));
         }
         let tensor = build_one(&name, &t, s, &mut gather_budget)?;
@@ -472,23 +539,27 @@ fn build_one(
     t: &TensorRef,
     s: &mut Loaded<'_>,
     gather_budget: &mut u64,
-) -> Result<Tensor, String> {
+) -> Result<Tensor, FormatError> {
     let key = &t.storage.key;
     let dtype = t.storage.ty.dtype.ok_or_else(|| {
-        format!(
-            "tensor `{name}` is a torch.{}, which has no candle dtype",
-            t.storage.ty.name
+        FormatError::tensor(
+            name,
+            format!(
+                "is a torch.{}, which has no candle dtype",
+                t.storage.ty.name
+            ),
         )
     })?;
     let (base, avail) = t.storage.view.unwrap_or((0, t.storage.numel));
-    let overflow = || format!("tensor `{name}`: size {:?} overflows", t.size);
+    let overflow = || FormatError::tensor(name, format!("has size {:?}, which overflows", t.size));
     let numel = t
         .size
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .ok_or_else(overflow)?;
     if numel == 0 {
-        return Tensor::zeros(t.size.as_slice(), dtype, &Device::Cpu).map_err(|e| e.to_string());
+        return Tensor::zeros(t.size.as_slice(), dtype, &Device::Cpu)
+            .map_err(|e| FormatError::tensor(name, format!("cannot be built: {e}")));
     }
     // The furthest element the view touches: offset + sum((size_i - 1) * stride_i). Strides are
     // never negative in torch, so every element lies between `offset` and this.
@@ -503,13 +574,16 @@ fn build_one(
         })
         .ok_or_else(overflow)?;
     if last >= avail {
-        return Err(format!(
-            "tensor `{name}` (size {:?}, stride {:?}, offset {}) needs {} elements of storage \
-             `{key}`, which holds only {avail} (file truncated or damaged?)",
-            t.size,
-            t.stride,
-            t.offset,
-            last + 1
+        return Err(FormatError::tensor(
+            name,
+            format!(
+                "(size {:?}, stride {:?}, offset {}) needs {} elements of storage `{key}`, which \
+                 holds only {avail} (file truncated or damaged?)",
+                t.size,
+                t.stride,
+                t.offset,
+                last + 1
+            ),
         ));
     }
     let start = base + t.offset;
@@ -519,7 +593,7 @@ fn build_one(
             Some(st) => st.clone(),
             None => {
                 let n = to_usize(t.storage.numel)?;
-                let st = tensor_from_le_bytes(&s.bytes, dtype, &[n])?;
+                let st = tensor_from_le_bytes(name, &s.bytes, dtype, &[n])?;
                 s.tensor = Some(st.clone());
                 st
             }
@@ -527,16 +601,19 @@ fn build_one(
         return storage_tensor
             .narrow(0, to_usize(start)?, to_usize(numel)?)
             .and_then(|v| v.reshape(t.size.as_slice()))
-            .map_err(|e| format!("tensor `{name}`: {e}"));
+            .map_err(|e| FormatError::tensor(name, format!("cannot be built: {e}")));
     }
     let es = t.storage.ty.elem_size as u64;
     let nbytes = numel.checked_mul(es).ok_or_else(overflow)?;
     if nbytes > *gather_budget {
-        return Err(format!(
-            "tensor `{name}` is a strided view (size {:?}, stride {:?}) needing {nbytes} bytes; \
-             the strided views of this file need far more memory than the file holds, so it is \
-             refused as damaged",
-            t.size, t.stride
+        return Err(FormatError::tensor(
+            name,
+            format!(
+                "is a strided view (size {:?}, stride {:?}) needing {nbytes} bytes; the strided \
+                 views of this file need far more memory than the file holds, so it is refused as \
+                 damaged",
+                t.size, t.stride
+            ),
         ));
     }
     *gather_budget -= nbytes;
@@ -548,8 +625,8 @@ fn build_one(
         &t.stride,
         to_usize(numel)?,
     )
-    .ok_or_else(|| format!("tensor `{name}` reaches outside storage `{key}`"))?;
-    tensor_from_le_bytes(&bytes, dtype, &t.size)
+    .ok_or_else(|| FormatError::tensor(name, format!("reaches outside storage `{key}`")))?;
+    tensor_from_le_bytes(name, &bytes, dtype, &t.size)
 }
 
 /// Row-major contiguity; the stride of a dimension of size 1 does not matter.

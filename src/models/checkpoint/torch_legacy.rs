@@ -15,16 +15,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use candle_core::Tensor;
 
+use super::FormatError;
 use super::pickle::{self, Node, Pickle};
 use super::torch::{self, StorageRef};
 
 pub(crate) const MAGIC: i128 = 0x1950a86a20f9469cfc6c;
 const PROTOCOL_VERSION: i128 = 1001;
 
-/// Reads a legacy checkpoint held in `buf`; errors are reasons, the caller adds the path.
-pub(crate) fn read(buf: &[u8]) -> Result<BTreeMap<String, Tensor>, String> {
+/// Reads a legacy checkpoint held in `buf`; the caller adds the path.
+pub(crate) fn read(buf: &[u8]) -> Result<BTreeMap<String, Tensor>, FormatError> {
     let step = |what: &str, start: usize, policy: pickle::GlobalPolicy<'_>| {
-        pickle::parse(buf, start, policy).map_err(|e| format!("{what}: {e}"))
+        pickle::parse(buf, start, policy).map_err(|e| FormatError::pickle(what, e))
     };
     let magic = step(
         "cannot read the legacy PyTorch header",
@@ -32,20 +33,20 @@ pub(crate) fn read(buf: &[u8]) -> Result<BTreeMap<String, Tensor>, String> {
         &torch::no_globals,
     )?;
     if magic.as_int(magic.root) != Some(MAGIC) {
-        return Err(format!(
+        return Err(FormatError::LegacyHeader(format!(
             "a pickle file, but not a PyTorch checkpoint: it starts with {}, not torch's magic \
              number",
             magic.describe(magic.root)
-        ));
+        )));
     }
     let version = step("legacy protocol version", magic.end, &torch::no_globals)?;
     match version.as_int(version.root) {
         Some(PROTOCOL_VERSION) => {}
         _ => {
-            return Err(format!(
+            return Err(FormatError::LegacyHeader(format!(
                 "unsupported legacy PyTorch protocol version {}",
                 version.describe(version.root)
-            ));
+            )));
         }
     }
     let sys_info = step("legacy sys_info header", version.end, &torch::no_globals)?;
@@ -59,9 +60,12 @@ pub(crate) fn read(buf: &[u8]) -> Result<BTreeMap<String, Tensor>, String> {
         if let Some(prev) = refs.get(&r.key)
             && (prev.ty != r.ty || prev.numel != r.numel)
         {
-            return Err(format!(
-                "storage `{}` is referenced both as {} x {} and as {} x {}",
-                r.key, prev.numel, prev.ty.name, r.numel, r.ty.name
+            return Err(FormatError::storage(
+                &r.key,
+                format!(
+                    "is referenced both as {} x {} and as {} x {}",
+                    prev.numel, prev.ty.name, r.numel, r.ty.name
+                ),
             ));
         }
         refs.insert(r.key.clone(), r);
@@ -69,40 +73,54 @@ pub(crate) fn read(buf: &[u8]) -> Result<BTreeMap<String, Tensor>, String> {
 
     // Walk the storage records, checking each against its persistent id and the file size
     // before taking any of it.
-    let key_ids = keys
-        .as_seq(keys.root)
-        .ok_or_else(|| format!("storage key list is {}", keys.describe(keys.root)))?;
+    let key_ids = keys.as_seq(keys.root).ok_or_else(|| {
+        FormatError::LegacyHeader(format!("storage key list is {}", keys.describe(keys.root)))
+    })?;
     let mut data: HashMap<&str, &[u8]> = HashMap::new();
     let mut pos = keys.end;
     for &k in key_ids {
-        let key = keys
-            .as_str(k)
-            .ok_or_else(|| format!("storage key is {}", keys.describe(k)))?;
-        let r = refs.get(key).ok_or_else(|| {
-            format!("the file stores storage `{key}`, which the checkpoint never references")
+        let key = keys.as_str(k).ok_or_else(|| {
+            FormatError::LegacyHeader(format!("storage key is {}", keys.describe(k)))
         })?;
-        let count_bytes = buf.get(pos..pos + 8).ok_or_else(|| {
-            format!(
-                "file ends inside the header of storage `{key}` at byte {pos} (file truncated?)"
+        let at = pos as u64;
+        let r = refs.get(key).ok_or_else(|| {
+            FormatError::storage_at(
+                key,
+                at,
+                "is stored in the file, but the checkpoint never references it",
+            )
+        })?;
+        let count_bytes = buf.get(pos..pos.saturating_add(8)).ok_or_else(|| {
+            FormatError::storage_at(
+                key,
+                at,
+                "is cut short: the file ends inside its header (file truncated?)",
             )
         })?;
         let mut c = [0u8; 8];
         c.copy_from_slice(count_bytes);
         let count = u64::from_le_bytes(c);
         if count != r.numel {
-            return Err(format!(
-                "storage `{key}` at byte {pos} says it has {count} elements, but the checkpoint \
-                 says {} (file damaged?)",
-                r.numel
+            return Err(FormatError::storage_at(
+                key,
+                at,
+                format!(
+                    "says it has {count} elements, but the checkpoint says {} (file damaged?)",
+                    r.numel
+                ),
             ));
         }
         let nbytes = r.nbytes()?;
         let start = pos + 8;
         let left = buf.len() - start;
         if nbytes > left as u64 {
-            return Err(format!(
-                "storage `{key}` needs {nbytes} bytes at byte {start}, but only {left} are left \
-                 (file truncated?)"
+            return Err(FormatError::storage_at(
+                key,
+                at,
+                format!(
+                    "needs {nbytes} bytes from byte {start}, but only {left} are left \
+                     (file truncated?)"
+                ),
             ));
         }
         // nbytes <= left, so this fits in usize.
@@ -112,15 +130,10 @@ pub(crate) fn read(buf: &[u8]) -> Result<BTreeMap<String, Tensor>, String> {
     }
 
     let state = torch::find_state_dict(&main)?;
-    let mut load = |r: &StorageRef| -> Result<Cow<'_, [u8]>, String> {
+    let mut load = |r: &StorageRef| -> Result<Cow<'_, [u8]>, FormatError> {
         data.get(r.key.as_str())
             .map(|b| Cow::Borrowed(*b))
-            .ok_or_else(|| {
-                format!(
-                    "storage `{}` is referenced but not stored in the file",
-                    r.key
-                )
-            })
+            .ok_or_else(|| FormatError::storage(&r.key, "is referenced but not stored in the file"))
     };
     torch::build_tensors(state, &mut load, gather_budget(buf.len() as u64))
 }
@@ -131,16 +144,18 @@ pub(crate) fn gather_budget(file_len: u64) -> u64 {
     file_len.saturating_mul(2).saturating_add(16 << 20)
 }
 
-fn check_little_endian(sys_info: &Pickle) -> Result<(), String> {
+fn check_little_endian(sys_info: &Pickle) -> Result<(), FormatError> {
     let Node::Dict(items) = sys_info.node(sys_info.root) else {
-        return Err(format!(
+        return Err(FormatError::LegacyHeader(format!(
             "legacy sys_info header is {}, not a dict",
             sys_info.describe(sys_info.root)
-        ));
+        )));
     };
     for &(k, v) in items {
         if sys_info.as_str(k) == Some("little_endian") && sys_info.node(v) == &Node::Bool(false) {
-            return Err("big-endian checkpoints are not supported".into());
+            return Err(FormatError::LegacyHeader(
+                "big-endian checkpoints are not supported".into(),
+            ));
         }
     }
     Ok(())

@@ -1,24 +1,10 @@
-//! A small pickle reader that never executes anything.
-//!
-//! Python's unpickler is a stack machine whose `GLOBAL` opcode imports any callable and whose
-//! `REDUCE` opcode calls it, which is why loading an untrusted `.pth` with `pickle` is arbitrary
-//! code execution. This reader runs the same opcodes symbolically: `GLOBAL` yields a
-//! [`Node::Global`] naming the class, `REDUCE`/`NEWOBJ` yield a [`Node::Call`] that only records
-//! the callable and its arguments, and `BINPERSID` yields a [`Node::PersId`]. Whoever reads the
-//! tree decides what (if anything) a recorded call means; see `torch.rs`.
-//!
-//! Every object lives in one arena and is referred to by index, like Python's object references:
-//! memo lookups share the object rather than copying it (so later `SETITEMS` on a memoised dict are
-//! seen by every holder), cycles cost nothing, and dropping the tree never recurses.
-//!
-//! Each global is checked against a caller-supplied policy the moment the `GLOBAL` opcode is read,
-//! so a pickle naming `os.system` fails there, before anything else is looked at.
+//! The opcode machine behind [`super::parse`]: a stack, a mark stack and a memo over the node
+//! arena, one opcode at a time. Every length read from the input is checked against what is left
+//! before anything is allocated for it.
 
 use std::collections::HashMap;
-use std::fmt;
 
-/// Index of a node in [`Pickle::nodes`].
-pub(crate) type NodeId = usize;
+use super::{GlobalPolicy, Node, NodeId, Pickle, PickleError};
 
 /// Most nodes one pickle may create. Each opcode creates at most one node and costs at least one
 /// byte, so the input length already bounds this; the cap keeps a huge corrupt pickle from using
@@ -26,149 +12,8 @@ pub(crate) type NodeId = usize;
 /// state dict needs about 25 nodes per tensor, so real checkpoints stay far below it.
 const MAX_NODES: usize = 1 << 22;
 
-/// A pickled object, symbolically.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Node {
-    None,
-    Bool(bool),
-    Int(i128),
-    /// An integer wider than 128 bits: nothing in a checkpoint needs its value.
-    BigInt,
-    Float(f64),
-    Str(String),
-    Bytes(Vec<u8>),
-    Tuple(Vec<NodeId>),
-    List(Vec<NodeId>),
-    /// Key/value pairs in insertion order (a later equal key wins when read as a map).
-    Dict(Vec<(NodeId, NodeId)>),
-    Set(Vec<NodeId>),
-    /// `module.name`, as named by `GLOBAL`/`STACK_GLOBAL`. Never imported.
-    Global {
-        module: String,
-        name: String,
-    },
-    /// `func(*args)` as `REDUCE`/`NEWOBJ` asked for it, never performed; `items`, `appended` and
-    /// `state` record what `SETITEM(S)`, `APPEND(S)` and `BUILD` later did to the result.
-    Call {
-        func: NodeId,
-        args: NodeId,
-        items: Vec<(NodeId, NodeId)>,
-        appended: Vec<NodeId>,
-        state: Option<NodeId>,
-    },
-    /// The result of `persistent_load(pid)`: for torch, a reference to a storage.
-    PersId(NodeId),
-}
-
-/// A parsed pickle: the object arena, the root object and where the pickle ended.
-#[derive(Debug)]
-pub(crate) struct Pickle {
-    pub nodes: Vec<Node>,
-    pub root: NodeId,
-    /// Offset just past the `STOP` opcode, in the buffer given to [`parse`].
-    pub end: usize,
-}
-
-impl Pickle {
-    pub fn node(&self, id: NodeId) -> &Node {
-        // Ids only come from this arena, so they are always in range; `None` keeps this total.
-        self.nodes.get(id).unwrap_or(&Node::None)
-    }
-
-    pub fn as_str(&self, id: NodeId) -> Option<&str> {
-        match self.node(id) {
-            Node::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    pub fn as_int(&self, id: NodeId) -> Option<i128> {
-        match self.node(id) {
-            Node::Int(i) => Some(*i),
-            Node::Bool(b) => Some(i128::from(*b)),
-            _ => None,
-        }
-    }
-
-    /// The items of a tuple or list.
-    pub fn as_seq(&self, id: NodeId) -> Option<&[NodeId]> {
-        match self.node(id) {
-            Node::Tuple(v) | Node::List(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// `Some("module.name")` if `id` is a global.
-    pub fn global_name(&self, id: NodeId) -> Option<String> {
-        match self.node(id) {
-            Node::Global { module, name } => Some(format!("{module}.{name}")),
-            _ => None,
-        }
-    }
-
-    /// A short description of a node for error messages.
-    pub fn describe(&self, id: NodeId) -> String {
-        match self.node(id) {
-            Node::None => "None".into(),
-            Node::Bool(b) => format!("bool {b}"),
-            Node::Int(i) => format!("int {i}"),
-            Node::BigInt => "a very large int".into(),
-            Node::Float(f) => format!("float {f}"),
-            Node::Str(s) => format!("str {s:?}"),
-            Node::Bytes(b) => format!("bytes (len {})", b.len()),
-            Node::Tuple(v) => format!("tuple (len {})", v.len()),
-            Node::List(v) => format!("list (len {})", v.len()),
-            Node::Dict(v) => format!("dict (len {})", v.len()),
-            Node::Set(v) => format!("set (len {})", v.len()),
-            Node::Global { module, name } => format!("class {module}.{name}"),
-            Node::Call { func, .. } => match self.global_name(*func) {
-                Some(g) => format!("a {g}(...) object"),
-                None => "an object".into(),
-            },
-            Node::PersId(_) => "a persistent reference".into(),
-        }
-    }
-}
-
-/// What went wrong, and at which byte of the buffer given to [`parse`].
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PickleError {
-    pub offset: usize,
-    pub reason: String,
-}
-
-impl fmt::Display for PickleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (pickle byte {})", self.reason, self.offset)
-    }
-}
-
-/// Decides whether a global may appear at all; `Err` carries the reason shown to the user.
-pub(crate) type GlobalPolicy<'a> = &'a dyn Fn(&str, &str) -> Result<(), String>;
-
-/// Parses one pickle starting at `buf[start]` and stopping at its `STOP` opcode.
-pub(crate) fn parse(
-    buf: &[u8],
-    start: usize,
-    policy: GlobalPolicy<'_>,
-) -> Result<Pickle, PickleError> {
-    let mut vm = Vm {
-        buf,
-        pos: start,
-        op_pos: start,
-        nodes: Vec::new(),
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-        policy,
-    };
-    vm.run().map_err(|reason| PickleError {
-        offset: vm.op_pos,
-        reason,
-    })
-}
-
-struct Vm<'b, 'p> {
+/// The machine's state while it reads one pickle.
+pub(super) struct Vm<'b, 'p> {
     buf: &'b [u8],
     pos: usize,
     /// Start of the opcode being executed, for error messages.
@@ -181,9 +26,31 @@ struct Vm<'b, 'p> {
 }
 
 type R<T> = Result<T, String>;
+impl<'b, 'p> Vm<'b, 'p> {
+    pub(super) fn new(buf: &'b [u8], start: usize, policy: GlobalPolicy<'p>) -> Self {
+        Vm {
+            buf,
+            pos: start,
+            op_pos: start,
+            nodes: Vec::new(),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            policy,
+        }
+    }
+
+    /// Runs to the `STOP` opcode; an error names the offset of the opcode that failed.
+    pub(super) fn run(mut self) -> Result<Pickle, PickleError> {
+        self.step_to_stop().map_err(|reason| PickleError {
+            offset: self.op_pos,
+            reason,
+        })
+    }
+}
 
 impl<'b> Vm<'b, '_> {
-    fn run(&mut self) -> R<Pickle> {
+    fn step_to_stop(&mut self) -> R<Pickle> {
         loop {
             self.op_pos = self.pos;
             let op = self
@@ -699,7 +566,7 @@ fn pairs(items: &[NodeId]) -> R<Vec<(NodeId, NodeId)>> {
 }
 
 /// LONG1/LONG4 payload: little-endian two's complement.
-fn long_from_le(b: &[u8]) -> Node {
+pub(super) fn long_from_le(b: &[u8]) -> Node {
     if b.is_empty() {
         return Node::Int(0);
     }
@@ -716,176 +583,5 @@ fn latin1_or_utf8(b: &[u8]) -> String {
     match std::str::from_utf8(b) {
         Ok(s) => s.to_string(),
         Err(_) => b.iter().map(|&c| char::from(c)).collect(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn allow_all(_: &str, _: &str) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn parse_all(b: &[u8]) -> Result<Pickle, PickleError> {
-        parse(b, 0, &allow_all)
-    }
-
-    #[test]
-    fn plain_values() {
-        // python3: pickle.dumps({'a': [1, -2, 300, 70000, 2**70, -1.5, None, True], 'b': (b'xy', 'é')}, protocol=2)
-        let b = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01]q\x02(K\x01J\xfe\xff\xff\xffM,\x01J\x70\x11\x01\x00\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00@G\xbf\xf8\x00\x00\x00\x00\x00\x00N\x88eX\x01\x00\x00\x00bq\x03c_codecs\nencode\nq\x04X\x02\x00\x00\x00xyq\x05X\x06\x00\x00\x00latin1q\x06\x86q\x07Rq\x08X\x02\x00\x00\x00\xc3\xa9q\t\x86q\nu.";
-        let p = parse_all(b).unwrap();
-        assert_eq!(p.end, b.len());
-        let Node::Dict(items) = p.node(p.root) else {
-            panic!("root is {:?}", p.node(p.root))
-        };
-        assert_eq!(items.len(), 2);
-        assert_eq!(p.as_str(items[0].0), Some("a"));
-        let list = p.as_seq(items[0].1).unwrap();
-        let vals: Vec<Node> = list.iter().map(|&i| p.node(i).clone()).collect();
-        assert_eq!(
-            vals,
-            vec![
-                Node::Int(1),
-                Node::Int(-2),
-                Node::Int(300),
-                Node::Int(70000),
-                Node::Int(1i128 << 70),
-                Node::Float(-1.5),
-                Node::None,
-                Node::Bool(true),
-            ]
-        );
-        let tup = p.as_seq(items[1].1).unwrap();
-        assert_eq!(p.describe(tup[0]), "a _codecs.encode(...) object");
-        assert_eq!(p.as_str(tup[1]), Some("é"));
-    }
-
-    #[test]
-    fn memo_shares_objects() {
-        // python3: d = {}; pickle.dumps([d, d], protocol=2) gives `] q0 ( } q1 h1 e`; then, by
-        // hand: `h1 X'k' K7 s 0 .` sets an item on the memoised dict, which both slots must see.
-        let b = b"]q\x00(}q\x01h\x01eh\x01X\x01\x00\x00\x00kK\x07s0.";
-        let p = parse_all(b).unwrap();
-        let list = p.as_seq(p.root).unwrap();
-        assert_eq!(list.len(), 2);
-        assert_eq!(list[0], list[1]);
-        let Node::Dict(items) = p.node(list[0]) else {
-            panic!()
-        };
-        assert_eq!(items.len(), 1);
-        assert_eq!(p.as_int(items[0].1), Some(7));
-    }
-
-    #[test]
-    fn protocol4_frames_and_stack_global() {
-        // python3: pickle.dumps(collections.OrderedDict([('x', 1)]), protocol=4)
-        let b = b"\x80\x04\x95)\x00\x00\x00\x00\x00\x00\x00\x8c\x0bcollections\x94\x8c\x0bOrderedDict\x94\x93\x94)R\x94\x8c\x01x\x94K\x01s.";
-        let p = parse_all(b).unwrap();
-        let Node::Call { func, items, .. } = p.node(p.root) else {
-            panic!()
-        };
-        assert_eq!(
-            p.global_name(*func).as_deref(),
-            Some("collections.OrderedDict")
-        );
-        assert_eq!(items.len(), 1);
-    }
-
-    #[test]
-    fn policy_rejects_globals_before_anything_runs() {
-        // What a malicious `__reduce__` returning (os.system, ('touch /tmp/pwned',)) pickles to,
-        // spelled by hand as `os.system` (CPython itself writes `posix.system`).
-        let b = b"\x80\x02cos\nsystem\nq\x00X\x10\x00\x00\x00touch /tmp/pwnedq\x01\x85q\x02Rq\x03.";
-        let policy = |m: &str, n: &str| -> Result<(), String> {
-            if m == "collections" {
-                Ok(())
-            } else {
-                Err(format!("refusing global `{m}.{n}`"))
-            }
-        };
-        let err = parse(b, 0, &policy).unwrap_err();
-        assert_eq!(err.offset, 2);
-        assert!(err.to_string().contains("`os.system`"), "{err}");
-        // python3 -c 'pickle.dumps(E(), protocol=4)': STACK_GLOBAL, same outcome.
-        let b4 = b"\x80\x04\x95\x2b\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94\x93\x94\x8c\x10touch /tmp/pwned\x94\x85\x94R\x94.";
-        let err = parse(b4, 0, &policy).unwrap_err();
-        assert!(err.to_string().contains("`posix.system`"), "{err}");
-        // With a permissive policy the call is only recorded, never made.
-        let p = parse_all(b).unwrap();
-        assert_eq!(p.describe(p.root), "a os.system(...) object");
-        assert!(!std::path::Path::new("/tmp/pwned").exists());
-    }
-
-    #[test]
-    fn damaged_input_is_an_error_not_a_panic() {
-        let good = b"\x80\x02}q\x00X\x01\x00\x00\x00aK\x01s.";
-        for cut in 0..good.len() {
-            let err = parse_all(&good[..cut]).unwrap_err();
-            assert!(err.reason.contains("truncated"), "cut {cut}: {err}");
-        }
-        // A length prefix far beyond the data: refused before allocating.
-        let huge = b"\x80\x02X\xff\xff\xff\xff";
-        assert!(parse_all(huge).unwrap_err().reason.contains("truncated"));
-        let huge8 = b"\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x7f";
-        assert!(parse_all(huge8).unwrap_err().reason.contains("truncated"));
-        // Garbage, underflow, unset memo, unknown opcode.
-        assert!(
-            parse_all(b"\x80\x02R.")
-                .unwrap_err()
-                .reason
-                .contains("underflow")
-        );
-        assert!(
-            parse_all(b"\x80\x02h\x05.")
-                .unwrap_err()
-                .reason
-                .contains("memo entry 5")
-        );
-        assert!(
-            parse_all(b"\xff")
-                .unwrap_err()
-                .reason
-                .contains("unknown pickle opcode 0xff")
-        );
-        assert!(
-            parse_all(b"\x80\x02K\x05(K\x01K\x02u.")
-                .unwrap_err()
-                .reason
-                .contains("SETITEM on an int")
-        );
-        assert!(parse_all(b"\x80\x02K\x01(b.").is_err());
-        assert!(
-            parse_all(b"\x80\x09.")
-                .unwrap_err()
-                .reason
-                .contains("protocol 9")
-        );
-    }
-
-    #[test]
-    fn deep_nesting_does_not_overflow() {
-        // 200k nested 1-tuples: each TUPLE1 costs one byte. Building and dropping the tree must
-        // not recurse.
-        let mut b = vec![0x80, 0x02, b'N'];
-        b.extend(std::iter::repeat_n(0x85u8, 200_000));
-        b.push(b'.');
-        let p = parse_all(&b).unwrap();
-        assert_eq!(p.nodes.len(), 200_001);
-    }
-
-    #[test]
-    fn longs() {
-        assert_eq!(long_from_le(&[]), Node::Int(0));
-        assert_eq!(long_from_le(&[0xff]), Node::Int(-1));
-        assert_eq!(long_from_le(&[0x00, 0x80]), Node::Int(-32768));
-        assert_eq!(long_from_le(&[0x80, 0x00]), Node::Int(128));
-        assert_eq!(long_from_le(&[1; 17]), Node::BigInt);
-        // torch's legacy magic number, as pickled by LONG1.
-        assert_eq!(
-            long_from_le(b"\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"),
-            Node::Int(0x1950a86a20f9469cfc6c)
-        );
     }
 }
