@@ -451,6 +451,17 @@ fn expect_refusal(name: &str, dir: &Path, args: &[String], needles: &[&str]) -> 
     if stderr.contains("panicked at") {
         failures.push(format!("{name}: panicked: {stderr}"));
     }
+    // Each error says its cause once (not `…: No such file (os error 2): No such file (os
+    // error 2)`): no piece of the error line after its first `: ` comes twice.
+    if let Some(line) = stderr.lines().find(|l| l.starts_with("error: ")) {
+        let pieces: Vec<&str> = line.split(": ").skip(1).filter(|p| p.len() > 12).collect();
+        for (i, p) in pieces.iter().enumerate() {
+            if pieces[i + 1..].contains(p) {
+                failures.push(format!("{name}: the error repeats `{p}`: {line}"));
+                break;
+            }
+        }
+    }
     for n in needles {
         let n = n.replace("{dir}", &s(dir));
         if !stderr.contains(&n) {
