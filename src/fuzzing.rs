@@ -14,8 +14,11 @@ use candle_core::{DType, Device, Tensor};
 use crate::models::checkpoint::{Checkpoint, CheckpointFormat, state_dict_names};
 use crate::models::load::{Sidecar, rename_tensors};
 
+/// One fuzz target: the bytes in, nothing out (a reader may refuse them, never panic).
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the name of its fuzz target and of its corpus folders).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("checkpoint", checkpoint),
     ("checkpoint_safetensors", checkpoint_safetensors),
     ("checkpoint_torch_zip", checkpoint_torch_zip),

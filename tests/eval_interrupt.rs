@@ -2,9 +2,13 @@
 //! run that was never stopped: five SIGKILLs (a crash, a killed job) and then Ctrl-C (SIGINT),
 //! which stops after the current step with exit code 130 and a message saying how to resume.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::{run_to_end, spawn};
 
 /// A quick evaluation on the demo model and gallery: many small batches, so a stop lands
 /// between some of them.
@@ -32,27 +36,6 @@ fn eval_args(out: &Path, resume: bool) -> Vec<String> {
         a.push("--resume".into());
     }
     a
-}
-
-fn spawn(args: &[String]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_blindspot"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn run_to_end(args: &[String]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_blindspot"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn pairs_done(out: &Path) -> usize {

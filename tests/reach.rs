@@ -4,27 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{arg as s, blindspot, shared};
-
-/// A synthetic-shapes set (ImageFolder + labels.tsv) from our own generator.
-fn demo_set(dir: &Path, count: usize) -> PathBuf {
-    let out = dir.join("shapes");
-    let (ok, _, stderr) = blindspot(&[
-        "demo-data",
-        "--out",
-        s(&out),
-        "--count",
-        &count.to_string(),
-        "--seed",
-        "7",
-    ]);
-    assert!(ok, "{stderr}");
-    out
-}
+use common::{arg as s, blindspot, demo_set, shared};
 
 #[test]
 fn reach_on_cifar10_with_resnet20_and_lpips() {

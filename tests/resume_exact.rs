@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::folders::{assert_same_folders, files};
-use common::{arg, blindspot};
+use common::{arg, blindspot, demo_set, run_to_end, spawn};
 
 /// A resumable command: its arguments for an output folder, and where its items go.
 struct Job {
@@ -32,21 +32,6 @@ fn strings(args: &[&str], out: &Path, resume: bool) -> Vec<String> {
     a
 }
 
-fn demo_set(dir: &Path, count: usize) -> PathBuf {
-    let out = dir.join("shapes");
-    let (ok, _, stderr) = blindspot(&[
-        "demo-data",
-        "--out",
-        arg(&out),
-        "--count",
-        &count.to_string(),
-        "--seed",
-        "7",
-    ]);
-    assert!(ok, "{stderr}");
-    out
-}
-
 fn items_done(out: &Path, items: &str) -> usize {
     std::fs::read_dir(out.join(items)).map_or(0, |d| {
         d.filter(|e| {
@@ -55,27 +40,6 @@ fn items_done(out: &Path, items: &str) -> usize {
         })
         .count()
     })
-}
-
-fn run_to_end(args: &[String]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_blindspot"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn spawn(args: &[String]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_blindspot"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 /// Waits until `out` holds at least `count` items or the process ended; whether it still runs.

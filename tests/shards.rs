@@ -12,22 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::folders::{assert_same_files, files};
-use common::{arg, blindspot};
-
-fn demo_set(dir: &Path, count: usize) -> PathBuf {
-    let out = dir.join("shapes");
-    let (ok, _, stderr) = blindspot(&[
-        "demo-data",
-        "--out",
-        arg(&out),
-        "--count",
-        &count.to_string(),
-        "--seed",
-        "7",
-    ]);
-    assert!(ok, "{stderr}");
-    out
-}
+use common::{arg, blindspot, demo_set};
 
 fn with_out(args: &[&str], out: &Path, extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();

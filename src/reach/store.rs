@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use super::{ReachPairRecord, ReachPlanRecord};
 use crate::record::{RecordError, save_tensors_atomic, write_atomic};
 use crate::run::{Result, RunError};
-use crate::run_folder::{BatchRun, Opening, RunFolder};
+use crate::run_folder::{BatchRun, Opening, RunFolder, io, json_error};
 
 pub const PLAN_JSON: &str = crate::run_folder::PLAN_JSON;
 
@@ -25,22 +25,6 @@ pub fn pair_files(out: &Path, pair_id: u64) -> PairFiles {
         json: dir.join(format!("pair_{pair_id:06}.json")),
         tensors: dir.join(format!("pair_{pair_id:06}.safetensors")),
     }
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
-    move |source| {
-        RunError::Record(RecordError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-}
-
-fn json_error(path: &Path, source: serde_json::Error) -> RunError {
-    RunError::Record(RecordError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// Locks `out` and writes the plan, or, on `resume` (or for a shard), checks that the plan

@@ -34,7 +34,7 @@ pub const LOCK_FILE: &str = ".lock";
 /// Where the finished items go, one JSON file each.
 pub const ITEMS_DIR: &str = "items";
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     move |source| {
         RunError::Record(RecordError::Io {
             path: path.to_path_buf(),
@@ -43,7 +43,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     }
 }
 
-fn json_error(path: &Path, source: serde_json::Error) -> RunError {
+pub(crate) fn json_error(path: &Path, source: serde_json::Error) -> RunError {
     RunError::Record(RecordError::Json {
         path: path.to_path_buf(),
         source,

@@ -78,3 +78,42 @@ pub fn one_class_resnet20(dir: &std::path::Path) -> PathBuf {
     candle_core::safetensors::save(&tensors, &path).unwrap();
     path
 }
+
+/// The synthetic shapes data set (`demo-data --count N --seed 7`) in `dir/shapes`.
+pub fn demo_set(dir: &std::path::Path, count: usize) -> PathBuf {
+    let out = dir.join("shapes");
+    let (ok, _, stderr) = blindspot(&[
+        "demo-data",
+        "--out",
+        arg(&out),
+        "--count",
+        &count.to_string(),
+        "--seed",
+        "7",
+    ]);
+    assert!(ok, "{stderr}");
+    out
+}
+
+/// Runs the `blindspot` binary to its end and requires success.
+pub fn run_to_end(args: &[String]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindspot"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts the `blindspot` binary (stdout dropped, stderr kept) to stop or kill it.
+pub fn spawn(args: &[String]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_blindspot"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
