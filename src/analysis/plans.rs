@@ -54,8 +54,6 @@ pub fn path_strip_frames(num_logs: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Table 1 for one model (§1.6): mean ± std over the pairs that ran.
-
 /// The reference's fixed NSPGD targets (§2.3): the k_c-th test image of class c, 0-based within
 /// the class in test-set order, used when the full CIFAR-10/MNIST test set is present.
 pub const REACH_TARGET_RANKS: [usize; 10] = [474, 385, 884, 133, 381, 408, 641, 613, 384, 240];

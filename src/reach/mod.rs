@@ -55,8 +55,10 @@ pub struct ReachOptions {
 
 impl Default for ReachOptions {
     fn default() -> Self {
-        let mut config = NspgdConfig::default();
-        config.record_images = false;
+        let config = NspgdConfig {
+            record_images: false,
+            ..NspgdConfig::default()
+        };
         Self {
             config,
             batch: 32,
