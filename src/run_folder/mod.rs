@@ -262,7 +262,9 @@ impl RunFolder {
         let sharded = opening.shard.is_some();
         // Shards must split the same work the same way: nothing of the plan may differ.
         let may_differ = if sharded { &[][..] } else { opening.may_differ };
-        match std::fs::read(&path) {
+        // The plan as the folder records it once this run is in: what a shard's record
+        // hashes, so that `merge` compares it with `plan.json` as it is on disk.
+        let recorded = match std::fs::read(&path) {
             Ok(bytes) => {
                 if !opening.resume && !sharded {
                     return Err(invalid(format!(
@@ -276,8 +278,11 @@ impl RunFolder {
                     serde_json::from_slice(&bytes).map_err(|e| json_error(&path, e))?;
                 refuse_another_plan(&path, &old, &new, may_differ)?;
                 // Written again so that a changed grouping setting is the one on record.
-                if !may_differ.is_empty() {
+                if may_differ.is_empty() {
+                    old
+                } else {
                     write_json(&path, &new)?;
+                    new
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -286,10 +291,13 @@ impl RunFolder {
                 if sharded {
                     let written: serde_json::Value = read_json(&path)?;
                     refuse_another_plan(&path, &written, &new, &[])?;
+                    written
+                } else {
+                    new
                 }
             }
             Err(source) => return Err(RunError::Record(RecordError::Io { path, source })),
-        }
+        };
         let units_path = dir.join(UNITS_JSON);
         if sharded && units_path.is_file() {
             let old: Vec<Vec<String>> = read_json(&units_path)?;
@@ -314,7 +322,7 @@ impl RunFolder {
         Ok(Self {
             dir: dir.to_path_buf(),
             shard: opening.shard,
-            plan_sha256: shard::plan_sha256(&new),
+            plan_sha256: shard::plan_sha256(&recorded),
             units: opening.units.len(),
             _lock: lock,
         })
@@ -471,6 +479,33 @@ mod tests {
         let on_disk: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join(PLAN_JSON)).unwrap()).unwrap();
         assert_eq!(on_disk["options"]["batch"], 8);
+    }
+
+    #[test]
+    fn a_shard_whose_weights_file_was_renamed_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let units = vec![vec![item_file("item_000")], vec![item_file("item_001")]];
+        for (index, name) in [(0, "r20"), (1, "r20-renamed")] {
+            let plan = json!({"model": {"name": name, "weights_sha256": "aa"}, "seed": 0});
+            let folder = RunFolder::open(
+                &out,
+                &plan,
+                Opening {
+                    shard: Some(Shard { index, count: 2 }),
+                    units: units.clone(),
+                    ..Opening::default()
+                },
+            )
+            .unwrap();
+            folder
+                .save_item(&format!("item_00{index}"), &json!(index))
+                .unwrap();
+            folder.finish_shard().unwrap();
+        }
+        // Both shards worked under the plan on disk: the same weights, another file name.
+        let check = check_complete(&out).unwrap();
+        assert_eq!((check.items, check.shards.len()), (2, 2));
     }
 
     #[test]
