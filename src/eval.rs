@@ -251,11 +251,9 @@ fn same_class(id: u32, label: usize) -> bool {
 }
 
 fn pair_paths(out: &Path, id: u64) -> (PathBuf, PathBuf) {
-    let dir = out.join("pairs");
-    (
-        dir.join(format!("pair_{id:05}.json")),
-        dir.join(format!("pair_{id:05}.safetensors")),
-    )
+    let json = out.join(pair_json_file(id));
+    let tensors = json.with_extension("safetensors");
+    (json, tensors)
 }
 
 /// A pair's JSON file, relative to the folder (what `units.json` lists).

@@ -4,6 +4,7 @@
 //! A leaf module: the CLI installs the signal handler (the binary edge) and calls [`request`];
 //! the evaluation loops ask [`requested`] after every step.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -16,4 +17,14 @@ pub fn request() {
 /// Whether a stop was asked for.
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
+}
+
+/// `Break` once a stop was asked for: what a job's progress callback returns to stop after
+/// the current step.
+pub fn stop_requested() -> ControlFlow<()> {
+    if requested() {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    }
 }

@@ -106,29 +106,31 @@ fn killed_stopped_and_resumed_equals_whole(job: &Job) {
     assert_same_folders(&whole, &killed);
 }
 
+/// A quick reach evaluation on the demo model: 10 sources × 10 targets in batches of 2.
+fn quick_reach(images: &Path, out: &Path, resume: bool) -> Vec<String> {
+    strings(
+        &[
+            "reach",
+            "--images",
+            arg(images),
+            "--per-class",
+            "1",
+            "--iterations",
+            "20",
+            "--batch",
+            "2",
+        ],
+        out,
+        resume,
+    )
+}
+
 #[test]
 fn reach_resumes_to_the_last_digit() {
     let dir = tempfile::tempdir().unwrap();
     let images = demo_set(dir.path(), 30);
-    let images = images.display().to_string();
     killed_stopped_and_resumed_equals_whole(&Job {
-        args: Box::new(move |out, resume| {
-            strings(
-                &[
-                    "reach",
-                    "--images",
-                    &images,
-                    "--per-class",
-                    "1",
-                    "--iterations",
-                    "20",
-                    "--batch",
-                    "2",
-                ],
-                out,
-                resume,
-            )
-        }),
+        args: Box::new(move |out, resume| quick_reach(&images, out, resume)),
         items: "pairs",
         total: 100,
     });
@@ -261,23 +263,7 @@ fn resumes_with_another_model_or_setting_are_refused() {
 fn a_failed_write_names_the_file_and_keeps_every_finished_pair() {
     let dir = tempfile::tempdir().unwrap();
     let images = demo_set(dir.path(), 30);
-    let args = |out: &Path, resume: bool| {
-        strings(
-            &[
-                "reach",
-                "--images",
-                arg(&images),
-                "--per-class",
-                "1",
-                "--iterations",
-                "20",
-                "--batch",
-                "2",
-            ],
-            out,
-            resume,
-        )
-    };
+    let args = |out: &Path, resume: bool| quick_reach(&images, out, resume);
     let whole = dir.path().join("whole");
     run_to_end(&args(&whole, false));
 

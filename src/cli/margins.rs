@@ -271,11 +271,7 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
                     }
                 }
                 // Ctrl-C: stop after this batch; finished subspaces are on disk.
-                if blindspot::interrupt::requested() {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
+                blindspot::interrupt::stop_requested()
             },
         )
         .with_context(|| format!("measuring margins of {}", entry.source))?;
@@ -285,15 +281,8 @@ pub fn run(args: &MarginsArgs) -> Result<()> {
             continue;
         }
         if !distribution.complete() {
-            let done: usize = results
-                .iter()
-                .map(
-                    |(d, _): &(blindspot::analysis::frequency::MarginDistribution, f64)| {
-                        d.subspaces.len()
-                    },
-                )
-                .sum::<usize>()
-                + distribution.subspaces.len();
+            // Every model before this one is complete (or the loop would have stopped).
+            let done = k * plan.count + distribution.subspaces.len();
             return Err(RunError::Interrupted {
                 done,
                 total: plan.count * entries.len(),

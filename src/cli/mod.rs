@@ -69,7 +69,7 @@ enum Command {
     MarginsPlot(margins::MarginsPlotArgs),
     /// The triangular hull of a source and two LST outputs.
     Hull(hull::HullArgs),
-    /// Complete a folder that shards (`--shard I/N`, a Slurm job array) of `reach`,
+    /// Complete a folder that shards (`--shard I/N`, a Slurm job array) of `eval`, `reach`,
     /// `margins` or `semantic eval` filled: checks that every item is there, made under one
     /// plan, then writes the tables and figures.
     Merge(merge::MergeArgs),
@@ -252,7 +252,7 @@ fn execute(cli: Cli) -> Result<()> {
     }
 }
 
-/// How a batch command (`reach`, `margins`, `semantic eval`) shares its work out.
+/// How a batch command (`eval`, `reach`, `margins`, `semantic eval`) shares its work out.
 #[derive(Args, Clone, Debug)]
 pub struct ShardArgs {
     /// Do only shard I of N of the work (0 <= I < N), into an --out that all N shards share;

@@ -1,7 +1,6 @@
 //! `blindspot reach`: the NSPGD reach evaluation of §2.3 over a labelled image set, and
 //! `blindspot reach-table`, which puts the reach tables of several evaluations side by side.
 
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -115,11 +114,7 @@ pub fn run(args: &ReachArgs) -> Result<()> {
                 ReachEvent::Pairs { done, .. } => bar.set_position(done as u64),
             }
             // Ctrl-C: stop after this iteration; finished batches are on disk.
-            if blindspot::interrupt::requested() {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
+            blindspot::interrupt::stop_requested()
         },
     )?;
     bar.finish_and_clear();

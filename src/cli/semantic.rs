@@ -543,11 +543,7 @@ fn run_eval_command(args: &EvalArgs) -> Result<()> {
                 } => progress.set_message(format!("{} {iteration}/{iterations}", method.label())),
             }
             // Ctrl-C: stop after this step; finished images are on disk.
-            if blindspot::interrupt::requested() {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
+            blindspot::interrupt::stop_requested()
         },
     )?;
     progress.finish_and_clear();
@@ -555,16 +551,16 @@ fn run_eval_command(args: &EvalArgs) -> Result<()> {
         println!("{message}");
         return Ok(());
     }
-    let (record, maps) = (outcome.record, outcome.maps);
-    if record.stopped {
+    if outcome.record.stopped {
         return Err(blindspot::run::RunError::Interrupted {
-            done: record.images.len() + record.skipped.len(),
-            total: usize::try_from(progress.length().unwrap_or(0)).unwrap_or(usize::MAX),
+            done: outcome.record.images.len() + outcome.record.skipped.len(),
+            total: outcome.total,
             unit: "images",
             out: args.out.clone(),
         }
         .into());
     }
+    let (record, maps) = (outcome.record, outcome.maps);
     record.save(&args.out, &maps)?;
     let name = record.model.short_name();
     print!("{}", srvr_markdown(&[(name.as_str(), &record)]));

@@ -20,10 +20,10 @@ pub struct PairFiles {
 }
 
 pub fn pair_files(out: &Path, pair_id: u64) -> PairFiles {
-    let dir = out.join("pairs");
+    let json = out.join(pair_json_file(pair_id));
     PairFiles {
-        json: dir.join(format!("pair_{pair_id:06}.json")),
-        tensors: dir.join(format!("pair_{pair_id:06}.safetensors")),
+        tensors: json.with_extension("safetensors"),
+        json,
     }
 }
 

@@ -1,13 +1,14 @@
-//! The folder of a resumable, shardable batch evaluation (`reach`, `margins`, `semantic
-//! eval`): a plan written first and checked by every later run, the work as a fixed list of
+//! The folder of a resumable, shardable batch evaluation (`eval`, `reach`, `margins`,
+//! `semantic eval`): a plan written first and checked by every later run, the work as a fixed list of
 //! units, and one file per finished item, each written atomically. A killed or stopped run
 //! leaves whole items only, so a resume redoes exactly the unfinished ones; each item is
 //! computed the same way whether or not others were done before it, so the resumed outputs
 //! are the uninterrupted run's, to the last digit on the CPU. Shards of a Slurm job array
 //! share one folder, each doing the units it owns (`shard.rs`), and `merge` completes it.
 //!
-//! `eval` keeps its own `pool.json` (it checks the pool the data set gives as well), but
-//! shares the lock, the model fingerprint and the difference finder.
+//! `eval` also keeps its `pool.json`, the resume record it checks first (the pool the data
+//! set gives, before the plan can be made), with the same model fingerprint and difference
+//! finder.
 
 mod difference;
 mod shard;

@@ -281,6 +281,7 @@ pub fn run_eval(
     Ok(EvalOutcome {
         record,
         maps,
+        total,
         shard_done,
     })
 }
@@ -291,6 +292,8 @@ pub struct EvalOutcome {
     pub record: EvalRecord,
     /// One per evaluated image with a map, in `record.images` order.
     pub maps: Vec<SemanticMap>,
+    /// Images selected for the evaluation (evaluated, skipped or not reached).
+    pub total: usize,
     /// For a shard that did all its images: what to tell the user (merge comes next).
     pub shard_done: Option<String>,
 }
