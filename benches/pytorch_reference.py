@@ -7,7 +7,7 @@ cross-entropy (weights have requires_grad=False, so no weight gradients), and on
 forward pass without a graph. Also the forward-only batch of 66 hull points and the peak fp32
 GEMM rate of this machine. Writes one JSON object (see `--out`).
 
-    python3 -m venv venv && venv/bin/pip install torch torchvision
+    python3 -m venv venv && venv/bin/pip install torch torchvision timm
     venv/bin/python benches/pytorch_reference.py --out pytorch.json [--model resnet50] [--batch 8]
 
 `--lpips lpips_alex.safetensors` (needs `pip install lpips safetensors`) also times PyTorch's
@@ -138,7 +138,16 @@ MODELS = {
     "resnet18": (lambda: torchvision.models.resnet18(weights=None), 224),
     "resnet50": (lambda: torchvision.models.resnet50(weights=None), 224),
     "efficientnet_lite0": (lambda: EfficientNetLite0(1000), 224),
+    # timm's own DeiT (random weights), with its defaults: fused scaled_dot_product_attention.
+    "vit_s16": (lambda: timm_model("deit_small_patch16_224"), 224),
+    "vit_ti16": (lambda: timm_model("deit_tiny_patch16_224"), 224),
 }
+
+
+def timm_model(name):
+    import timm  # only the ViT rows need it: pip install timm
+
+    return timm.create_model(name, pretrained=False, num_classes=1000)
 
 
 def randomize_batch_norm(model):

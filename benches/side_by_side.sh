@@ -13,7 +13,7 @@ SECS=${SECS:-15}
 THREADS=${THREADS:-$(nproc)}
 mkdir -p "$OUT"
 models=("$@")
-[ ${#models[@]} -gt 0 ] || models=(resnet20 resnet18 resnet50 efficientnet_lite0)
+[ ${#models[@]} -gt 0 ] || models=(resnet20 resnet18 resnet50 efficientnet_lite0 vit_s16 vit_ti16)
 for m in "${models[@]}"; do
   "$PYTHON" benches/pytorch_reference.py --model "$m" --seconds "$SECS" --threads "$THREADS" --out "$OUT/pytorch_$m.json"
   "$BIN" bench --model "$m" --with-no-fold --hull-batch 66 --seconds "$SECS" --threads "$THREADS" --vs-json "$OUT/pytorch_$m.json"

@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// One model (resnet20, resnet18, resnet50, efficientnet_lite0); all when absent.
+    /// One model (resnet20, resnet18, resnet50, efficientnet_lite0, vit_s16, vit_ti16); all
+    /// when absent.
     #[arg(long)]
     model: Option<String>,
     /// One batch size; 1 and 8 when absent.

@@ -7,6 +7,7 @@
 use candle_core::{Module, Result as CResult, Tensor};
 
 use super::classifier::{Network, softmax};
+use super::engine::{self, Program, ProgramBuilder, Value};
 use super::error::{ModelError, Result};
 use super::layers::{Conv2d, LayerNorm, Linear, Padding, gelu_exact};
 use super::weights::Weights;
@@ -169,6 +170,21 @@ impl Block {
         })
     }
 
+    /// The block as engine ops: `x + ls1·proj(attn(qkv(norm1(x))))`, then
+    /// `x + ls2·fc2(gelu(fc1(norm2(x))))`.
+    fn compile(&self, p: &mut ProgramBuilder, x: Value) -> CResult<Value> {
+        let h = p.layer_norm(x, &self.norm1)?;
+        let qkv = p.token_linear(h, &self.attn.qkv, None)?;
+        let h = p.attention(qkv, self.attn.num_heads);
+        let h = p.token_linear(h, &self.attn.proj, self.ls1.as_ref())?;
+        let x = p.add(x, h, engine::Activation::None);
+        let h = p.layer_norm(x, &self.norm2)?;
+        let h = p.token_linear(h, &self.fc1, None)?;
+        let h = p.gelu(h);
+        let h = p.token_linear(h, &self.fc2, self.ls2.as_ref())?;
+        Ok(p.add(x, h, engine::Activation::None))
+    }
+
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let scale = |y: Tensor, gamma: &Option<Tensor>| match gamma {
             Some(g) => y.broadcast_mul(g),
@@ -192,6 +208,7 @@ pub struct VisionTransformer {
     fc_norm: Option<LayerNorm>,
     head: Linear,
     head_dist: Option<Linear>,
+    program: Option<Program>,
 }
 
 impl VisionTransformer {
@@ -229,7 +246,7 @@ impl VisionTransformer {
         } else {
             None
         };
-        Ok(Self {
+        let mut net = Self {
             cfg: cfg.clone(),
             patch_embed,
             prefix: Tensor::cat(&prefix, 1)?,
@@ -239,7 +256,46 @@ impl VisionTransformer {
             fc_norm,
             head: w.linear("head", cfg.num_classes, d, true)?,
             head_dist,
-        })
+            program: None,
+        };
+        if engine::supports(&net.pos_embed) {
+            net.program = Some(net.compile()?);
+        }
+        Ok(net)
+    }
+
+    /// The same network as engine ops. The final norm runs on the tokens the head reads
+    /// only (layer norm is per token, so this is exact and skips the 196 patch tokens).
+    fn compile(&self) -> CResult<Program> {
+        let mut p = ProgramBuilder::new();
+        let patches = p.conv(p.input(), &self.patch_embed, engine::Activation::None)?;
+        let mut x = p.tokens(patches, &self.prefix, &self.pos_embed)?;
+        for block in &self.blocks {
+            x = block.compile(&mut p, x)?;
+        }
+        let prefix = self.cfg.prefix_tokens;
+        if let Some(fc_norm) = &self.fc_norm {
+            if let Some(norm) = &self.norm {
+                x = p.layer_norm(x, norm)?;
+            }
+            let tokens = self.cfg.grid[0] * self.cfg.grid[1];
+            let pooled = p.select_tokens(x, prefix, tokens, true);
+            let pooled = p.layer_norm(pooled, fc_norm)?;
+            let features = p.tokens_to_features(pooled);
+            p.linear(features, &self.head)?;
+            return p.finish();
+        }
+        let heads = if self.head_dist.is_some() { 2 } else { 1 };
+        let mut tokens = p.select_tokens(x, 0, heads, false);
+        if let Some(norm) = &self.norm {
+            tokens = p.layer_norm(tokens, norm)?;
+        }
+        let features = p.tokens_to_features(tokens);
+        match &self.head_dist {
+            Some(head_dist) => p.mean_of_heads(features, &[&self.head, head_dist])?,
+            None => p.linear(features, &self.head)?,
+        };
+        p.finish()
     }
 }
 
@@ -275,5 +331,9 @@ impl Network for VisionTransformer {
             }
             None => Ok(cls),
         }
+    }
+
+    fn program(&self) -> Option<&Program> {
+        self.program.as_ref()
     }
 }

@@ -17,14 +17,20 @@ pub enum ZooModel {
     Resnet18,
     Resnet50,
     EfficientnetLite0,
+    /// DeiT-S / ViT-S/16 at 224 px (timm `deit_small_patch16_224`).
+    VitS16,
+    /// DeiT-Ti / ViT-Ti/16 at 224 px (timm `deit_tiny_patch16_224`).
+    VitTi16,
 }
 
 impl ZooModel {
-    pub const ALL: [ZooModel; 4] = [
+    pub const ALL: [ZooModel; 6] = [
         Self::Resnet20,
         Self::Resnet18,
         Self::Resnet50,
         Self::EfficientnetLite0,
+        Self::VitS16,
+        Self::VitTi16,
     ];
 
     pub fn name(self) -> &'static str {
@@ -33,6 +39,8 @@ impl ZooModel {
             Self::Resnet18 => "resnet18",
             Self::Resnet50 => "resnet50",
             Self::EfficientnetLite0 => "efficientnet_lite0",
+            Self::VitS16 => "vit_s16",
+            Self::VitTi16 => "vit_ti16",
         }
     }
 
@@ -55,6 +63,8 @@ impl ZooModel {
             Self::Resnet18 => torchvision_resnet(&mut b, false, [2, 2, 2, 2], 1000),
             Self::Resnet50 => torchvision_resnet(&mut b, true, [3, 4, 6, 3], 1000),
             Self::EfficientnetLite0 => efficientnet_lite0(&mut b, 1000),
+            Self::VitS16 => vision_transformer(&mut b, 384, 12, 1000),
+            Self::VitTi16 => vision_transformer(&mut b, 192, 12, 1000),
         }
         let tensors = b
             .shapes
@@ -121,6 +131,11 @@ impl Builder {
         self.add(format!("{name}.running_mean"), &[c], Init::Zeros);
         self.add(format!("{name}.running_var"), &[c], Init::Variance);
     }
+    fn layer_norm(&mut self, name: &str, c: usize) {
+        self.add(format!("{name}.weight"), &[c], Init::Ones);
+        self.add(format!("{name}.bias"), &[c], Init::Zeros);
+    }
+
     fn linear(&mut self, name: &str, out: usize, inp: usize) {
         self.add(format!("{name}.weight"), &[out, inp], Init::Weight);
         self.add(format!("{name}.bias"), &[out], Init::Zeros);
@@ -215,4 +230,25 @@ fn efficientnet_lite0(b: &mut Builder, classes: usize) {
     b.conv("_conv_head", 1280, 320, 1);
     b.bn("_bn1", 1280);
     b.linear("_fc", classes, 1280);
+}
+
+/// timm's VisionTransformer at 224 px with 16-px patches, `width` channels in 64-wide heads
+/// (the loader infers the head count from that convention), an MLP of 4x the width.
+fn vision_transformer(b: &mut Builder, width: usize, depth: usize, classes: usize) {
+    let tokens = 1 + (224 / 16) * (224 / 16);
+    b.conv("patch_embed.proj", width, 3, 16);
+    b.add("patch_embed.proj.bias".into(), &[width], Init::Zeros);
+    b.add("cls_token".into(), &[1, 1, width], Init::Weight);
+    b.add("pos_embed".into(), &[1, tokens, width], Init::Weight);
+    for i in 0..depth {
+        let name = format!("blocks.{i}");
+        b.layer_norm(&format!("{name}.norm1"), width);
+        b.linear(&format!("{name}.attn.qkv"), 3 * width, width);
+        b.linear(&format!("{name}.attn.proj"), width, width);
+        b.layer_norm(&format!("{name}.norm2"), width);
+        b.linear(&format!("{name}.mlp.fc1"), 4 * width, width);
+        b.linear(&format!("{name}.mlp.fc2"), width, 4 * width);
+    }
+    b.layer_norm("norm", width);
+    b.linear("head", classes, width);
 }

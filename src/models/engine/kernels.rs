@@ -15,7 +15,7 @@ const PARALLEL_MIN: usize = 1 << 15;
 /// Whether a loop over `len` elements runs on the calling thread: small, or inside a batch
 /// shard that already has a thread to itself (`parallel`).
 #[inline]
-fn sequential(len: usize) -> bool {
+pub(super) fn sequential(len: usize) -> bool {
     len < PARALLEL_MIN || super::parallel::is_serial()
 }
 

@@ -17,245 +17,26 @@
 //! path, which the tests compare this one against.
 
 mod buffers;
+mod builder;
 mod flatten;
 mod gemm;
 mod kernels;
+mod ops;
 mod parallel;
+mod tokens;
 
 use candle_core::{Result, bail};
 use rayon::prelude::*;
 
 use self::buffers::BufferPool;
+pub use self::builder::ProgramBuilder;
 pub use self::kernels::Activation;
-use self::kernels::{ConvWeights, Dims};
-use super::layers::{Conv2d, ConvBn, Linear};
-
-/// A value of a program: the network input (after normalisation) or the output of an op.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Value(usize);
-
-#[derive(Debug)]
-enum Op {
-    Conv {
-        x: usize,
-        conv: Box<ConvWeights>,
-        act: Activation,
-    },
-    /// A per-channel scale and shift: batch norm left unfolded (the benchmark baseline).
-    Affine {
-        x: usize,
-        scale: Vec<f32>,
-        shift: Vec<f32>,
-        act: Activation,
-    },
-    Add {
-        a: usize,
-        b: usize,
-        act: Activation,
-    },
-    MaxPool {
-        x: usize,
-        kernel: usize,
-        stride: usize,
-        pad: usize,
-    },
-    OptionA {
-        x: usize,
-        pad: usize,
-    },
-    GlobalAvgPool {
-        x: usize,
-    },
-    /// `[C][B][H][W]` to `[C·H·W][B]` in PyTorch's NCHW feature order (`flatten`).
-    Flatten {
-        x: usize,
-    },
-    Linear {
-        x: usize,
-        weight: Vec<f32>,
-        bias: Option<Vec<f32>>,
-        out: usize,
-        inp: usize,
-        act: Activation,
-    },
-}
-
-impl Op {
-    fn inputs(&self) -> [Option<usize>; 2] {
-        match *self {
-            Self::Conv { x, .. }
-            | Self::Affine { x, .. }
-            | Self::MaxPool { x, .. }
-            | Self::OptionA { x, .. }
-            | Self::GlobalAvgPool { x }
-            | Self::Flatten { x }
-            | Self::Linear { x, .. } => [Some(x), None],
-            Self::Add { a, b, .. } => [Some(a), Some(b)],
-        }
-    }
-
-    /// Whether the reverse pass reads this op's output (to mask by its activation).
-    fn output_needed_backward(&self) -> bool {
-        match self {
-            Self::Conv { act, .. }
-            | Self::Affine { act, .. }
-            | Self::Add { act, .. }
-            | Self::Linear { act, .. } => *act != Activation::None,
-            _ => false,
-        }
-    }
-}
-
-fn f32_data(t: &candle_core::Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
-}
+use self::kernels::Dims;
+use self::ops::{Op, Plan};
+pub use self::ops::Value;
 
 /// Per-value buffers of one call; `None` once a value is released (or never computed).
 type Values = Vec<Option<Vec<f32>>>;
-
-/// Records a network as ops on values; value `k + 1` is the output of op `k`.
-#[derive(Debug, Default)]
-pub struct ProgramBuilder {
-    ops: Vec<Op>,
-}
-
-impl ProgramBuilder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The normalised network input.
-    pub fn input(&self) -> Value {
-        Value(0)
-    }
-
-    fn push(&mut self, op: Op) -> Value {
-        self.ops.push(op);
-        Value(self.ops.len())
-    }
-
-    /// `act(conv(x) + bias)`. Weights must be f32 (the engine is f32 only).
-    pub fn conv(&mut self, x: Value, conv: &Conv2d, act: Activation) -> Result<Value> {
-        let parts = conv.parts();
-        let (out_c, in_per_group, kh, kw) = parts.weight.dims4()?;
-        let weight = f32_data(parts.weight)?;
-        let (in_c, weight_t) = if parts.depthwise {
-            (out_c, Vec::new())
-        } else {
-            let k = in_per_group * kh * kw;
-            let mut t = vec![0f32; weight.len()];
-            for o in 0..out_c {
-                for i in 0..k {
-                    t[i * out_c + o] = weight[o * k + i];
-                }
-            }
-            (in_per_group, t)
-        };
-        let bias = parts.bias.map(f32_data).transpose()?;
-        let conv = ConvWeights {
-            out_c,
-            in_c,
-            kh,
-            kw,
-            stride: parts.stride,
-            padding: parts.padding,
-            depthwise: parts.depthwise,
-            weight,
-            weight_t,
-            bias,
-        };
-        Ok(self.push(Op::Conv {
-            x: x.0,
-            conv: Box::new(conv),
-            act,
-        }))
-    }
-
-    /// A conv and its batch norm, folded or not as the layer was built.
-    pub fn conv_bn(&mut self, x: Value, layer: &ConvBn, act: Activation) -> Result<Value> {
-        match layer {
-            ConvBn::Folded(conv) => self.conv(x, conv, act),
-            ConvBn::Separate(conv, bn) => {
-                let y = self.conv(x, conv, Activation::None)?;
-                let (scale, shift) = bn.scale_shift()?;
-                Ok(self.push(Op::Affine {
-                    x: y.0,
-                    scale: f32_data(&scale)?,
-                    shift: f32_data(&shift)?,
-                    act,
-                }))
-            }
-        }
-    }
-
-    /// `act(a + b)`.
-    pub fn add(&mut self, a: Value, b: Value, act: Activation) -> Value {
-        self.push(Op::Add {
-            a: a.0,
-            b: b.0,
-            act,
-        })
-    }
-
-    pub fn max_pool(&mut self, x: Value, kernel: usize, stride: usize, pad: usize) -> Value {
-        self.push(Op::MaxPool {
-            x: x.0,
-            kernel,
-            stride,
-            pad,
-        })
-    }
-
-    pub fn option_a_shortcut(&mut self, x: Value, pad: usize) -> Value {
-        self.push(Op::OptionA { x: x.0, pad })
-    }
-
-    pub fn global_avg_pool(&mut self, x: Value) -> Value {
-        self.push(Op::GlobalAvgPool { x: x.0 })
-    }
-
-    /// NCHW flatten of `x` to one feature vector per image, for a linear head.
-    pub fn flatten(&mut self, x: Value) -> Value {
-        self.push(Op::Flatten { x: x.0 })
-    }
-
-    pub fn linear(&mut self, x: Value, linear: &Linear) -> Result<Value> {
-        self.linear_act(x, linear, Activation::None)
-    }
-
-    /// `act(linear(x))`: a hidden layer of an MLP head.
-    pub fn linear_act(&mut self, x: Value, linear: &Linear, act: Activation) -> Result<Value> {
-        let (weight_t, bias) = linear.parts();
-        let (inp, out) = weight_t.dims2()?;
-        let weight = f32_data(&weight_t.t()?.contiguous()?)?;
-        let bias = bias.map(f32_data).transpose()?;
-        Ok(self.push(Op::Linear {
-            x: x.0,
-            weight,
-            bias,
-            out,
-            inp,
-            act,
-        }))
-    }
-
-    /// The program whose output is the last value recorded (the logits).
-    pub fn finish(self) -> Result<Program> {
-        if !matches!(self.ops.last(), Some(Op::Linear { .. })) {
-            bail!("a program must end in the classifier's linear layer");
-        }
-        Ok(Program { ops: self.ops })
-    }
-
-    /// A feature extractor with no classifier head (LPIPS's backbone): its values are read
-    /// with `Program::with_features`, never as logits.
-    pub fn finish_features(self) -> Result<Program> {
-        if self.ops.is_empty() {
-            bail!("a feature program needs at least one op");
-        }
-        Ok(Program { ops: self.ops })
-    }
-}
 
 /// One value of a forward pass as `Program::with_features` hands it out: `data` is laid out
 /// `[channels][batch][height][width]`, the engine's own layout (channel-major, so a
@@ -282,14 +63,6 @@ pub struct Program {
     ops: Vec<Op>,
 }
 
-/// Per-input-shape facts about a program.
-struct Plan {
-    input: Dims,
-    dims: Vec<Dims>,
-    /// The last op that reads each value in the forward pass.
-    last_use: Vec<usize>,
-}
-
 /// Everything a call needs besides the program, kept between calls. One per classifier.
 #[derive(Default)]
 pub(crate) struct Workspace {
@@ -298,6 +71,8 @@ pub(crate) struct Workspace {
     col: Vec<f32>,
     /// Max-pool winners, per op.
     argmax: Vec<Vec<u32>>,
+    /// Attention probabilities `[B][H][N][N]`, per op.
+    probs: Vec<Vec<f32>>,
     /// One workspace per batch shard (`parallel`), kept like everything else.
     shards: Vec<Workspace>,
 }
@@ -308,6 +83,7 @@ impl Workspace {
         self.pool.bytes()
             + 4 * self.col.capacity()
             + self.argmax.iter().map(|a| 4 * a.capacity()).sum::<usize>()
+            + self.probs.iter().map(|p| 4 * p.capacity()).sum::<usize>()
             + self.shards.iter().map(Workspace::held_bytes).sum::<usize>()
     }
 }
@@ -319,125 +95,15 @@ pub(crate) struct Normalize<'a> {
 }
 
 impl Program {
-    fn plan(&self, input: Dims) -> Result<Plan> {
-        let mut dims = Vec::with_capacity(self.ops.len() + 1);
-        dims.push(input);
-        let mut last_use = vec![0; self.ops.len() + 1];
-        for (i, op) in self.ops.iter().enumerate() {
-            for x in op.inputs().into_iter().flatten() {
-                last_use[x] = i;
-            }
-            let d = match op {
-                Op::Conv { x, conv, .. } => {
-                    let xd = dims[*x];
-                    let (kh, kw, s) = (conv.kh, conv.kw, conv.stride);
-                    let (t, b) = conv.padding.amounts(xd.h, kh, s);
-                    let (l, r) = conv.padding.amounts(xd.w, kw, s);
-                    if xd.c != conv.in_c || xd.h + t + b < kh || xd.w + l + r < kw {
-                        bail!(
-                            "op {i}: a {kh}x{kw} conv over {} channels cannot take a {}x{}x{} input",
-                            conv.in_c,
-                            xd.c,
-                            xd.h,
-                            xd.w
-                        );
-                    }
-                    conv.output_dims(xd)
-                }
-                Op::Affine { x, scale, .. } => {
-                    if dims[*x].c != scale.len() {
-                        bail!("op {i}: {} scales for {} channels", scale.len(), dims[*x].c);
-                    }
-                    dims[*x]
-                }
-                Op::Add { a, b, .. } => {
-                    if dims[*a] != dims[*b] {
-                        bail!("op {i}: adding {:?} to {:?}", dims[*a], dims[*b]);
-                    }
-                    dims[*a]
-                }
-                Op::MaxPool {
-                    x,
-                    kernel,
-                    stride,
-                    pad,
-                } => {
-                    let xd = dims[*x];
-                    if xd.h + 2 * pad < *kernel || xd.w + 2 * pad < *kernel || 2 * pad > *kernel {
-                        bail!("op {i}: max pool {kernel}/{stride}/{pad} over {xd:?}");
-                    }
-                    Dims {
-                        h: (xd.h + 2 * pad - kernel) / stride + 1,
-                        w: (xd.w + 2 * pad - kernel) / stride + 1,
-                        ..xd
-                    }
-                }
-                Op::OptionA { x, pad } => {
-                    let xd = dims[*x];
-                    Dims {
-                        c: xd.c + 2 * pad,
-                        h: xd.h.div_ceil(2),
-                        w: xd.w.div_ceil(2),
-                        ..xd
-                    }
-                }
-                Op::GlobalAvgPool { x } => Dims {
-                    h: 1,
-                    w: 1,
-                    ..dims[*x]
-                },
-                Op::Flatten { x } => Dims {
-                    c: dims[*x].c * dims[*x].plane(),
-                    h: 1,
-                    w: 1,
-                    ..dims[*x]
-                },
-                Op::Linear { x, out, inp, .. } => {
-                    let xd = dims[*x];
-                    if xd.c != *inp || xd.plane() != 1 {
-                        bail!("op {i}: linear {inp} -> {out} over {xd:?}");
-                    }
-                    Dims { c: *out, ..xd }
-                }
-            };
-            dims.push(d);
-        }
-        Ok(Plan {
-            input,
-            dims,
-            last_use,
-        })
-    }
-
-    /// Multiply-add FLOPs (2 per MAC) of one forward pass over `[b, c, h, w]`: convolutions
-    /// and linear layers, the work a GEMM-bound pass cannot avoid.
-    pub fn forward_flops(&self, (b, c, h, w): (usize, usize, usize, usize)) -> Result<f64> {
-        let plan = self.plan(Dims { c, b, h, w })?;
-        let mut flops = 0f64;
-        for (i, op) in self.ops.iter().enumerate() {
-            let yd = plan.dims[i + 1];
-            flops += match op {
-                Op::Conv { conv, .. } => {
-                    let per_output = if conv.depthwise {
-                        conv.kh * conv.kw
-                    } else {
-                        conv.in_c * conv.kh * conv.kw
-                    };
-                    2.0 * (yd.len() * per_output) as f64
-                }
-                Op::Linear { out, inp, .. } => 2.0 * (out * inp * b) as f64,
-                _ => 0.0,
-            };
-        }
-        Ok(flops)
-    }
-
     fn ensure_plan(&self, ws: &mut Workspace, input: Dims) -> Result<()> {
         if ws.plan.as_ref().is_none_or(|p| p.input != input) {
             ws.plan = Some(self.plan(input)?);
         }
         if ws.argmax.len() != self.ops.len() {
             ws.argmax = vec![Vec::new(); self.ops.len()];
+        }
+        if ws.probs.len() != self.ops.len() {
+            ws.probs = vec![Vec::new(); self.ops.len()];
         }
         Ok(())
     }
@@ -541,6 +207,7 @@ impl Program {
             pool,
             col,
             argmax,
+            probs,
             ..
         } = ws;
         let Some(plan) = plan.as_ref() else {
@@ -627,11 +294,58 @@ impl Program {
                     );
                     flatten::activate(&mut y, *act);
                 }
+                Op::Tokens { x, prefix, pos } => {
+                    let xd = plan.dims[*x];
+                    tokens::tokens_forward(get(*x), (xd.c, b, xd.plane()), prefix, pos, &mut y);
+                }
+                Op::LayerNorm {
+                    x,
+                    gamma,
+                    beta,
+                    eps,
+                } => tokens::layer_norm_forward(get(*x), yd.c, (gamma, beta, *eps), &mut y),
+                Op::TokenLinear {
+                    x,
+                    weight_t,
+                    bias,
+                    out,
+                    inp,
+                } => tokens::token_linear_forward(
+                    weight_t,
+                    bias.as_deref(),
+                    (*out, *inp, b * yd.h),
+                    get(*x),
+                    &mut y,
+                ),
+                Op::Gelu { x } => tokens::gelu_forward(get(*x), &mut y),
+                Op::Attention { qkv, heads } => {
+                    let shape = attention_shape(yd, *heads);
+                    probs[i].resize(shape.probs_len(), 0.0);
+                    let mut scratch = pool.take(shape.out_len());
+                    tokens::attention_forward(get(*qkv), shape, &mut probs[i], &mut scratch, &mut y);
+                    pool.give(scratch);
+                }
+                Op::SelectTokens {
+                    x,
+                    start,
+                    count,
+                    mean,
+                } => {
+                    let xd = plan.dims[*x];
+                    tokens::select_tokens_forward(
+                        get(*x),
+                        (b, xd.h, xd.c),
+                        (*start, *count, *mean),
+                        &mut y,
+                    );
+                }
+                Op::TokensToFeatures { x } => {
+                    tokens::tokens_to_features(get(*x), (b, yd.c), &mut y);
+                }
             }
             values[i + 1] = Some(y);
             for x in op.inputs().into_iter().flatten() {
-                let needed = (record && x > 0 && self.ops[x - 1].output_needed_backward())
-                    || keep.contains(&x);
+                let needed = (record && plan.kept_backward[x]) || keep.contains(&x);
                 if plan.last_use[x] == i
                     && !needed
                     && let Some(buf) = values[x].take()
@@ -752,6 +466,7 @@ impl Program {
             pool,
             col,
             argmax,
+            probs,
             ..
         } = ws;
         let Some(plan) = plan.as_ref() else {
@@ -871,6 +586,92 @@ impl Program {
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }
+                Op::Tokens { x, prefix, .. } => {
+                    let xd = plan.dims[*x];
+                    let (mut dx, acc) = take_grad(&mut grads[*x], pool, xd.len());
+                    let p = prefix.len() / xd.c.max(1);
+                    tokens::tokens_vjp(&gy, (xd.c, b, xd.plane()), p, &mut dx, acc);
+                    grads[*x] = Some(dx);
+                    pool.give(gy);
+                }
+                Op::LayerNorm { x, gamma, eps, .. } => {
+                    let Some(xv) = values[*x].as_deref() else {
+                        bail!("op {i}: layer norm input was not kept");
+                    };
+                    let (mut dx, acc) = take_grad(&mut grads[*x], pool, yd.len());
+                    tokens::layer_norm_vjp(xv, &gy, yd.c, (gamma, *eps), &mut dx, acc);
+                    grads[*x] = Some(dx);
+                    pool.give(gy);
+                }
+                Op::TokenLinear {
+                    x,
+                    weight_t,
+                    out,
+                    inp,
+                    ..
+                } => {
+                    let (mut dx, acc) = take_grad(&mut grads[*x], pool, plan.dims[*x].len());
+                    let rows = b * yd.h;
+                    tokens::token_linear_vjp(weight_t, (*out, *inp, rows), &gy, &mut dx, acc);
+                    grads[*x] = Some(dx);
+                    pool.give(gy);
+                }
+                Op::Gelu { x } => {
+                    let Some(xv) = values[*x].as_deref() else {
+                        bail!("op {i}: GELU input was not kept");
+                    };
+                    tokens::gelu_vjp(xv, &mut gy);
+                    accumulate_or_move(&mut grads[*x], gy, pool);
+                }
+                Op::Attention { qkv, heads } => {
+                    let Some(xv) = values[*qkv].as_deref() else {
+                        bail!("op {i}: attention input was not kept");
+                    };
+                    let shape = attention_shape(yd, *heads);
+                    let (mut dx, acc) = take_grad(&mut grads[*qkv], pool, 3 * shape.out_len());
+                    let mut heads_scratch = pool.take(shape.out_len());
+                    let mut scores = pool.take(shape.probs_len());
+                    let mut parts = pool.take(3 * shape.out_len());
+                    tokens::attention_vjp(
+                        xv,
+                        &probs[i],
+                        &gy,
+                        shape,
+                        &mut heads_scratch,
+                        &mut scores,
+                        &mut parts,
+                        &mut dx,
+                        acc,
+                    );
+                    for buf in [heads_scratch, scores, parts, gy] {
+                        pool.give(buf);
+                    }
+                    grads[*qkv] = Some(dx);
+                }
+                Op::SelectTokens {
+                    x,
+                    start,
+                    count,
+                    mean,
+                } => {
+                    let xd = plan.dims[*x];
+                    let (mut dx, acc) = take_grad(&mut grads[*x], pool, xd.len());
+                    tokens::select_tokens_vjp(
+                        &gy,
+                        (b, xd.h, xd.c),
+                        (*start, *count, *mean),
+                        &mut dx,
+                        acc,
+                    );
+                    grads[*x] = Some(dx);
+                    pool.give(gy);
+                }
+                Op::TokensToFeatures { x } => {
+                    let (mut dx, acc) = take_grad(&mut grads[*x], pool, plan.dims[*x].len());
+                    tokens::tokens_to_features_vjp(&gy, (b, yd.c), &mut dx, acc);
+                    grads[*x] = Some(dx);
+                    pool.give(gy);
+                }
             }
             if let Some(v) = yv {
                 pool.give(v);
@@ -929,6 +730,25 @@ fn check_pixels(pixels: &[f32], (b, c, h, w): (usize, usize, usize, usize)) -> R
         );
     }
     Ok(())
+}
+
+/// The gradient buffer of a value: the one already there (to accumulate into), or a fresh
+/// one of `len` with unspecified contents (to overwrite).
+fn take_grad(slot: &mut Option<Vec<f32>>, pool: &mut BufferPool, len: usize) -> (Vec<f32>, bool) {
+    match slot.take() {
+        Some(g) => (g, true),
+        None => (pool.take(len), false),
+    }
+}
+
+/// The attention op's shape from its output's dims.
+fn attention_shape(yd: Dims, heads: usize) -> tokens::AttentionShape {
+    tokens::AttentionShape {
+        batch: yd.b,
+        tokens: yd.h,
+        width: yd.c,
+        heads,
+    }
 }
 
 /// `slot += g`, or `slot = g` when it holds nothing yet (no copy).

@@ -1,0 +1,483 @@
+//! The engine's kernels for vision transformers (timm ViT and DeiT).
+//!
+//! Tokens are laid out `[B][N][D]`: one token per row, so a per-token linear layer is one GEMM
+//! over all `B·N` rows and layer norm walks contiguous rows. (The convolutional kernels use
+//! `[C][B][H][W]`; `tokens_forward` is where a patch embedding crosses from one to the other.)
+//! As everywhere in the engine, each op has a forward and an input VJP and nothing computes a
+//! weight gradient.
+//!
+//! Attention runs one (image, head) pair at a time, in parallel over the pairs: `S = Q·Kᵀ`,
+//! its row softmax `P` (kept for the reverse pass), then `P·V`, each product a GEMM on strided
+//! views of the fused `qkv` rows, so no head is ever copied out. Heads write into a
+//! `[B][H][N][hd]` scratch whose per-pair blocks are contiguous (disjoint slices for the
+//! threads) and are then interleaved back into `[B][N][D]`.
+
+use rayon::prelude::*;
+
+use super::gemm::{View, matmul};
+use super::kernels::sequential;
+
+/// The shape of one attention op: `batch` images of `tokens` tokens, `width` channels (the
+/// output's; the fused input has three times as many) in `heads` heads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AttentionShape {
+    pub batch: usize,
+    pub tokens: usize,
+    pub width: usize,
+    pub heads: usize,
+}
+
+impl AttentionShape {
+    fn head_dim(&self) -> usize {
+        self.width / self.heads
+    }
+
+    fn pairs(&self) -> usize {
+        self.batch * self.heads
+    }
+
+    /// Floats of the kept softmax probabilities, `[B][H][N][N]`.
+    pub fn probs_len(&self) -> usize {
+        self.pairs() * self.tokens * self.tokens
+    }
+
+    /// Floats of one `[B][N][D]` (or `[B][H][N][hd]`) activation.
+    pub fn out_len(&self) -> usize {
+        self.batch * self.tokens * self.width
+    }
+
+    /// Multiply-add FLOPs of the forward pass: `Q·Kᵀ` and `P·V`.
+    pub fn forward_flops(&self) -> f64 {
+        2.0 * 2.0 * (self.batch * self.tokens * self.tokens * self.width) as f64
+    }
+}
+
+/// Runs `f(i, a_i, b_i)` over matching `a_len`- and `b_len`-long chunks of `a` and `b`, in
+/// parallel unless `work` (in floats touched) is small or this thread is a batch shard.
+fn for_pairs(
+    a: &mut [f32],
+    a_len: usize,
+    b: &mut [f32],
+    b_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
+) {
+    if a_len == 0 || b_len == 0 {
+        return;
+    }
+    if sequential(work) {
+        a.chunks_mut(a_len)
+            .zip(b.chunks_mut(b_len))
+            .enumerate()
+            .for_each(|(i, (a, b))| f(i, a, b));
+    } else {
+        a.par_chunks_mut(a_len)
+            .zip(b.par_chunks_mut(b_len))
+            .enumerate()
+            .for_each(|(i, (a, b))| f(i, a, b));
+    }
+}
+
+/// Runs `f(row_index, y_row)` over the `width`-long rows of `y`.
+fn for_rows(y: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if width == 0 {
+        return;
+    }
+    if sequential(y.len()) {
+        y.chunks_mut(width).enumerate().for_each(|(r, y)| f(r, y));
+    } else {
+        // Whole rows per task, about PARALLEL_MIN floats each.
+        let rows_per_task = (1usize << 15).div_ceil(width).max(1);
+        y.par_chunks_mut(rows_per_task * width)
+            .enumerate()
+            .for_each(|(t, block)| {
+                block
+                    .chunks_mut(width)
+                    .enumerate()
+                    .for_each(|(r, y)| f(t * rows_per_task + r, y));
+            });
+    }
+}
+
+/// Patch embeddings `[D][B][gh·gw]` (a strided conv's output) to tokens `[B][P + gh·gw][D]`:
+/// the `P` prefix tokens (class, distillation) first, then the patches in raster order,
+/// each plus its position embedding `pos` `[P + gh·gw][D]`.
+pub(crate) fn tokens_forward(
+    patches: &[f32],
+    (d, b, grid): (usize, usize, usize),
+    prefix: &[f32],
+    pos: &[f32],
+    y: &mut [f32],
+) {
+    let p = prefix.len() / d.max(1);
+    let n = p + grid;
+    for_rows(y, d, |row, y| {
+        let (bi, t) = (row / n, row % n);
+        let pos = &pos[t * d..(t + 1) * d];
+        if t < p {
+            let pre = &prefix[t * d..(t + 1) * d];
+            for ((y, &a), &e) in y.iter_mut().zip(pre).zip(pos) {
+                *y = a + e;
+            }
+        } else {
+            let i = t - p;
+            for (c, (y, &e)) in y.iter_mut().zip(pos).enumerate() {
+                *y = patches[(c * b + bi) * grid + i] + e;
+            }
+        }
+    });
+}
+
+/// The VJP of `tokens_forward` into the patch embeddings `[D][B][gh·gw]` (the prefix and the
+/// position embeddings are weights: no gradient).
+pub(crate) fn tokens_vjp(
+    gy: &[f32],
+    (d, b, grid): (usize, usize, usize),
+    prefix_tokens: usize,
+    dx: &mut [f32],
+    accumulate: bool,
+) {
+    let n = prefix_tokens + grid;
+    for_rows(dx, grid, |row, dx| {
+        let (c, bi) = (row / b, row % b);
+        for (i, dx) in dx.iter_mut().enumerate() {
+            let g = gy[(bi * n + prefix_tokens + i) * d + c];
+            *dx = if accumulate { *dx + g } else { g };
+        }
+    });
+}
+
+/// Per-row mean and reciprocal standard deviation, as PyTorch's layer norm (biased variance).
+fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// Layer norm over the last dimension of `[rows][width]`.
+pub(crate) fn layer_norm_forward(
+    x: &[f32],
+    width: usize,
+    (gamma, beta, eps): (&[f32], &[f32], f32),
+    y: &mut [f32],
+) {
+    for_rows(y, width, |r, y| {
+        let x = &x[r * width..(r + 1) * width];
+        let (mean, rstd) = row_stats(x, eps);
+        for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+            *y = (x - mean) * rstd * g + b;
+        }
+    });
+}
+
+/// The VJP of layer norm from its input `x`: with `x̂ = (x − μ)·r` and `g = gy·γ`,
+/// `dx = r·(g − mean(g) − x̂·mean(g·x̂))`. The statistics are recomputed from `x`, which
+/// costs one pass over a row instead of keeping two floats per token.
+pub(crate) fn layer_norm_vjp(
+    x: &[f32],
+    gy: &[f32],
+    width: usize,
+    (gamma, eps): (&[f32], f32),
+    dx: &mut [f32],
+    accumulate: bool,
+) {
+    let n = width as f32;
+    for_rows(dx, width, |r, dx| {
+        let span = r * width..(r + 1) * width;
+        let (x, gy) = (&x[span.clone()], &gy[span]);
+        let (mean, rstd) = row_stats(x, eps);
+        let (mut sum_g, mut sum_gx) = (0f32, 0f32);
+        for ((&x, &gy), &w) in x.iter().zip(gy).zip(gamma) {
+            let g = gy * w;
+            sum_g += g;
+            sum_gx += g * (x - mean) * rstd;
+        }
+        let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
+        for (((dx, &x), &gy), &w) in dx.iter_mut().zip(x).zip(gy).zip(gamma) {
+            let xhat = (x - mean) * rstd;
+            let v = rstd * (gy * w - mean_g - xhat * mean_gx);
+            *dx = if accumulate { *dx + v } else { v };
+        }
+    });
+}
+
+/// `y[rows][out] = x[rows][inp] · W + b` for `weight_t` `W` `[inp][out]` (PyTorch's weight,
+/// transposed once at compile time).
+pub(crate) fn token_linear_forward(
+    weight_t: &[f32],
+    bias: Option<&[f32]>,
+    (out, inp, rows): (usize, usize, usize),
+    x: &[f32],
+    y: &mut [f32],
+) {
+    matmul(
+        rows,
+        out,
+        inp,
+        y,
+        out,
+        false,
+        View::rows(x, inp),
+        View::rows(weight_t, out),
+    );
+    if let Some(bias) = bias {
+        for_rows(y, out, |_, y| {
+            for (y, &b) in y.iter_mut().zip(bias) {
+                *y += b;
+            }
+        });
+    }
+}
+
+/// `dx[rows][inp] (+)= gy[rows][out] · Wᵀ`.
+pub(crate) fn token_linear_vjp(
+    weight_t: &[f32],
+    (out, inp, rows): (usize, usize, usize),
+    gy: &[f32],
+    dx: &mut [f32],
+    accumulate: bool,
+) {
+    matmul(
+        rows,
+        inp,
+        out,
+        dx,
+        inp,
+        accumulate,
+        View::rows(gy, out),
+        View::transposed(weight_t, out),
+    );
+}
+
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// 1/√(2π), the standard normal density at 0.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+/// Exact (erf) GELU, `x·Φ(x)`, as PyTorch's `nn.GELU()` and timm's default.
+pub(crate) fn gelu_forward(x: &[f32], y: &mut [f32]) {
+    for_rows(y, 1 << 12, |r, y| {
+        let x = &x[r << 12..];
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = x * 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2));
+        }
+    });
+}
+
+/// `g *= GELU'(x) = Φ(x) + x·φ(x)`, in place.
+pub(crate) fn gelu_vjp(x: &[f32], g: &mut [f32]) {
+    for_rows(g, 1 << 12, |r, g| {
+        let x = &x[r << 12..];
+        for (g, &x) in g.iter_mut().zip(x) {
+            let cdf = 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2));
+            let pdf = INV_SQRT_2PI * (-0.5 * x * x).exp();
+            *g *= cdf + x * pdf;
+        }
+    });
+}
+
+/// `p = softmax(scale · p)` over each `n`-long row, in place.
+fn softmax_rows(p: &mut [f32], n: usize, scale: f32) {
+    for row in p.chunks_mut(n) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let mut sum = 0f32;
+        for v in row.iter_mut() {
+            *v = ((*v - max) * scale).exp();
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+/// The views of one pair's `Q`, `K` and `V` (each `[N][hd]`) inside the fused `qkv` rows
+/// `[B][N][3D]`.
+fn head_views(qkv: &[f32], s: AttentionShape, pair: usize) -> [View<'_>; 3] {
+    let (bi, h) = (pair / s.heads, pair % s.heads);
+    let row = 3 * s.width;
+    let base = bi * s.tokens * row + h * s.head_dim();
+    [0, 1, 2].map(|part| View::rows(&qkv[base + part * s.width..], row))
+}
+
+/// `[B][H][N][hd]` to `[B][N][D]`.
+fn interleave_heads(s: AttentionShape, heads: &[f32], tokens: &mut [f32]) {
+    let (n, d, hd) = (s.tokens, s.width, s.head_dim());
+    for_rows(tokens, d, |row, dst| {
+        let (bi, t) = (row / n, row % n);
+        for h in 0..s.heads {
+            let src = &heads[((bi * s.heads + h) * n + t) * hd..][..hd];
+            dst[h * hd..(h + 1) * hd].copy_from_slice(src);
+        }
+    });
+}
+
+/// Multi-head self-attention over fused `qkv` `[B][N][3D]` (timm's `attn.qkv` output, before
+/// `attn.proj`), into `y` `[B][N][D]`. `probs` `[B][H][N][N]` receives the softmax, which the
+/// VJP reads; `heads` is `[B][H][N][hd]` scratch.
+pub(crate) fn attention_forward(
+    qkv: &[f32],
+    s: AttentionShape,
+    probs: &mut [f32],
+    heads: &mut [f32],
+    y: &mut [f32],
+) {
+    let (n, hd) = (s.tokens, s.head_dim());
+    let scale = (hd as f32).powf(-0.5);
+    let work = s.probs_len() * hd;
+    for_pairs(probs, n * n, heads, n * hd, work, |pair, p, o| {
+        let [q, k, v] = head_views(qkv, s, pair);
+        // Kᵀ is K's view with the strides swapped.
+        let kt = View {
+            data: k.data,
+            row_stride: 1,
+            col_stride: k.row_stride,
+        };
+        matmul(n, n, hd, p, n, false, q, kt);
+        softmax_rows(p, n, scale);
+        matmul(n, hd, n, o, hd, false, View::rows(p, n), v);
+    });
+    interleave_heads(s, heads, y);
+}
+
+/// The VJP of `attention_forward` into `dqkv` `[B][N][3D]`. Per pair, with `dO` the pair's
+/// slice of `gy`: `dV = Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = scale · P ⊙ (dP − rowsum(dP ⊙ P))`,
+/// `dQ = dS·K`, `dK = dSᵀ·Q`. `heads` is `[B][H][N][hd]` and `parts` `[B][H][3][N][hd]`
+/// scratch; `scores` `[B][H][N][N]` scratch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_vjp(
+    qkv: &[f32],
+    probs: &[f32],
+    gy: &[f32],
+    s: AttentionShape,
+    heads: &mut [f32],
+    scores: &mut [f32],
+    parts: &mut [f32],
+    dqkv: &mut [f32],
+    accumulate: bool,
+) {
+    let (n, d, hd) = (s.tokens, s.width, s.head_dim());
+    let scale = (hd as f32).powf(-0.5);
+    gather_heads(s, gy, heads);
+    let heads: &[f32] = heads;
+    let work = s.probs_len() * hd;
+    for_pairs(scores, n * n, parts, 3 * n * hd, work, |pair, ds, dparts| {
+        let [q, k, v] = head_views(qkv, s, pair);
+        let p = &probs[pair * n * n..][..n * n];
+        let d_o = View::rows(&heads[pair * n * hd..][..n * hd], hd);
+        let (dq, rest) = dparts.split_at_mut(n * hd);
+        let (dk, dv) = rest.split_at_mut(n * hd);
+        matmul(n, hd, n, dv, hd, false, View::transposed(p, n), d_o);
+        let vt = View {
+            data: v.data,
+            row_stride: 1,
+            col_stride: v.row_stride,
+        };
+        matmul(n, n, hd, ds, n, false, d_o, vt);
+        for (ds, p) in ds.chunks_mut(n).zip(p.chunks(n)) {
+            let dot: f32 = ds.iter().zip(p).map(|(&a, &b)| a * b).sum();
+            for (ds, &p) in ds.iter_mut().zip(p) {
+                *ds = scale * p * (*ds - dot);
+            }
+        }
+        matmul(n, hd, n, dq, hd, false, View::rows(ds, n), k);
+        matmul(n, hd, n, dk, hd, false, View::transposed(ds, n), q);
+    });
+    // Scatter [B][H][3][N][hd] into [B][N][3D].
+    for_rows(dqkv, 3 * d, |row, dst| {
+        let (bi, t) = (row / n, row % n);
+        for h in 0..s.heads {
+            for part in 0..3 {
+                let src = &parts[(((bi * s.heads + h) * 3 + part) * n + t) * hd..][..hd];
+                let dst = &mut dst[part * d + h * hd..][..hd];
+                if accumulate {
+                    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+                } else {
+                    dst.copy_from_slice(src);
+                }
+            }
+        }
+    });
+}
+
+/// `[B][N][D]` to `[B][H][N][hd]`.
+fn gather_heads(s: AttentionShape, tokens: &[f32], heads: &mut [f32]) {
+    let (n, d, hd) = (s.tokens, s.width, s.head_dim());
+    for_rows(heads, hd, |row, dst| {
+        let (pair, t) = (row / n, row % n);
+        let (bi, h) = (pair / s.heads, pair % s.heads);
+        dst.copy_from_slice(&tokens[(bi * n + t) * d + h * hd..][..hd]);
+    });
+}
+
+/// Tokens `start..start + count` of every image, `[B][count][D]`, or their mean `[B][1][D]`.
+pub(crate) fn select_tokens_forward(
+    x: &[f32],
+    (b, n, d): (usize, usize, usize),
+    (start, count, mean): (usize, usize, bool),
+    y: &mut [f32],
+) {
+    for bi in 0..b {
+        let src = &x[(bi * n + start) * d..][..count * d];
+        if mean {
+            let dst = &mut y[bi * d..][..d];
+            dst.fill(0.0);
+            for tok in src.chunks(d) {
+                dst.iter_mut().zip(tok).for_each(|(a, &v)| *a += v);
+            }
+            let inv = 1.0 / count as f32;
+            dst.iter_mut().for_each(|a| *a *= inv);
+        } else {
+            y[bi * count * d..][..count * d].copy_from_slice(src);
+        }
+    }
+}
+
+/// The VJP of `select_tokens_forward`; tokens not selected get no gradient.
+pub(crate) fn select_tokens_vjp(
+    gy: &[f32],
+    (b, n, d): (usize, usize, usize),
+    (start, count, mean): (usize, usize, bool),
+    dx: &mut [f32],
+    accumulate: bool,
+) {
+    if !accumulate {
+        dx.fill(0.0);
+    }
+    for bi in 0..b {
+        let dst = &mut dx[(bi * n + start) * d..][..count * d];
+        if mean {
+            let g = &gy[bi * d..][..d];
+            let inv = 1.0 / count as f32;
+            for tok in dst.chunks_mut(d) {
+                tok.iter_mut().zip(g).for_each(|(a, &v)| *a += v * inv);
+            }
+        } else {
+            let g = &gy[bi * count * d..][..count * d];
+            dst.iter_mut().zip(g).for_each(|(a, &v)| *a += v);
+        }
+    }
+}
+
+/// Tokens `[B][N][D]` to features `[N·D][B]`, the layout of the engine's linear head.
+pub(crate) fn tokens_to_features(x: &[f32], (b, per_image): (usize, usize), y: &mut [f32]) {
+    for bi in 0..b {
+        for (f, &v) in x[bi * per_image..][..per_image].iter().enumerate() {
+            y[f * b + bi] = v;
+        }
+    }
+}
+
+/// The VJP of `tokens_to_features`.
+pub(crate) fn tokens_to_features_vjp(
+    gy: &[f32],
+    (b, per_image): (usize, usize),
+    dx: &mut [f32],
+    accumulate: bool,
+) {
+    for bi in 0..b {
+        for (f, dx) in dx[bi * per_image..][..per_image].iter_mut().enumerate() {
+            let g = gy[f * b + bi];
+            *dx = if accumulate { *dx + g } else { g };
+        }
+    }
+}
