@@ -197,10 +197,16 @@ fn engine_matches_autograd_on_vit_variants() {
         };
         let prefix = if variant == "distilled" { 2 } else { 1 };
         let mut t: HashMap<String, Tensor> = HashMap::new();
-        t.insert("patch_embed.proj.weight".into(), random(&[d, 3, patch, patch], 0.2));
+        t.insert(
+            "patch_embed.proj.weight".into(),
+            random(&[d, 3, patch, patch], 0.2),
+        );
         t.insert("patch_embed.proj.bias".into(), random(&[d], 0.2));
         t.insert("cls_token".into(), random(&[1, 1, d], 1.0));
-        t.insert("pos_embed".into(), random(&[1, prefix + grid * grid, d], 0.5));
+        t.insert(
+            "pos_embed".into(),
+            random(&[1, prefix + grid * grid, d], 0.5),
+        );
         for i in 0..depth {
             let b = format!("blocks.{i}");
             for (name, shape) in [
@@ -213,7 +219,10 @@ fn engine_matches_autograd_on_vit_variants() {
                 t.insert(format!("{b}.{name}.bias"), random(&[shape[0]], 0.1));
             }
             for norm in ["norm1", "norm2"] {
-                t.insert(format!("{b}.{norm}.weight"), (random(&[d], 0.4) + 1.0).unwrap());
+                t.insert(
+                    format!("{b}.{norm}.weight"),
+                    (random(&[d], 0.4) + 1.0).unwrap(),
+                );
                 t.insert(format!("{b}.{norm}.bias"), random(&[d], 0.2));
             }
             if variant == "layer_scale" {
@@ -221,8 +230,15 @@ fn engine_matches_autograd_on_vit_variants() {
                 t.insert(format!("{b}.ls2.gamma"), random(&[d], 1.0));
             }
         }
-        let final_norm = if variant == "avg_pool" { "fc_norm" } else { "norm" };
-        t.insert(format!("{final_norm}.weight"), (random(&[d], 0.4) + 1.0).unwrap());
+        let final_norm = if variant == "avg_pool" {
+            "fc_norm"
+        } else {
+            "norm"
+        };
+        t.insert(
+            format!("{final_norm}.weight"),
+            (random(&[d], 0.4) + 1.0).unwrap(),
+        );
         t.insert(format!("{final_norm}.bias"), random(&[d], 0.2));
         t.insert("head.weight".into(), random(&[classes, d], 0.5));
         t.insert("head.bias".into(), random(&[classes], 0.1));
@@ -251,6 +267,9 @@ fn engine_matches_autograd_on_vit_variants() {
         let (grad_max, grad_l2) = errors(&grad, &ref_grad);
         eprintln!("{variant}: logits {logit_max:.2e}, grad max {grad_max:.2e} L2 {grad_l2:.2e}");
         assert!(logit_max < 1e-4, "{variant}: logits {logit_max}");
-        assert!(grad_max < 1e-3 && grad_l2 < 1e-4, "{variant}: gradient {grad_max} {grad_l2}");
+        assert!(
+            grad_max < 1e-3 && grad_l2 < 1e-4,
+            "{variant}: gradient {grad_max} {grad_l2}"
+        );
     }
 }

@@ -12,7 +12,6 @@ fn f32_data(t: &candle_core::Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
-
 /// Records a network as ops on values; value `k + 1` is the output of op `k`.
 #[derive(Debug, Default)]
 pub struct ProgramBuilder {

@@ -91,18 +91,42 @@ pub(crate) fn matmul(
     lhs: View<'_>,
     rhs: View<'_>,
 ) {
+    matmul_strided(m, n, k, dst, (dst_row_stride, 1), accumulate, lhs, rhs);
+}
+
+/// `matmul` into a destination with any `(row, column)` strides: `(1, m)` is column-major,
+/// the `gemm` crate's own orientation, where its micro-kernels load and store whole columns
+/// of a tile (a transformer's token-major products are written this way: see `tokens`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    (dst_row_stride, dst_col_stride): (usize, usize),
+    accumulate: bool,
+    lhs: View<'_>,
+    rhs: View<'_>,
+) {
     if m == 0 || n == 0 {
         return;
     }
+    let dst_view = View {
+        data: dst,
+        row_stride: dst_row_stride,
+        col_stride: dst_col_stride,
+    };
+    dst_view.check(m, n);
     if k == 0 {
         if !accumulate {
             for i in 0..m {
-                dst[i * dst_row_stride..i * dst_row_stride + n].fill(0.0);
+                for j in 0..n {
+                    dst[i * dst_row_stride + j * dst_col_stride] = 0.0;
+                }
             }
         }
         return;
     }
-    View::rows(dst, dst_row_stride).check(m, n);
     lhs.check(m, k);
     rhs.check(k, n);
     let dst = Dst(dst.as_mut_ptr());
@@ -115,8 +139,8 @@ pub(crate) fn matmul(
             rows.len(),
             cols.len(),
             k,
-            d.add(rows.start * dst_row_stride + cols.start),
-            1,
+            d.add(rows.start * dst_row_stride + cols.start * dst_col_stride),
+            dst_col_stride as isize,
             dst_row_stride as isize,
             accumulate,
             lhs.data.as_ptr().add(rows.start * lhs.row_stride),

@@ -18,11 +18,13 @@
 
 mod buffers;
 mod builder;
+mod fast_math;
 mod flatten;
 mod gemm;
 mod kernels;
 mod ops;
 mod parallel;
+mod simd;
 mod tokens;
 
 use candle_core::{Result, bail};
@@ -32,8 +34,8 @@ use self::buffers::BufferPool;
 pub use self::builder::ProgramBuilder;
 pub use self::kernels::Activation;
 use self::kernels::Dims;
-use self::ops::{Op, Plan};
 pub use self::ops::Value;
+use self::ops::{Op, Plan};
 
 /// Per-value buffers of one call; `None` once a value is released (or never computed).
 type Values = Vec<Option<Vec<f32>>>;
@@ -322,7 +324,13 @@ impl Program {
                     let shape = attention_shape(yd, *heads);
                     probs[i].resize(shape.probs_len(), 0.0);
                     let mut scratch = pool.take(shape.out_len());
-                    tokens::attention_forward(get(*qkv), shape, &mut probs[i], &mut scratch, &mut y);
+                    tokens::attention_forward(
+                        get(*qkv),
+                        shape,
+                        &mut probs[i],
+                        &mut scratch,
+                        &mut y,
+                    );
                     pool.give(scratch);
                 }
                 Op::SelectTokens {
