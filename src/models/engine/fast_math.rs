@@ -27,7 +27,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let e = p * r * r + r + 1.0;
     // n as an integer, from the same bits: |n| ≤ 127, so 2ⁿ is a normal float.
     let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
