@@ -518,10 +518,7 @@ impl Program {
             match op {
                 Op::Conv { x, conv, .. } => {
                     let xd = plan.dims[*x];
-                    let (mut dx, acc) = match grads[*x].take() {
-                        Some(g) => (g, true),
-                        None => (pool.take(xd.len()), false),
-                    };
+                    let (mut dx, acc) = take_grad(&mut grads[*x], pool, xd.len());
                     conv.input_vjp(&gy, xd, &mut dx, acc, col);
                     grads[*x] = Some(dx);
                     pool.give(gy);
@@ -561,20 +558,14 @@ impl Program {
                 }
                 Op::GlobalAvgPool { x } => {
                     let xd = plan.dims[*x];
-                    let (mut dx, acc) = match grads[*x].take() {
-                        Some(g) => (g, true),
-                        None => (pool.take(xd.len()), false),
-                    };
+                    let (mut dx, acc) = take_grad(&mut grads[*x], pool, xd.len());
                     kernels::global_avg_pool_vjp(&gy, xd, &mut dx, acc);
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }
                 Op::Flatten { x } => {
                     let xd = plan.dims[*x];
-                    let (mut dx, acc) = match grads[*x].take() {
-                        Some(g) => (g, true),
-                        None => (pool.take(xd.len()), false),
-                    };
+                    let (mut dx, acc) = take_grad(&mut grads[*x], pool, xd.len());
                     flatten::flatten_vjp(&gy, xd, &mut dx, acc);
                     grads[*x] = Some(dx);
                     pool.give(gy);
@@ -586,10 +577,7 @@ impl Program {
                     inp,
                     ..
                 } => {
-                    let (mut dx, acc) = match grads[*x].take() {
-                        Some(g) => (g, true),
-                        None => (pool.take(plan.dims[*x].len()), false),
-                    };
+                    let (mut dx, acc) = take_grad(&mut grads[*x], pool, plan.dims[*x].len());
                     kernels::linear_vjp(weight, (*out, *inp, b), &gy, &mut dx, acc);
                     grads[*x] = Some(dx);
                     pool.give(gy);
