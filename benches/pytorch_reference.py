@@ -158,7 +158,16 @@ def randomize_batch_norm(model):
             m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
 
 
+SYNC = [lambda: None]  # torch.cuda.synchronize under --device cuda: time the work, not the launch
+
+
 def timed(fn, seconds, min_iters, max_iters):
+    inner = fn
+
+    def fn():
+        inner()
+        SYNC[0]()
+
     fn()  # warm-up
     times, start = [], time.perf_counter()
     while len(times) < max_iters and (len(times) < min_iters or time.perf_counter() - start < seconds):
@@ -255,6 +264,7 @@ def main():
     p.add_argument("--min-iters", type=int, default=3)
     p.add_argument("--max-iters", type=int, default=50)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--device", default="cpu", help="cpu or cuda (benches/gpu_check.sh)")
     p.add_argument("--tuned-malloc", action="store_true")
     p.add_argument("--no-hull", action="store_true")
     p.add_argument("--semantic-map", type=int, default=0, metavar="POINTS",
@@ -264,17 +274,21 @@ def main():
     p.add_argument("--lpips-only", action="store_true", help="time only LPIPS (with --lpips)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        SYNC[0] = torch.cuda.synchronize
     torch.manual_seed(0)
     rows, hull, semantic = [], [], []
     for name in [] if args.lpips_only else (args.model or list(MODELS)):
         build, size = MODELS[name]
         model = build().eval()
         randomize_batch_norm(model)
+        model = model.to(device)
         for prm in model.parameters():
             prm.requires_grad_(False)
         for batch in args.batch or [1, 8]:
-            x = torch.rand(batch, 3, size, size)
-            y = torch.zeros(batch, dtype=torch.long)
+            x = torch.rand(batch, 3, size, size, device=device)
+            y = torch.zeros(batch, dtype=torch.long, device=device)
 
             def forward():
                 with torch.no_grad():
@@ -294,7 +308,7 @@ def main():
             })
             print(json.dumps(rows[-1]), file=sys.stderr)
         if not args.no_hull and name in ("resnet20", "resnet50"):
-            xs = torch.rand(args.hull_batch, 3, size, size)
+            xs = torch.rand(args.hull_batch, 3, size, size, device=device)
 
             def hull_forward():
                 with torch.no_grad():
@@ -304,7 +318,7 @@ def main():
                          "forward_ms": timed(hull_forward, args.seconds, 2, 10)})
             print(json.dumps(hull[-1]), file=sys.stderr)
         if args.semantic_map and name == "resnet20":
-            image = torch.rand(1, 3, size, size)
+            image = torch.rand(1, 3, size, size, device=device)
             maps = semantic_map_fn(model, image, args.semantic_map, args.map_batch)
             semantic.append({"model": name, "input": size, "batch": args.semantic_map ** 2,
                              "forward_ms": timed(maps, args.seconds, 2, 10)})
@@ -313,6 +327,7 @@ def main():
         "source": "pytorch",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "device": args.device,
         "mkldnn": torch.backends.mkldnn.is_available(),
         "malloc_tuned": all(v in os.environ for v in MALLOC_VARS),
         "peak_gemm_gflops": peak_gemm_gflops(),

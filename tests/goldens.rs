@@ -109,9 +109,11 @@ fn compare(golden_path: &Path, dtype: DType) -> (PathBuf, Errors) {
     let weights = weights_for(golden_path);
     let [_, c, h, w] = g.input.dims4().map(|(a, b, c, d)| [a, b, c, d]).unwrap();
     let arch_golden = is_architecture_golden(&weights);
+    let device = common::test_device();
     let mut opts = LoadOptions {
         dtype,
         input_size: Some([h, w]),
+        device: device.clone(),
         ..LoadOptions::default()
     };
     if arch_golden {
@@ -130,10 +132,14 @@ fn compare(golden_path: &Path, dtype: DType) -> (PathBuf, Errors) {
         .unwrap();
     let (logits, grad) = model
         .input_gradient(
-            &pixels.to_dtype(dtype).unwrap(),
+            &pixels.to_dtype(dtype).unwrap().to_device(&device).unwrap(),
             &Objective::CrossEntropy(g.labels.clone()),
         )
         .unwrap();
+    let (logits, grad) = (
+        logits.to_device(&Device::Cpu).unwrap(),
+        grad.to_device(&Device::Cpu).unwrap(),
+    );
     // d/d(normalised) = d/d(pixel) * std.
     let grad_normalized = grad
         .to_dtype(DType::F32)

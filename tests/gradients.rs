@@ -50,15 +50,17 @@ fn random_image(channels: usize, size: [usize; 2], seed: u64) -> Tensor {
 #[test]
 fn input_gradient_matches_f64_finite_differences() {
     for (path, size, normalization) in models() {
+        let device = common::test_device();
         let opts = LoadOptions {
             dtype: DType::F64,
             input_size: Some(size),
             normalization,
+            device: device.clone(),
             ..LoadOptions::default()
         };
         let model = load_classifier(&shared(path), &opts).unwrap();
         let channels = model.spec().channels;
-        let x = random_image(channels, size, 7);
+        let x = random_image(channels, size, 7).to_device(&device).unwrap();
         let label = 3u32;
         for objective in [
             Objective::CrossEntropy(vec![label]),
@@ -77,6 +79,8 @@ fn input_gradient_matches_f64_finite_differences() {
             for k in 0..3 {
                 let direction = random_image(channels, size, 100 + k)
                     .affine(1.0, -0.5)
+                    .unwrap()
+                    .to_device(&device)
                     .unwrap();
                 let direction = (&direction
                     / direction

@@ -11,6 +11,19 @@ pub fn shared(rel: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")).join(rel)
 }
 
+/// The device the model tests run their models on: `BLINDSPOT_TEST_DEVICE` (`cpu`, the
+/// default, or `cuda`; `benches/gpu_check.sh` sets it). Inputs go to it and results come back
+/// to the CPU for comparison, so the same goldens and tolerances check both.
+pub fn test_device() -> candle_core::Device {
+    match std::env::var("BLINDSPOT_TEST_DEVICE").as_deref() {
+        Err(_) | Ok("") | Ok("cpu") => candle_core::Device::Cpu,
+        Ok("cuda") => candle_core::Device::new_cuda(0).unwrap_or_else(|e| {
+            panic!("BLINDSPOT_TEST_DEVICE=cuda: no CUDA device 0 ({e}); build with --features cuda")
+        }),
+        Ok(other) => panic!("BLINDSPOT_TEST_DEVICE={other}: expected cpu or cuda"),
+    }
+}
+
 /// A path as a command-line argument.
 pub fn arg(p: &std::path::Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
