@@ -162,17 +162,13 @@ SYNC = [lambda: None]  # torch.cuda.synchronize under --device cuda: time the wo
 
 
 def timed(fn, seconds, min_iters, max_iters):
-    inner = fn
-
-    def fn():
-        inner()
-        SYNC[0]()
-
     fn()  # warm-up
+    SYNC[0]()
     times, start = [], time.perf_counter()
     while len(times) < max_iters and (len(times) < min_iters or time.perf_counter() - start < seconds):
         t = time.perf_counter()
         fn()
+        SYNC[0]()
         times.append((time.perf_counter() - t) * 1e3)
     return {"min": min(times), "median": statistics.median(times), "iterations": len(times)}
 

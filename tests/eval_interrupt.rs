@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{run_to_end, spawn};
+use common::{ctrl_c, run_to_end, spawn};
 
 /// A quick evaluation on the demo model and gallery: many small batches, so a stop lands
 /// between some of them.
@@ -100,14 +100,8 @@ fn ctrl_c_stops_after_a_step_and_resume_gives_the_same_tables() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let (code, stderr) = ctrl_c(child);
+    assert_eq!(code, Some(130), "{stderr}");
     assert!(
         stderr.contains("interrupted (Ctrl-C)") && stderr.contains("--resume"),
         "{stderr}"

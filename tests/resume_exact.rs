@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::folders::{assert_same_folders, files};
-use common::{arg, blindspot, demo_set, run_to_end, spawn};
+use common::{arg, blindspot, ctrl_c, demo_set, run_to_end, spawn};
 
 /// A resumable command: its arguments for an output folder, and where its items go.
 struct Job {
@@ -86,15 +86,9 @@ fn killed_stopped_and_resumed_equals_whole(job: &Job) {
         wait_for_items(&mut child, &killed, job.items, kept + 1),
         "the resumed run ended before Ctrl-C"
     );
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = ctrl_c(child);
     if items_done(&killed, job.items) < job.total {
-        assert_eq!(out.status.code(), Some(130), "{stderr}");
+        assert_eq!(code, Some(130), "{stderr}");
         assert!(
             stderr.contains("interrupted (Ctrl-C)") && stderr.contains("--resume"),
             "{stderr}"

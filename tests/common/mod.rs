@@ -121,6 +121,20 @@ pub fn run_to_end(args: &[String]) {
     );
 }
 
+/// Sends SIGINT (Ctrl-C) to a spawned run and waits for it: its exit code and stderr.
+pub fn ctrl_c(child: std::process::Child) -> (Option<i32>, String) {
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
 /// Starts the `blindspot` binary (stdout dropped, stderr kept) to stop or kill it.
 pub fn spawn(args: &[String]) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_blindspot"))
