@@ -187,9 +187,16 @@ impl ProgramBuilder {
                 b.iter_mut().zip(&scale).for_each(|(b, &s)| *b *= s);
             }
         }
+        let mut weight = vec![0f32; out * inp];
+        for (i, row) in weight_t.chunks(out).enumerate() {
+            for (o, &w) in row.iter().enumerate() {
+                weight[o * inp + i] = w;
+            }
+        }
         Ok(self.push(Op::TokenLinear {
             x: x.0,
             weight_t,
+            weight,
             bias,
             out,
             inp,

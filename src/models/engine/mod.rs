@@ -312,6 +312,7 @@ impl Program {
                     bias,
                     out,
                     inp,
+                    ..
                 } => tokens::token_linear_forward(
                     weight_t,
                     bias.as_deref(),
@@ -601,14 +602,14 @@ impl Program {
                 }
                 Op::TokenLinear {
                     x,
-                    weight_t,
+                    weight,
                     out,
                     inp,
                     ..
                 } => {
                     let (mut dx, acc) = take_grad(&mut grads[*x], pool, plan.dims[*x].len());
                     let rows = b * yd.h;
-                    tokens::token_linear_vjp(weight_t, (*out, *inp, rows), &gy, &mut dx, acc);
+                    tokens::token_linear_vjp(weight, (*out, *inp, rows), &gy, &mut dx, acc);
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }

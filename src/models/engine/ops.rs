@@ -74,8 +74,10 @@ pub(super) enum Op {
     /// A linear layer applied to every token.
     TokenLinear {
         x: usize,
-        /// `[inp][out]`.
+        /// `[inp][out]`, the forward product's operand.
         weight_t: Vec<f32>,
+        /// `[out][inp]`, the same weights for the VJP (see `builder::token_linear`).
+        weight: Vec<f32>,
         bias: Option<Vec<f32>>,
         out: usize,
         inp: usize,

@@ -241,7 +241,7 @@ pub(crate) fn token_linear_forward(
 
 /// `dx[rows][inp] (+)= gy[rows][out] · Wᵀ`, as `dxᵀ = W · gyᵀ` (column-major, as above).
 pub(crate) fn token_linear_vjp(
-    weight_t: &[f32],
+    weight: &[f32],
     (out, inp, rows): (usize, usize, usize),
     gy: &[f32],
     dx: &mut [f32],
@@ -254,7 +254,7 @@ pub(crate) fn token_linear_vjp(
         dx,
         (1, inp),
         accumulate,
-        View::rows(weight_t, out),
+        View::transposed(weight, inp),
         View::transposed(gy, out),
     );
 }
