@@ -209,8 +209,14 @@ impl ProgramBuilder {
     }
 
     /// Multi-head self-attention over fused `qkv` tokens (before the output projection).
-    pub fn attention(&mut self, qkv: Value, heads: usize) -> Value {
-        self.push(Op::Attention { qkv: qkv.0, heads })
+    /// With `queries`, only the first that many tokens attend and come out: every token is
+    /// still a key and a value, so this is exact for whatever reads only those tokens.
+    pub fn attention(&mut self, qkv: Value, heads: usize, queries: Option<usize>) -> Value {
+        self.push(Op::Attention {
+            qkv: qkv.0,
+            heads,
+            queries,
+        })
     }
 
     /// Tokens `start..start + count` of each image, or their mean when `mean`.

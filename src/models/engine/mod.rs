@@ -321,8 +321,8 @@ impl Program {
                     &mut y,
                 ),
                 Op::Gelu { x } => tokens::gelu_forward(get(*x), &mut y),
-                Op::Attention { qkv, heads } => {
-                    let shape = attention_shape(yd, *heads);
+                Op::Attention { qkv, heads, .. } => {
+                    let shape = attention_shape(plan.dims[*qkv], yd, *heads);
                     probs[i].resize(shape.probs_len(), 0.0);
                     let mut scratch = pool.take(shape.out_len());
                     tokens::attention_forward(
@@ -620,15 +620,15 @@ impl Program {
                     tokens::gelu_vjp(xv, &mut gy);
                     accumulate_or_move(&mut grads[*x], gy, pool);
                 }
-                Op::Attention { qkv, heads } => {
+                Op::Attention { qkv, heads, .. } => {
                     let Some(xv) = values[*qkv].as_deref() else {
                         bail!("op {i}: attention input was not kept");
                     };
-                    let shape = attention_shape(yd, *heads);
-                    let (mut dx, acc) = take_grad(&mut grads[*qkv], pool, 3 * shape.out_len());
+                    let shape = attention_shape(plan.dims[*qkv], yd, *heads);
+                    let (mut dx, acc) = take_grad(&mut grads[*qkv], pool, shape.qkv_len());
                     let mut heads_scratch = pool.take(shape.out_len());
                     let mut scores = pool.take(shape.probs_len());
-                    let mut parts = pool.take(3 * shape.out_len());
+                    let mut parts = pool.take(shape.qkv_len());
                     tokens::attention_vjp(
                         xv,
                         &probs[i],
@@ -738,11 +738,12 @@ fn take_grad(slot: &mut Option<Vec<f32>>, pool: &mut BufferPool, len: usize) -> 
     }
 }
 
-/// The attention op's shape from its output's dims.
-fn attention_shape(yd: Dims, heads: usize) -> tokens::AttentionShape {
+/// The attention op's shape from its input's and output's dims.
+fn attention_shape(xd: Dims, yd: Dims, heads: usize) -> tokens::AttentionShape {
     tokens::AttentionShape {
         batch: yd.b,
-        tokens: yd.h,
+        tokens: xd.h,
+        queries: yd.h,
         width: yd.c,
         heads,
     }

@@ -86,10 +86,11 @@ pub(super) enum Op {
         x: usize,
     },
     /// Multi-head self-attention over fused `qkv` tokens `[B][N][3D]`, before the output
-    /// projection.
+    /// projection; with `queries`, only the first that many tokens attend and come out.
     Attention {
         qkv: usize,
         heads: usize,
+        queries: Option<usize>,
     },
     /// Tokens `start..start + count`, or their mean as one token.
     SelectTokens {
@@ -274,12 +275,24 @@ impl Program {
                     Dims { c: *out, ..xd }
                 }
                 Op::Gelu { x } => dims[*x],
-                Op::Attention { qkv, heads } => {
+                Op::Attention {
+                    qkv,
+                    heads,
+                    queries,
+                } => {
                     let xd = dims[*qkv];
                     if xd.w != 1 || xd.c % 3 != 0 || *heads == 0 || (xd.c / 3) % heads != 0 {
                         bail!("op {i}: {heads}-head attention over fused qkv {xd:?}");
                     }
-                    Dims { c: xd.c / 3, ..xd }
+                    let queries = queries.unwrap_or(xd.h);
+                    if queries == 0 || queries > xd.h {
+                        bail!("op {i}: {queries} queries among {} tokens", xd.h);
+                    }
+                    Dims {
+                        c: xd.c / 3,
+                        h: queries,
+                        ..xd
+                    }
                 }
                 Op::SelectTokens {
                     x,
@@ -334,9 +347,10 @@ impl Program {
                 }
                 Op::Linear { out, inp, .. } => 2.0 * (out * inp * b) as f64,
                 Op::TokenLinear { out, inp, .. } => 2.0 * (out * inp * b * yd.h) as f64,
-                Op::Attention { heads, .. } => AttentionShape {
+                Op::Attention { qkv, heads, .. } => AttentionShape {
                     batch: b,
-                    tokens: yd.h,
+                    tokens: plan.dims[*qkv].h,
+                    queries: yd.h,
                     width: yd.c,
                     heads: *heads,
                 }

@@ -19,12 +19,15 @@ use super::gemm::{View, matmul, matmul_strided};
 use super::kernels::sequential;
 use super::simd;
 
-/// The shape of one attention op: `batch` images of `tokens` tokens, `width` channels (the
-/// output's; the fused input has three times as many) in `heads` heads.
+/// The shape of one attention op: `batch` images of `tokens` tokens (keys and values), the
+/// first `queries` of which attend and come out (all of them, except in a ViT's last block,
+/// whose class-token head reads only the prefix tokens), `width` channels (the output's; the
+/// fused input has three times as many) in `heads` heads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct AttentionShape {
     pub batch: usize,
     pub tokens: usize,
+    pub queries: usize,
     pub width: usize,
     pub heads: usize,
 }
@@ -38,19 +41,24 @@ impl AttentionShape {
         self.batch * self.heads
     }
 
-    /// Floats of the kept softmax probabilities, `[B][H][N][N]`.
+    /// Floats of the kept softmax probabilities, `[B][H][M][N]` (`M` queries, `N` tokens).
     pub fn probs_len(&self) -> usize {
-        self.pairs() * self.tokens * self.tokens
+        self.pairs() * self.queries * self.tokens
     }
 
-    /// Floats of one `[B][N][D]` (or `[B][H][N][hd]`) activation.
+    /// Floats of the output `[B][M][D]` (or its `[B][H][M][hd]` per-head form).
     pub fn out_len(&self) -> usize {
-        self.batch * self.tokens * self.width
+        self.batch * self.queries * self.width
+    }
+
+    /// Floats of the fused input `[B][N][3D]` (and of its gradient).
+    pub fn qkv_len(&self) -> usize {
+        3 * self.batch * self.tokens * self.width
     }
 
     /// Multiply-add FLOPs of the forward pass: `Q·Kᵀ` and `P·V`.
     pub fn forward_flops(&self) -> f64 {
-        2.0 * 2.0 * (self.batch * self.tokens * self.tokens * self.width) as f64
+        2.0 * 2.0 * (self.batch * self.queries * self.tokens * self.width) as f64
     }
 }
 
@@ -321,9 +329,9 @@ fn head_views(qkv: &[f32], s: AttentionShape, pair: usize) -> [View<'_>; 3] {
     [0, 1, 2].map(|part| View::rows(&qkv[base + part * s.width..], row))
 }
 
-/// `[B][H][N][hd]` to `[B][N][D]`.
+/// `[B][H][M][hd]` to `[B][M][D]` (`M` the queries).
 fn interleave_heads(s: AttentionShape, heads: &[f32], tokens: &mut [f32]) {
-    let (n, d, hd) = (s.tokens, s.width, s.head_dim());
+    let (n, d, hd) = (s.queries, s.width, s.head_dim());
     for_rows(tokens, d, |row, dst| {
         let (bi, t) = (row / n, row % n);
         for h in 0..s.heads {
@@ -334,8 +342,8 @@ fn interleave_heads(s: AttentionShape, heads: &[f32], tokens: &mut [f32]) {
 }
 
 /// Multi-head self-attention over fused `qkv` `[B][N][3D]` (timm's `attn.qkv` output, before
-/// `attn.proj`), into `y` `[B][N][D]`. `probs` `[B][H][N][N]` receives the softmax, which the
-/// VJP reads; `heads` is `[B][H][N][hd]` scratch.
+/// `attn.proj`), into `y` `[B][M][D]` for the first `M` tokens as queries. `probs` `[B][H][M][N]`
+/// receives the softmax, which the VJP reads; `heads` is `[B][H][M][hd]` scratch.
 pub(crate) fn attention_forward(
     qkv: &[f32],
     s: AttentionShape,
@@ -343,10 +351,10 @@ pub(crate) fn attention_forward(
     heads: &mut [f32],
     y: &mut [f32],
 ) {
-    let (n, hd) = (s.tokens, s.head_dim());
+    let (n, m, hd) = (s.tokens, s.queries, s.head_dim());
     let scale = (hd as f32).powf(-0.5);
     let work = s.probs_len() * hd;
-    for_pairs(probs, n * n, heads, n * hd, work, |pair, p, o| {
+    for_pairs(probs, m * n, heads, m * hd, work, |pair, p, o| {
         let [q, k, v] = head_views(qkv, s, pair);
         // Kᵀ is K's view with the strides swapped.
         let kt = View {
@@ -354,17 +362,18 @@ pub(crate) fn attention_forward(
             row_stride: 1,
             col_stride: k.row_stride,
         };
-        matmul(n, n, hd, p, n, false, q, kt);
+        matmul(m, n, hd, p, n, false, q, kt);
         softmax_rows(p, n, scale);
-        matmul(n, hd, n, o, hd, false, View::rows(p, n), v);
+        matmul(m, hd, n, o, hd, false, View::rows(p, n), v);
     });
     interleave_heads(s, heads, y);
 }
 
 /// The VJP of `attention_forward` into `dqkv` `[B][N][3D]`. Per pair, with `dO` the pair's
 /// slice of `gy`: `dV = Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = scale · P ⊙ (dP − rowsum(dP ⊙ P))`,
-/// `dQ = dS·K`, `dK = dSᵀ·Q`. `heads` is `[B][H][N][hd]` and `parts` `[B][H][3][N][hd]`
-/// scratch; `scores` `[B][H][N][N]` scratch.
+/// `dQ = dS·K`, `dK = dSᵀ·Q` (`Q` the `M` queries' rows; the other tokens' `dQ` is zero).
+/// `heads` is `[B][H][M][hd]` and `parts` `[B][H][3][N][hd]` scratch; `scores` `[B][H][M][N]`
+/// scratch.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attention_vjp(
     qkv: &[f32],
@@ -377,38 +386,40 @@ pub(crate) fn attention_vjp(
     dqkv: &mut [f32],
     accumulate: bool,
 ) {
-    let (n, d, hd) = (s.tokens, s.width, s.head_dim());
+    let (n, m, d, hd) = (s.tokens, s.queries, s.width, s.head_dim());
     let scale = (hd as f32).powf(-0.5);
     gather_heads(s, gy, heads);
     let heads: &[f32] = heads;
     let work = s.probs_len() * hd;
     for_pairs(
         scores,
-        n * n,
+        m * n,
         parts,
         3 * n * hd,
         work,
         |pair, ds, dparts| {
             let [q, k, v] = head_views(qkv, s, pair);
-            let p = &probs[pair * n * n..][..n * n];
-            let d_o = View::rows(&heads[pair * n * hd..][..n * hd], hd);
+            let p = &probs[pair * m * n..][..m * n];
+            let d_o = View::rows(&heads[pair * m * hd..][..m * hd], hd);
             let (dq, rest) = dparts.split_at_mut(n * hd);
             let (dk, dv) = rest.split_at_mut(n * hd);
-            matmul(n, hd, n, dv, hd, false, View::transposed(p, n), d_o);
+            matmul(n, hd, m, dv, hd, false, View::transposed(p, n), d_o);
             let vt = View {
                 data: v.data,
                 row_stride: 1,
                 col_stride: v.row_stride,
             };
-            matmul(n, n, hd, ds, n, false, d_o, vt);
+            matmul(m, n, hd, ds, n, false, d_o, vt);
             for (ds, p) in ds.chunks_mut(n).zip(p.chunks(n)) {
                 let dot: f32 = ds.iter().zip(p).map(|(&a, &b)| a * b).sum();
                 for (ds, &p) in ds.iter_mut().zip(p) {
                     *ds = scale * p * (*ds - dot);
                 }
             }
-            matmul(n, hd, n, dq, hd, false, View::rows(ds, n), k);
-            matmul(n, hd, n, dk, hd, false, View::transposed(ds, n), q);
+            let (dq, dq_unused) = dq.split_at_mut(m * hd);
+            matmul(m, hd, n, dq, hd, false, View::rows(ds, n), k);
+            dq_unused.fill(0.0);
+            matmul(n, hd, m, dk, hd, false, View::transposed(ds, n), q);
         },
     );
     // Scatter [B][H][3][N][hd] into [B][N][3D].
@@ -428,9 +439,9 @@ pub(crate) fn attention_vjp(
     });
 }
 
-/// `[B][N][D]` to `[B][H][N][hd]`.
+/// `[B][M][D]` to `[B][H][M][hd]` (`M` the queries).
 fn gather_heads(s: AttentionShape, tokens: &[f32], heads: &mut [f32]) {
-    let (n, d, hd) = (s.tokens, s.width, s.head_dim());
+    let (n, d, hd) = (s.queries, s.width, s.head_dim());
     for_rows(heads, hd, |row, dst| {
         let (pair, t) = (row / n, row % n);
         let (bi, h) = (pair / s.heads, pair % s.heads);
