@@ -6,6 +6,7 @@ use candle_core::{Result, bail};
 use super::Program;
 use super::kernels::{Activation, ConvWeights};
 use super::ops::{Op, Value};
+use super::tokens::TokenWeights;
 use crate::models::layers::{Conv2d, ConvBn, LayerNorm, Linear};
 
 fn f32_data(t: &candle_core::Tensor) -> Result<Vec<f32>> {
@@ -187,16 +188,9 @@ impl ProgramBuilder {
                 b.iter_mut().zip(&scale).for_each(|(b, &s)| *b *= s);
             }
         }
-        let mut weight = vec![0f32; out * inp];
-        for (i, row) in weight_t.chunks(out).enumerate() {
-            for (o, &w) in row.iter().enumerate() {
-                weight[o * inp + i] = w;
-            }
-        }
         Ok(self.push(Op::TokenLinear {
             x: x.0,
-            weight_t,
-            weight,
+            weights: TokenWeights::new(weight_t, out, inp),
             bias,
             out,
             inp,

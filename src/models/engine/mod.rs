@@ -23,6 +23,7 @@ mod flatten;
 mod gemm;
 mod kernels;
 mod ops;
+mod packed;
 mod parallel;
 mod simd;
 mod tokens;
@@ -308,13 +309,12 @@ impl Program {
                 } => tokens::layer_norm_forward(get(*x), yd.c, (gamma, beta, *eps), &mut y),
                 Op::TokenLinear {
                     x,
-                    weight_t,
+                    weights,
                     bias,
                     out,
                     inp,
-                    ..
                 } => tokens::token_linear_forward(
-                    weight_t,
+                    weights,
                     bias.as_deref(),
                     (*out, *inp, b * yd.h),
                     get(*x),
@@ -602,14 +602,14 @@ impl Program {
                 }
                 Op::TokenLinear {
                     x,
-                    weight,
+                    weights,
                     out,
                     inp,
                     ..
                 } => {
                     let (mut dx, acc) = take_grad(&mut grads[*x], pool, plan.dims[*x].len());
                     let rows = b * yd.h;
-                    tokens::token_linear_vjp(weight, (*out, *inp, rows), &gy, &mut dx, acc);
+                    tokens::token_linear_vjp(weights, (*out, *inp, rows), &gy, &mut dx, acc);
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }

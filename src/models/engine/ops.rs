@@ -4,7 +4,7 @@ use candle_core::{Result, bail};
 
 use super::Program;
 use super::kernels::{Activation, ConvWeights, Dims};
-use super::tokens::AttentionShape;
+use super::tokens::{AttentionShape, TokenWeights};
 
 /// A value of a program: the network input (after normalisation) or the output of an op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,10 +74,7 @@ pub(super) enum Op {
     /// A linear layer applied to every token.
     TokenLinear {
         x: usize,
-        /// `[inp][out]`, the forward product's operand.
-        weight_t: Vec<f32>,
-        /// `[out][inp]`, the same weights for the VJP (see `builder::token_linear`).
-        weight: Vec<f32>,
+        weights: TokenWeights,
         bias: Option<Vec<f32>>,
         out: usize,
         inp: usize,

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use super::fast_math;
 use super::gemm::{View, matmul, matmul_strided};
 use super::kernels::sequential;
+use super::packed::PackedMatrix;
 use super::simd;
 
 /// The shape of one attention op: `batch` images of `tokens` tokens (keys and values), the
@@ -213,21 +214,63 @@ pub(crate) fn layer_norm_vjp(
     });
 }
 
-/// `y[rows][out] = x[rows][inp] · W + b` for `weight_t` `W` `[inp][out]` (PyTorch's weight,
-/// transposed once at compile time).
+/// A per-token linear layer's weights, in the layouts its two products read.
+#[derive(Debug)]
+pub(crate) enum TokenWeights {
+    /// Packed once for the AVX-512 kernels (`packed.rs`): `W` `[out × inp]` for the forward
+    /// product and `Wᵀ` `[inp × out]` for the VJP, so no call repacks them.
+    Packed {
+        forward: PackedMatrix,
+        backward: PackedMatrix,
+    },
+    /// For the `gemm` crate, without AVX-512: `weight_t` `[inp][out]` (PyTorch's weight
+    /// transposed) and `weight` `[out][inp]`.
+    Plain {
+        weight_t: Vec<f32>,
+        weight: Vec<f32>,
+    },
+}
+
+impl TokenWeights {
+    /// From `weight_t` `[inp][out]`.
+    pub fn new(weight_t: Vec<f32>, out: usize, inp: usize) -> Self {
+        let forward = PackedMatrix::new(out, inp, |o, i| weight_t[i * out + o]);
+        let backward = PackedMatrix::new(inp, out, |i, o| weight_t[i * out + o]);
+        if let (Some(forward), Some(backward)) = (forward, backward) {
+            return Self::Packed { forward, backward };
+        }
+        let mut weight = vec![0f32; out * inp];
+        for (i, row) in weight_t.chunks(out).enumerate() {
+            for (o, &w) in row.iter().enumerate() {
+                weight[o * inp + i] = w;
+            }
+        }
+        Self::Plain { weight_t, weight }
+    }
+}
+
+/// `y[rows][out] = x[rows][inp] · W + b`.
 ///
-/// Computed as `yᵀ = Wᵀ · xᵀ`: every operand and the destination are then column-major, the
-/// `gemm` crate's native orientation, and the long side of the product is the layer's width
-/// (a multiple of the 64-row micro-tile) rather than the 197 tokens. On DeiT-S at batch 1
-/// that took an LST iteration from 104.5 to 97.7 ms (700.8 to 683.3 at batch 8) against
-/// the row-major `x · W`, measured back to back.
+/// Without AVX-512 this is `yᵀ = Wᵀ · xᵀ` through the `gemm` crate: every operand and the
+/// destination are then column-major, the crate's native orientation, and the long side of
+/// the product is the layer's width (a multiple of the 64-row micro-tile) rather than the
+/// 197 tokens. On DeiT-S at batch 1 that took an LST iteration from 104.5 to 97.7 ms (700.8
+/// to 683.3 at batch 8) against the row-major `x · W`, measured back to back. The packed
+/// path is the same product with the weights packed once.
 pub(crate) fn token_linear_forward(
-    weight_t: &[f32],
+    weights: &TokenWeights,
     bias: Option<&[f32]>,
     (out, inp, rows): (usize, usize, usize),
     x: &[f32],
     y: &mut [f32],
 ) {
+    let weight_t = match weights {
+        TokenWeights::Packed { forward, .. } => {
+            forward.apply(rows, x, bias, y, false);
+            return;
+        }
+        TokenWeights::Plain { weight_t, .. } => weight_t,
+    };
     matmul_strided(
         out,
         rows,
@@ -249,12 +292,19 @@ pub(crate) fn token_linear_forward(
 
 /// `dx[rows][inp] (+)= gy[rows][out] · Wᵀ`, as `dxᵀ = W · gyᵀ` (column-major, as above).
 pub(crate) fn token_linear_vjp(
-    weight: &[f32],
+    weights: &TokenWeights,
     (out, inp, rows): (usize, usize, usize),
     gy: &[f32],
     dx: &mut [f32],
     accumulate: bool,
 ) {
+    let weight = match weights {
+        TokenWeights::Packed { backward, .. } => {
+            backward.apply(rows, gy, None, dx, accumulate);
+            return;
+        }
+        TokenWeights::Plain { weight, .. } => weight,
+    };
     matmul_strided(
         inp,
         rows,

@@ -1,0 +1,297 @@
+//! Products with a constant matrix packed once, for a transformer's per-token linear layers.
+//!
+//! The `gemm` crate packs its left operand into 64-row panels on every call. For a linear
+//! layer that operand is the weight matrix, the same on every call: `perf` put that packing
+//! at 11% of a DeiT-S step at batch 1 (each batch shard packs the whole matrix once per 768
+//! tokens). The crate has no API for an operand packed in advance, so this module packs the
+//! weights once, in the crate's own panel layout, and drives the crate's AVX-512
+//! micro-kernels over them itself (the same kernels `gemm::gemm` calls, with the same
+//! blocking). Without AVX-512 `PackedMatrix::new` declines and callers use `gemm.rs`.
+//!
+//! Every product here is `y[j][i] (+)= bias[i] + Σ_p a[i][p] · b[j][p]` for `j < n`, with `a`
+//! the packed `m × k` matrix, `b` and `y` row-major with rows of `k` and `m` floats: a linear
+//! layer `y = x·Wᵀ + bias` over token rows, or its VJP `dx = gy·W`.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+/// Rows per panel: the AVX-512 kernels' 4 × 16 floats.
+const PANEL: usize = 64;
+/// Columns (token rows of `b`) per micro-kernel call.
+const NR: usize = 6;
+/// The depth of one pass over the panels: the crate's own choice for these shapes (it
+/// takes at least 512, and splits a longer `k` into equal blocks).
+const KC_MAX: usize = 512;
+/// Floats of packed panels one block of rows keeps in L2 while the columns stream past
+/// (1 MiB: half of this machine's 2 MiB L2 per core).
+const MC_FLOATS: usize = 1 << 18;
+/// Products below this many multiply-adds run on one thread (as in `gemm.rs`).
+const PARALLEL_MIN_MACS: usize = 1 << 23;
+
+/// An `m × k` matrix in 64-row panels: for each depth block `kb` (of `kc` rows of depth,
+/// the last one shorter), each panel holds `[depth][64]`, rows past `m` zero.
+pub(crate) struct PackedMatrix {
+    m: usize,
+    k: usize,
+    kc: usize,
+    data: Vec<f32>,
+}
+
+impl std::fmt::Debug for PackedMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PackedMatrix({}×{}, depth blocks of {})", self.m, self.k, self.kc)
+    }
+}
+
+impl PackedMatrix {
+    /// Packs `a(i, p)` for `i < m`, `p < k`; `None` where the CPU lacks AVX-512F.
+    pub fn new(m: usize, k: usize, a: impl Fn(usize, usize) -> f32) -> Option<Self> {
+        if !avx512_available() || m == 0 || k == 0 {
+            return None;
+        }
+        let blocks = k.div_ceil(KC_MAX);
+        let kc = k.div_ceil(blocks);
+        let m_pad = m.next_multiple_of(PANEL);
+        let mut data = vec![0f32; m_pad * k];
+        for kb in 0..blocks {
+            let (p0, depth) = (kb * kc, kc.min(k - kb * kc));
+            for panel in 0..m_pad / PANEL {
+                let start = p0 * m_pad + panel * depth * PANEL;
+                let dst = &mut data[start..start + depth * PANEL];
+                for (p, row) in dst.chunks_mut(PANEL).enumerate() {
+                    for (r, v) in row.iter_mut().enumerate() {
+                        let i = panel * PANEL + r;
+                        if i < m {
+                            *v = a(i, p0 + p);
+                        }
+                    }
+                }
+            }
+        }
+        Some(Self { m, k, kc, data })
+    }
+
+    /// `y[j][·] (+)= bias + a · b[j][·]` for the `n` rows of `b` (`n × k`) into `y`
+    /// (`n × m`); `accumulate` adds onto `y`, otherwise `y` is overwritten.
+    pub fn apply(
+        &self,
+        n: usize,
+        b: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        accumulate: bool,
+    ) {
+        let (m, k) = (self.m, self.k);
+        assert!(b.len() >= n * k, "packed product: b holds {} < {n}×{k}", b.len());
+        assert!(y.len() >= n * m, "packed product: y holds {} < {n}×{m}", y.len());
+        if let Some(bias) = bias {
+            assert_eq!(bias.len(), m, "packed product: bias of {} for {m} rows", bias.len());
+        }
+        if n == 0 {
+            return;
+        }
+        let threads = if n * m * k < PARALLEL_MIN_MACS || super::parallel::is_serial() {
+            1
+        } else {
+            rayon::current_num_threads().max(1)
+        };
+        if threads <= 1 {
+            // SAFETY: the bounds were checked above and `y` is borrowed mutably.
+            unsafe { self.block(0..n, 0..m, b, bias, y.as_mut_ptr(), accumulate) };
+            return;
+        }
+        let y_ptr = Dst(y.as_mut_ptr());
+        // One job per thread, along the longer side: blocks of whole tiles or whole panels.
+        let jobs: Vec<(Range<usize>, Range<usize>)> = if n >= m {
+            let size = n.div_ceil(threads).next_multiple_of(NR);
+            (0..n)
+                .step_by(size)
+                .map(|c| (c..(c + size).min(n), 0..m))
+                .collect()
+        } else {
+            let size = m.div_ceil(threads).next_multiple_of(PANEL);
+            (0..m)
+                .step_by(size)
+                .map(|r| (0..n, r..(r + size).min(m)))
+                .collect()
+        };
+        jobs.into_par_iter().for_each(|(cols, rows)| {
+            // SAFETY: the jobs write disjoint rows `cols` or disjoint elements `rows` of each
+            // row of `y`, whose bounds were checked above.
+            unsafe { self.block(cols, rows, b, bias, y_ptr.get(), accumulate) };
+        });
+    }
+
+    /// Columns `cols` (rows of `b` and `y`) by matrix rows `rows` (a multiple of `PANEL` at
+    /// its start).
+    ///
+    /// # Safety
+    /// `y` must point to `n × m` floats covering `cols`, which nothing else writes meanwhile
+    /// in `rows`; `b` must hold `cols.end × k` floats.
+    unsafe fn block(
+        &self,
+        cols: Range<usize>,
+        rows: Range<usize>,
+        b: &[f32],
+        bias: Option<&[f32]>,
+        y: *mut f32,
+        accumulate: bool,
+    ) {
+        let (m, k, kc) = (self.m, self.k, self.kc);
+        let m_pad = m.next_multiple_of(PANEL);
+        let kernels = kernels();
+        for p0 in (0..k).step_by(kc) {
+            let depth = kc.min(k - p0);
+            let first = p0 == 0;
+            // Rows in L2-sized groups of panels; every column streams past each group.
+            let group = (MC_FLOATS / (depth * PANEL)).max(1) * PANEL;
+            for g0 in rows.clone().step_by(group) {
+                let g1 = (g0 + group).min(rows.end);
+                for j0 in cols.clone().step_by(NR) {
+                    let nr = NR.min(cols.end - j0);
+                    for i0 in (g0..g1).step_by(PANEL) {
+                        let mr = PANEL.min(g1 - i0);
+                        // The bias goes in before the first depth block's kernel, while the
+                        // tile is in cache; the kernel then adds onto it.
+                        let seeded = first && bias.is_some();
+                        if let (true, Some(bias)) = (first, bias) {
+                            for j in j0..j0 + nr {
+                                // SAFETY: row `j < n` of `y`, elements `i0..i0 + mr < m`,
+                                // within bounds and written by this job only.
+                                let tile = unsafe {
+                                    std::slice::from_raw_parts_mut(y.add(j * m + i0), mr)
+                                };
+                                let bias = &bias[i0..i0 + mr];
+                                if accumulate {
+                                    tile.iter_mut().zip(bias).for_each(|(t, &b)| *t += b);
+                                } else {
+                                    tile.copy_from_slice(bias);
+                                }
+                            }
+                        }
+                        let status = u8::from(accumulate || !first || seeded);
+                        let start = p0 * m_pad + (i0 / PANEL) * depth * PANEL;
+                        let lhs = self.data[start..start + depth * PANEL].as_ptr();
+                        let rhs = b[j0 * k + p0..].as_ptr();
+                        // SAFETY: AVX-512F is present (a `PackedMatrix` exists). The kernel
+                        // reads `depth` steps of the panel's `ceil(mr/16)·16 ≤ 64` rows (in
+                        // `lhs`'s slice), `depth` floats of rows `j0..j0 + nr` of `b` (held,
+                        // by the caller's contract), and writes the `mr × nr` tile of `y`.
+                        unsafe {
+                            kernels[mr.div_ceil(16) - 1][nr - 1](
+                                mr,
+                                nr,
+                                depth,
+                                y.add(j0 * m + i0),
+                                lhs,
+                                rhs,
+                                m as isize,
+                                1,
+                                PANEL as isize,
+                                1,
+                                k as isize,
+                                1.0,
+                                1.0,
+                                status,
+                                false,
+                                false,
+                                false,
+                                lhs,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A destination pointer shared by jobs that write disjoint elements.
+#[derive(Clone, Copy)]
+struct Dst(*mut f32);
+// SAFETY: each job of `PackedMatrix::apply` writes only its own elements of `y`.
+unsafe impl Send for Dst {}
+unsafe impl Sync for Dst {}
+
+impl Dst {
+    /// Through a method, so closures capture the `Send` wrapper, not the raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512_available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn avx512_available() -> bool {
+    false
+}
+
+type Kernels = [[gemm_common::microkernel::MicroKernelFn<f32>; NR]; PANEL / 16];
+
+/// The crate's AVX-512 micro-kernels, `[rows / 16 − 1][columns − 1]`: each multiplies a
+/// panel (`lhs_cs` floats per depth step) by up to 6 columns read in place (`rhs_rs`,
+/// `rhs_cs`), writing `dst` (`dst_cs`, `dst_rs`) as `beta·acc` (status 0) or
+/// `dst + beta·acc` (status 1). They are only reached through a `PackedMatrix`, which
+/// exists only where the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+fn kernels() -> &'static Kernels {
+    &gemm_f32::microkernel::avx512f::f32::UKR
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn kernels() -> &'static Kernels {
+    unreachable!("PackedMatrix::new declines without AVX-512")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeded(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503));
+                (h >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packed_products_match_a_plain_loop_on_ragged_shapes() {
+        // Ragged in every direction: rows past a panel, columns past a tile, depth past a block.
+        for &(m, n, k) in &[(70, 13, 300), (64, 6, 512), (130, 1, 1100), (16, 200, 7)] {
+            let a = seeded(m * k, 1);
+            let b = seeded(n * k, 2);
+            let bias = seeded(m, 3);
+            let Some(packed) = PackedMatrix::new(m, k, |i, p| a[i * k + p]) else {
+                eprintln!("no AVX-512 here: nothing to check");
+                return;
+            };
+            let expect = |j: usize, i: usize, with_bias: bool| {
+                let dot: f64 = (0..k).map(|p| a[i * k + p] as f64 * b[j * k + p] as f64).sum();
+                dot + if with_bias { bias[i] as f64 } else { 0.0 }
+            };
+            for (with_bias, accumulate) in [(false, false), (true, false), (true, true)] {
+                let start = seeded(n * m, 4);
+                let mut y = start.clone();
+                packed.apply(n, &b, with_bias.then_some(&bias[..]), &mut y, accumulate);
+                for j in 0..n {
+                    for i in 0..m {
+                        let base = if accumulate { start[j * m + i] as f64 } else { 0.0 };
+                        let want = base + expect(j, i, with_bias);
+                        let got = y[j * m + i] as f64;
+                        assert!(
+                            (got - want).abs() < 1e-4,
+                            "{m}×{n}×{k} bias {with_bias} acc {accumulate}: y[{j}][{i}] {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
