@@ -239,6 +239,11 @@ impl TokenWeights {
         if let (Some(forward), Some(backward)) = (forward, backward) {
             return Self::Packed { forward, backward };
         }
+        Self::plain(weight_t, out, inp)
+    }
+
+    /// The `gemm` crate's layouts (what `new` falls back to without AVX-512).
+    fn plain(weight_t: Vec<f32>, out: usize, inp: usize) -> Self {
         let mut weight = vec![0f32; out * inp];
         for (i, row) in weight_t.chunks(out).enumerate() {
             for (o, &w) in row.iter().enumerate() {
@@ -569,5 +574,39 @@ pub(crate) fn tokens_to_features_vjp(
             let g = gy[f * b + bi];
             *dx = if accumulate { *dx + g } else { g };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The packed path (AVX-512) and the `gemm` crate's path compute the same products, so
+    /// a machine without AVX-512 runs what this one checks.
+    #[test]
+    fn packed_and_plain_token_linear_agree() {
+        let (out, inp, rows) = (72, 40, 9);
+        let wave = |len: usize, f: f32| (0..len).map(|i| (i as f32 * f).sin()).collect::<Vec<_>>();
+        let weight_t = wave(inp * out, 0.37);
+        let bias = wave(out, 1.3);
+        let x = wave(rows * inp, 0.71);
+        let gy = wave(rows * out, 0.53);
+        let packed = TokenWeights::new(weight_t.clone(), out, inp);
+        let plain = TokenWeights::plain(weight_t, out, inp);
+        let run = |w: &TokenWeights| {
+            let mut y = vec![0f32; rows * out];
+            token_linear_forward(w, Some(&bias), (out, inp, rows), &x, &mut y);
+            let mut dx = vec![1f32; rows * inp];
+            token_linear_vjp(w, (out, inp, rows), &gy, &mut dx, true);
+            (y, dx)
+        };
+        let (a, b) = (run(&packed), run(&plain));
+        for (p, q) in a.0.iter().chain(&a.1).zip(b.0.iter().chain(&b.1)) {
+            assert!((p - q).abs() < 1e-4, "{p} vs {q}");
+        }
+        assert!(
+            a.0.iter().any(|v| v.abs() > 0.1),
+            "a product that is not trivially zero"
+        );
     }
 }
