@@ -12,7 +12,8 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use blindspot::analysis::semantic::{
-    ParamSpace, RegionMethod, SemanticObjective, SemanticParam, compute_map,
+    ParamSpace, RegionConfig, RegionMethod, RegionResult, SemanticObjective, SemanticParam,
+    compute_map, grow_region,
 };
 use blindspot::app::panels::semantic::{CANCEL, EXPORT, START};
 use blindspot::app::semantic_heatmap::{COLORMAP, square_field};
@@ -150,6 +151,88 @@ fn a_map_fills_live_equals_compute_map_and_model_b_comes_beside_it() {
     let (da, db) = (drawn[0].unwrap(), drawn[1].unwrap());
     assert!(db.rect.left() > da.rect.right(), "B to the right of A");
     assert_eq!(da.rect.size(), db.rect.size(), "one size, one scale");
+
+    // A click grows the regions on both models from that point, model B's for model A's
+    // class: the same boxes `grow_region` gives called directly.
+    let model_b_name = b.model.clone();
+    h.state_mut().state.semantic.config.iterations = 12;
+    h.get_by_label_contains("grow regions from that point on both models");
+    click_at(&mut h, da.position(4.0, 4.0));
+    assert!(h.state().state.is_busy(), "the click started the regions");
+    wait(&mut h, "regions on both models", |a| !a.state.is_busy());
+    let state = &h.state().state;
+    assert!(state.notices.is_empty(), "{:?}", state.notices);
+    let s = &state.semantic;
+    let config = s.config.clone();
+    for (slot, demo) in [(0, DemoModel::Standard), (1, DemoModel::Robust)] {
+        let want = direct_regions(demo, class, &config);
+        let got: Vec<_> = s.regions[slot]
+            .iter()
+            .map(|r| r.result.clone().expect("finished"))
+            .collect();
+        assert_eq!(got.len(), 3, "slot {slot}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.trace.len(), 13, "slot {slot}: every update seen");
+            assert_eq!(g.final_box(), w.final_box(), "slot {slot} {:?}", g.method);
+        }
+    }
+    assert_ne!(
+        s.regions[0][2].result.as_ref().unwrap().final_box(),
+        s.regions[1][2].result.as_ref().unwrap().final_box(),
+        "two models, two OIR_W boxes"
+    );
+    // The table names each region's model once both have regions.
+    h.run_ok();
+    h.get_by_label("model");
+    assert!(
+        h.query_all_by_label(&model_b_name).count() >= 3,
+        "three rows of model B"
+    );
+
+    // The export writes both models' regions records.
+    let exports = dir.path().join("exports");
+    h.state_mut().state.export.dir_text = exports.display().to_string();
+    h.state_mut()
+        .state
+        .act(Action::Semantic(SemanticAction::Export));
+    wait(&mut h, "the export", |a| {
+        (!a.state.semantic.exported.is_empty() || !a.state.notices.is_empty()) && !a.state.is_busy()
+    });
+    let state = &h.state().state;
+    assert!(state.notices.is_empty(), "{:?}", state.notices);
+    assert_eq!(state.semantic.exported.len(), 2);
+    for (slot, out) in state.semantic.exported.iter().enumerate() {
+        let record: RegionsRecord =
+            serde_json::from_slice(&std::fs::read(out.join("semantic.json")).unwrap()).unwrap();
+        assert_eq!(record.regions.len(), 3, "{}", out.display());
+        assert_eq!(record.class.class, class);
+        for (rec, live) in record.regions.iter().zip(&state.semantic.regions[slot]) {
+            let (a, b) = live.result.as_ref().unwrap().final_box();
+            assert_eq!((rec.a_z.as_slice(), rec.b_z.as_slice()), (a, b));
+        }
+    }
+}
+
+/// The three regions grown directly from rot = 0, scale = 1 on the demo model, for `class`,
+/// as `blindspot semantic regions` grows them.
+fn direct_regions(demo: DemoModel, class: u32, config: &RegionConfig) -> Vec<RegionResult> {
+    let model = demo.load(&LoadOptions::default()).unwrap();
+    let image =
+        InputImage::load(&ImageSource::Gallery("circle_1".into()).as_path(), &model).unwrap();
+    let space = ParamSpace::new(&[SemanticParam::Rot, SemanticParam::Scale], &[], 3).unwrap();
+    let start = space.to_z(&[0.0, 1.0]);
+    let mut objective = SemanticObjective::new(&model, &image.pixels, class, space, 8)
+        .unwrap()
+        .with_gradient(config.oir_w_gradient);
+    RegionMethod::ALL
+        .iter()
+        .map(|&m| {
+            grow_region(&mut objective, m, config, &start, |_| {
+                ControlFlow::Continue(())
+            })
+            .unwrap()
+        })
+        .collect()
 }
 
 #[test]
@@ -213,11 +296,12 @@ fn a_click_grows_regions_live_and_the_export_is_the_cli_record() {
     let state = &h.state().state;
     assert!(state.notices.is_empty(), "{:?}", state.notices);
     let s = &state.semantic;
-    assert_eq!(s.regions.len(), 3);
-    let methods: Vec<RegionMethod> = s.regions.iter().map(|r| r.method).collect();
+    assert_eq!(s.regions[0].len(), 3);
+    assert!(s.regions[1].is_empty(), "no model B, no regions of it");
+    let methods: Vec<RegionMethod> = s.regions[0].iter().map(|r| r.method).collect();
     assert_eq!(methods, RegionMethod::ALL.to_vec());
     let view = s.maps[0].as_ref().unwrap();
-    for r in &s.regions {
+    for r in &s.regions[0] {
         let result = r.result.as_ref().expect("finished");
         assert_eq!(result.trace.len(), 41, "every update seen");
         assert_eq!(view.space.to_u(&result.start), vec![0.0, 1.0]);
@@ -229,7 +313,7 @@ fn a_click_grows_regions_live_and_the_export_is_the_cli_record() {
     }
     let volume = format!(
         "{:.2} %",
-        100.0 * s.regions[0].result.as_ref().unwrap().volume_ratio
+        100.0 * s.regions[0][0].result.as_ref().unwrap().volume_ratio
     );
     assert!(h.query_all_by_label(&volume).count() >= 1, "{volume}");
     // Hover the middle: the card shows T(x, u) there and f.
@@ -276,7 +360,7 @@ fn a_click_grows_regions_live_and_the_export_is_the_cli_record() {
         serde_json::from_slice(&std::fs::read(out.join("semantic.json")).unwrap()).unwrap();
     let s = &state.semantic;
     assert_eq!(record.regions.len(), 3);
-    for (rec, live) in record.regions.iter().zip(&s.regions) {
+    for (rec, live) in record.regions.iter().zip(&s.regions[0]) {
         let (a, b) = live.result.as_ref().unwrap().final_box();
         assert_eq!(rec.a_z, a);
         assert_eq!(rec.b_z, b);

@@ -5,7 +5,9 @@ use super::BlindspotApp;
 use super::export::{free_stem, name_part, timestamp};
 use super::semantic_state::{SemanticAction, SemanticJob};
 use super::state::{ActiveJob, JobKind};
-use super::worker::{Command, JobId, SemanticRequest, SemanticTask, SemanticUpdate, Slot};
+use super::worker::{
+    Command, JobId, ModelBExport, SemanticRequest, SemanticTask, SemanticUpdate, Slot,
+};
 
 impl BlindspotApp {
     /// Runs what the Semantic view asked for; a refusal (bad settings, busy) is a notice.
@@ -83,7 +85,22 @@ impl BlindspotApp {
         }
         let config = st.region_config(setup.params.len())?;
         let methods = st.method.methods();
-        let what = format!("growing {} from the clicked point", st.method.label());
+        // Model B's regions grow too once its map is there, for the class that map shows.
+        let model_b = match (&st.model_b, &st.maps[1]) {
+            (Some(source), Some(map)) if map.is_complete() => {
+                Some((source.clone(), map.class.class))
+            }
+            _ => None,
+        };
+        let what = format!(
+            "growing {} from the clicked point{}",
+            st.method.label(),
+            if model_b.is_some() {
+                " on both models"
+            } else {
+                ""
+            }
+        );
         let total = config.iterations;
         self.send_semantic(
             SemanticJob::Regions,
@@ -93,6 +110,7 @@ impl BlindspotApp {
                 start_u,
                 methods,
                 config,
+                model_b,
             },
         );
         Ok(())
@@ -110,7 +128,7 @@ impl BlindspotApp {
             .clone()
             .ok_or_else(|| "nothing to export: compute a map first".to_string())?;
         let map = st.maps[0].as_ref().map(|m| m.map());
-        let regions = st.finished_regions();
+        let regions = st.finished_regions(0);
         let kind = if regions.is_empty() { "map" } else { "regions" };
         let names: Vec<&str> = setup.params.iter().map(|p| p.name()).collect();
         let model = st.maps[0]
@@ -127,15 +145,16 @@ impl BlindspotApp {
         .join("_");
         let out = dir.join(free_stem(&dir, &stem, &[]));
         let b = match (&st.model_b, &st.maps[1]) {
-            (Some(source), Some(m)) if m.is_complete() => Some((
-                source.clone(),
-                m.map(),
-                dir.join(free_stem(
+            (Some(source), Some(m)) if m.is_complete() => Some(ModelBExport {
+                source: source.clone(),
+                map: m.map(),
+                regions: st.finished_regions(1),
+                out: dir.join(free_stem(
                     &dir,
                     &format!("{stem}_b-{}", name_part(&m.model)),
                     &[],
                 )),
-            )),
+            }),
             _ => None,
         };
         let task = SemanticTask::Export {

@@ -11,7 +11,9 @@ use crate::analysis::semantic::{
 };
 use crate::semantic::ClassChoice;
 
-use super::worker::{ImageSource, JobId, ModelSource, SemanticSetup, SemanticUpdate, in_app_words};
+use super::worker::{
+    ImageSource, JobId, MapSlot, ModelSource, SemanticSetup, SemanticUpdate, in_app_words,
+};
 
 /// What the Semantic view asks the app to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -153,7 +155,8 @@ pub struct SemanticState {
     pub model_b: Option<ModelSource>,
     /// The loaded model's map (0) and model B's (1).
     pub maps: [Option<MapView>; 2],
-    pub regions: Vec<LiveRegion>,
+    /// The regions grown on each map (model B's for model A's class).
+    pub regions: [Vec<LiveRegion>; 2],
     /// The image and settings the maps and regions were made with (what an export records).
     pub setup: Option<SemanticSetup>,
     pub job: Option<(JobId, SemanticJob)>,
@@ -186,7 +189,7 @@ impl Default for SemanticState {
             config: RegionConfig::default(),
             model_b: None,
             maps: [None, None],
-            regions: Vec::new(),
+            regions: [Vec::new(), Vec::new()],
             setup: None,
             job: None,
             ended: None,
@@ -271,12 +274,12 @@ impl SemanticState {
         match kind {
             SemanticJob::Map => {
                 self.maps = [None, None];
-                self.regions.clear();
+                self.regions = [Vec::new(), Vec::new()];
                 self.exported.clear();
                 self.started = Some(Instant::now());
             }
             SemanticJob::Regions => {
-                self.regions.clear();
+                self.regions = [Vec::new(), Vec::new()];
                 self.exported.clear();
             }
             SemanticJob::Export => {}
@@ -328,13 +331,17 @@ impl SemanticState {
                 self.progress = (done, total);
             }
             SemanticUpdate::RegionStarted {
+                slot,
                 index,
                 method,
                 start_z,
                 iterations,
             } => {
-                self.regions.truncate(index);
-                self.regions.push(LiveRegion {
+                let Some(regions) = self.regions.get_mut(slot) else {
+                    return Some(self.progress);
+                };
+                regions.truncate(index);
+                regions.push(LiveRegion {
                     method,
                     start_z,
                     iterations,
@@ -344,18 +351,23 @@ impl SemanticState {
                 self.progress = (0, iterations);
             }
             SemanticUpdate::RegionStep {
+                slot,
                 index,
                 iteration,
                 a,
                 b,
             } => {
-                if let Some(r) = self.regions.get_mut(index) {
+                if let Some(r) = self.regions.get_mut(slot).and_then(|r| r.get_mut(index)) {
                     r.boxes.push([a, b]);
                     self.progress = (iteration, r.iterations);
                 }
             }
-            SemanticUpdate::RegionDone { index, result } => {
-                if let Some(r) = self.regions.get_mut(index) {
+            SemanticUpdate::RegionDone {
+                slot,
+                index,
+                result,
+            } => {
+                if let Some(r) = self.regions.get_mut(slot).and_then(|r| r.get_mut(index)) {
                     r.boxes = result.trace.clone();
                     r.result = Some(*result);
                 }
@@ -383,10 +395,12 @@ impl SemanticState {
         Some(self.progress)
     }
 
-    /// The regions that ended, for the record.
-    pub fn finished_regions(&self) -> Vec<RegionResult> {
+    /// The regions of map `slot` that ended, for the record.
+    pub fn finished_regions(&self, slot: MapSlot) -> Vec<RegionResult> {
         self.regions
-            .iter()
+            .get(slot)
+            .into_iter()
+            .flatten()
             .filter_map(|r| r.result.clone())
             .collect()
     }

@@ -35,7 +35,8 @@ pub use frequency::{
 };
 pub use reach::{ReachFinished, ReachRequest, ReachUpdate};
 pub use semantic::{
-    MapSlot, SemanticRequest, SemanticSetup, SemanticTask, SemanticUpdate, in_app_words,
+    MapSlot, ModelBExport, SemanticRequest, SemanticSetup, SemanticTask, SemanticUpdate,
+    in_app_words,
 };
 
 /// Where a model comes from.

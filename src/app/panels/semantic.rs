@@ -9,13 +9,13 @@ use egui::{RichText, Ui};
 
 use crate::analysis::semantic::{Domain, SemanticParam};
 use crate::app::semantic_state::{
-    Ended, MapView, MethodChoice, SemanticAction, SemanticJob, SemanticState,
+    Ended, LiveRegion, MapView, MethodChoice, SemanticAction, SemanticJob, SemanticState,
 };
 use crate::app::state::{Action, AppState};
 use crate::app::textures::Textures;
 use crate::app::worker::Slot;
 
-use super::model_choice::{ModelChoice, short_label};
+use super::model_choice::ModelChoice;
 use super::semantic_map::{DrawnMap, colour_bar, map_1d, map_2d, method_colour};
 use super::{JobButtons, Pixels, export_bar, image_card, job_buttons, job_progress, placeholder};
 
@@ -165,7 +165,7 @@ impl SemanticPanel {
                 let Some(view) = view else { continue };
                 ui.vertical(|ui| {
                     ui.label(RichText::new(map_title(view)).strong());
-                    let regions: &[_] = if slot == 0 { &s.regions } else { &[] };
+                    let regions: &[_] = &s.regions[slot];
                     let mark = marked
                         .filter(|m| {
                             m.0 == slot
@@ -191,8 +191,9 @@ impl SemanticPanel {
                     if let Some(k) = input.hovered.filter(|k| *k < view.values.len()) {
                         hovered = Some((slot, k));
                     }
-                    if slot == 0 {
-                        clicked = input.clicked.filter(|k| *k < view.values.len());
+                    // Both maps share one grid: a click on either grows on both.
+                    if let Some(k) = input.clicked.filter(|k| *k < view.values.len()) {
+                        clicked = Some(k);
                     }
                 });
             }
@@ -334,56 +335,67 @@ fn controls(ui: &mut Ui, state: &mut AppState) {
 
 fn regions_table(ui: &mut Ui, s: &SemanticState) {
     let Some(view) = &s.maps[0] else { return };
-    if s.regions.is_empty() {
+    if s.regions.iter().all(Vec::is_empty) {
         if view.is_complete() {
-            ui.label(RichText::new("Click on the map to grow a region from that point.").weak());
+            let text = if s.maps[1].is_some() {
+                "Click on a map to grow regions from that point on both models."
+            } else {
+                "Click on the map to grow a region from that point."
+            };
+            ui.label(RichText::new(text).weak());
         }
         return;
     }
+    // A model column only when model B has regions too (one model needs no label).
+    let both = !s.regions[1].is_empty();
     ui.add_space(4.0);
     ui.label(RichText::new("Regions").strong());
     egui::Grid::new("semantic regions")
-        .num_columns(4)
+        .num_columns(if both { 5 } else { 4 })
         .striped(true)
         .spacing([14.0, 2.0])
         .show(ui, |ui| {
+            if both {
+                ui.label(RichText::new("model").weak());
+            }
             for h in ["method", "box (natural units)", "volume", "updates"] {
                 ui.label(RichText::new(h).weak());
             }
             ui.end_row();
-            for r in &s.regions {
-                let Some((a, b)) = r.current() else { continue };
-                let (ua, ub) = (view.space.to_u(a), view.space.to_u(b));
-                ui.colored_label(method_colour(r.method), r.method.label());
-                let sides: Vec<String> = view
-                    .space
-                    .params()
-                    .iter()
-                    .zip(ua.iter().zip(&ub))
-                    .map(|(p, (a, b))| format!("{} [{a:.3}, {b:.3}]", p.name()))
-                    .collect();
-                ui.label(RichText::new(sides.join("  ")).monospace());
-                let volume = crate::analysis::semantic::volume_ratio(a, b);
-                ui.label(RichText::new(format!("{:.2} %", 100.0 * volume)).monospace());
-                let status = match &r.result {
-                    Some(res) if res.stopped => format!("{} (stopped)", r.boxes.len() - 1),
-                    Some(_) => format!("{}", r.boxes.len() - 1),
-                    None => format!("{}/{}", r.boxes.len().saturating_sub(1), r.iterations),
-                };
-                ui.label(status);
-                ui.end_row();
+            for (slot, regions) in s.regions.iter().enumerate() {
+                let Some(map) = &s.maps[slot] else { continue };
+                for r in regions {
+                    let Some((a, b)) = r.current() else { continue };
+                    if both {
+                        ui.label(&map.model);
+                    }
+                    region_row(ui, view, r, a, b);
+                    ui.end_row();
+                }
             }
         });
-    if let Some(b) = &s.model_b {
-        ui.label(
-            RichText::new(format!(
-                "Regions grow on the loaded model's map; {} is shown for comparison.",
-                short_label(b)
-            ))
-            .weak()
-            .small(),
-        );
-    }
+}
+
+/// One region's cells: method, box in natural units, volume ratio and updates done.
+fn region_row(ui: &mut Ui, view: &MapView, r: &LiveRegion, a: &[f64], b: &[f64]) {
+    let (ua, ub) = (view.space.to_u(a), view.space.to_u(b));
+    ui.colored_label(method_colour(r.method), r.method.label());
+    let sides: Vec<String> = view
+        .space
+        .params()
+        .iter()
+        .zip(ua.iter().zip(&ub))
+        .map(|(p, (a, b))| format!("{} [{a:.3}, {b:.3}]", p.name()))
+        .collect();
+    ui.label(RichText::new(sides.join("  ")).monospace());
+    let volume = crate::analysis::semantic::volume_ratio(a, b);
+    ui.label(RichText::new(format!("{:.2} %", 100.0 * volume)).monospace());
+    let status = match &r.result {
+        Some(res) if res.stopped => format!("{} (stopped)", r.boxes.len() - 1),
+        Some(_) => format!("{}", r.boxes.len() - 1),
+        None => format!("{}/{}", r.boxes.len().saturating_sub(1), r.iterations),
+    };
+    ui.label(status);
 }
 
 fn map_settings(ui: &mut Ui, s: &mut SemanticState, channels: usize, source: &str) {

@@ -1,6 +1,7 @@
 //! The Semantic view's worker jobs (ALGORITHMS.md §3): a Network Semantic Map of the loaded
-//! model (and of a model B on the same image, class and grid), a region grown from a clicked
-//! point, and the export of what the view shows as the CLI's record folders. Everything goes
+//! model (and of a model B on the same image, class and grid), regions grown from a clicked
+//! point (on model B too, for the same class), and the export of what the view shows as the
+//! CLI's record folders. Everything goes
 //! through the same analysis and record functions as `blindspot semantic map | regions`, so
 //! the numbers and the folders are the CLI's.
 
@@ -50,22 +51,32 @@ pub enum SemanticTask {
         points: usize,
         model_b: Option<ModelSource>,
     },
-    /// Regions grown from `start_u` (natural units), one per method, with the loaded model.
+    /// Regions grown from `start_u` (natural units), one per method, with the loaded model,
+    /// then with `model_b` for the class `class_b` (model A's map's) when given.
     Regions {
         start_u: Vec<f64>,
         methods: Vec<RegionMethod>,
         config: RegionConfig,
+        model_b: Option<(ModelSource, u32)>,
     },
     /// The record folders of what the view shows: `out` gets the loaded model's map (or its
-    /// regions with the map), `out_b` model B's map.
+    /// regions with the map), `b.out` model B's.
     Export {
         out: PathBuf,
         map: Option<SemanticMap>,
         regions: Vec<RegionResult>,
         config: RegionConfig,
-        b: Option<(ModelSource, SemanticMap, PathBuf)>,
+        b: Option<ModelBExport>,
         seconds: f64,
     },
+}
+
+/// Model B's part of an export: its map and the regions grown on it, into `out`.
+pub struct ModelBExport {
+    pub source: ModelSource,
+    pub map: SemanticMap,
+    pub regions: Vec<RegionResult>,
+    pub out: PathBuf,
 }
 
 /// Which model a map belongs to: 0 the loaded one, 1 model B.
@@ -91,7 +102,9 @@ pub enum SemanticUpdate {
         done: usize,
         total: usize,
     },
+    /// A region of the map in `slot` starts.
     RegionStarted {
+        slot: MapSlot,
         index: usize,
         method: RegionMethod,
         start_z: Vec<f64>,
@@ -99,12 +112,14 @@ pub enum SemanticUpdate {
     },
     /// One update of the box (z-units).
     RegionStep {
+        slot: MapSlot,
         index: usize,
         iteration: usize,
         a: Vec<f64>,
         b: Vec<f64>,
     },
     RegionDone {
+        slot: MapSlot,
         index: usize,
         result: Box<RegionResult>,
     },
@@ -193,7 +208,8 @@ impl WorkerState {
                 start_u,
                 methods,
                 config,
-            } => self.semantic_regions(request, start_u, methods, config),
+                model_b,
+            } => self.semantic_regions(request, start_u, methods, config, model_b.as_ref()),
             SemanticTask::Export {
                 out,
                 map,
@@ -314,14 +330,47 @@ impl WorkerState {
     }
 
     fn semantic_regions(
-        &self,
+        &mut self,
         request: &SemanticRequest,
         start_u: &[f64],
         methods: &[RegionMethod],
         config: &RegionConfig,
+        model_b: Option<&(ModelSource, u32)>,
     ) -> Result<(), Stop> {
+        // Model B first: loading it needs `&mut self`, the loaded model borrows `self`.
+        let b = match model_b {
+            Some((source, class)) => Some((self.comparison_model(source)?, *class)),
+            None => None,
+        };
         let model = self.model()?;
-        let p = prepare(model, &request.setup, request.setup.class)?;
+        self.grow_regions(
+            request,
+            model,
+            0,
+            request.setup.class,
+            start_u,
+            methods,
+            config,
+        )?;
+        if let Some((model, class)) = &b {
+            self.grow_regions(request, model, 1, Some(*class), start_u, methods, config)?;
+        }
+        Ok(())
+    }
+
+    /// One model's regions from `start_u`, streamed update by update into map `slot`.
+    #[allow(clippy::too_many_arguments)]
+    fn grow_regions(
+        &self,
+        request: &SemanticRequest,
+        model: &Classifier,
+        slot: MapSlot,
+        class: Option<u32>,
+        start_u: &[f64],
+        methods: &[RegionMethod],
+        config: &RegionConfig,
+    ) -> Result<(), Stop> {
+        let p = prepare(model, &request.setup, class)?;
         for &m in methods {
             config.validate(m, p.space.dim()).map_err(err)?;
         }
@@ -331,6 +380,7 @@ impl WorkerState {
             self.send(
                 request.job,
                 SemanticUpdate::RegionStarted {
+                    slot,
                     index,
                     method,
                     start_z: start_z.clone(),
@@ -340,6 +390,7 @@ impl WorkerState {
             let mut stop = None;
             let result = grow_region(&mut objective, method, config, &start_z, |s| {
                 let update = SemanticUpdate::RegionStep {
+                    slot,
                     index,
                     iteration: s.iteration,
                     a: s.a.to_vec(),
@@ -360,6 +411,7 @@ impl WorkerState {
             self.send(
                 request.job,
                 SemanticUpdate::RegionDone {
+                    slot,
                     index,
                     result: Box::new(result),
                 },
@@ -379,54 +431,74 @@ impl WorkerState {
         map: Option<&SemanticMap>,
         regions: &[RegionResult],
         config: &RegionConfig,
-        b: Option<&(ModelSource, SemanticMap, PathBuf)>,
+        b: Option<&ModelBExport>,
         seconds: f64,
     ) -> Result<Vec<PathBuf>, Stop> {
         let b_model = match b {
-            Some((source, _, _)) => Some(self.comparison_model(source)?),
+            Some(b) => Some(self.comparison_model(&b.source)?),
             None => None,
         };
         let model = self.model()?;
         let class = map.map(|m| m.class).or(setup.class);
-        let p = prepare(model, setup, class)?;
-        let save = |e: SemanticRunError| err(e);
-        let mut written = Vec::new();
-        if regions.is_empty() {
-            let map = map.ok_or_else(|| "nothing to export: no map or region yet".to_string())?;
-            map_record(model, setup, &p, map.clone(), seconds)
-                .save(out)
-                .map_err(save)?;
-        } else {
-            let objective = objective(model, &p, setup.batch, Some(config))?;
-            let record = RegionsRecord {
-                version: SEMANTIC_VERSION,
-                kind: "regions".into(),
-                model: model.spec().clone(),
-                image: p.image.name.clone(),
-                class: p.class.clone(),
-                space: p.space.clone(),
-                config: config.clone(),
-                regions: regions
-                    .iter()
-                    .enumerate()
-                    .map(|(k, r)| RegionRecord::new(&p.space, r, k))
-                    .collect(),
-                map: map.cloned(),
-                warnings: RegionConfig::warnings(p.space.dim()),
+        save_view(model, setup, class, map, regions, config, seconds, out)?;
+        let mut written = vec![out.to_path_buf()];
+        if let (Some(model_b), Some(b)) = (b_model, b) {
+            save_view(
+                &model_b,
+                setup,
+                Some(b.map.class),
+                Some(&b.map),
+                &b.regions,
+                config,
                 seconds,
-            };
-            record.save(out, regions, &objective).map_err(save)?;
-        }
-        written.push(out.to_path_buf());
-        if let (Some(model_b), Some((_, map_b, out_b))) = (b_model, b) {
-            let pb = prepare(&model_b, setup, Some(map_b.class))?;
-            map_record(&model_b, setup, &pb, map_b.clone(), seconds)
-                .save(out_b)
-                .map_err(save)?;
-            written.push(out_b.clone());
+                &b.out,
+            )?;
+            written.push(b.out.clone());
         }
         Ok(written)
     }
+}
+
+/// One model's part of the view as the CLI's record: `semantic map`'s folder, or `semantic
+/// regions`' (with the map) once regions were grown.
+#[allow(clippy::too_many_arguments)]
+fn save_view(
+    model: &Classifier,
+    setup: &SemanticSetup,
+    class: Option<u32>,
+    map: Option<&SemanticMap>,
+    regions: &[RegionResult],
+    config: &RegionConfig,
+    seconds: f64,
+    out: &std::path::Path,
+) -> Result<(), Stop> {
+    let p = prepare(model, setup, class)?;
+    let save = |e: SemanticRunError| Stop::Failed(err(e));
+    if regions.is_empty() {
+        let map = map.ok_or_else(|| "nothing to export: no map or region yet".to_string())?;
+        return map_record(model, setup, &p, map.clone(), seconds)
+            .save(out)
+            .map_err(save);
+    }
+    let objective = objective(model, &p, setup.batch, Some(config))?;
+    let record = RegionsRecord {
+        version: SEMANTIC_VERSION,
+        kind: "regions".into(),
+        model: model.spec().clone(),
+        image: p.image.name.clone(),
+        class: p.class.clone(),
+        space: p.space.clone(),
+        config: config.clone(),
+        regions: regions
+            .iter()
+            .enumerate()
+            .map(|(k, r)| RegionRecord::new(&p.space, r, k))
+            .collect(),
+        map: map.cloned(),
+        warnings: RegionConfig::warnings(p.space.dim()),
+        seconds,
+    };
+    record.save(out, regions, &objective).map_err(save)
 }
 
 fn map_record(
