@@ -170,6 +170,38 @@ fn open_checkpoint_without_any_file_dialog_says_what_to_do_instead() {
     );
 }
 
+/// The Frequency view's labelled images have the Reach view's Folder… and File… buttons:
+/// without a dialog, a click says which field to type into instead.
+#[test]
+fn the_frequency_views_folder_button_without_any_dialog_says_what_to_do() {
+    if !no_dialog_possible() {
+        eprintln!("skipped: a file dialog could open here and wait for a person");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = common::app::start(dir.path());
+    h.get_by_label("Frequency").click();
+    h.run_ok();
+    h.get_by_label("File…");
+    h.get_by_label("Folder…").click();
+    let title = "No file dialog is available";
+    wait_up_to(
+        &mut h,
+        Duration::from_secs(20),
+        "the no-dialog notice",
+        |a| a.state.notices.iter().any(|n| n.title == title),
+    );
+    let state = &h.state().state;
+    let notice = state.notices.iter().find(|n| n.title == title).unwrap();
+    assert!(
+        notice
+            .detail
+            .contains("type or paste the path of the labelled images into their field"),
+        "{}",
+        notice.detail
+    );
+}
+
 #[test]
 fn a_pick_from_recent_shows_its_path_in_the_path_box() {
     use common::app::field;

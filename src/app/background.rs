@@ -19,11 +19,18 @@ pub enum DialogPurpose {
     GridImage,
     Run,
     ExportDir,
-    /// The reach evaluation's labelled images: a folder, or a .safetensors set.
-    ReachImagesFolder,
-    ReachImagesFile,
+    /// A view's labelled images: a folder, or a .safetensors set.
+    ImagesFolder(ImagesFor),
+    ImagesFile(ImagesFor),
     /// The reach evaluation's output folder.
     ReachOut,
+}
+
+/// Which view's labelled-images field a dialog fills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImagesFor {
+    Reach,
+    Frequency,
 }
 
 impl DialogPurpose {
@@ -42,7 +49,7 @@ impl DialogPurpose {
                  folder on the window"
             }
             DialogPurpose::ExportDir => "type or paste the folder into the export folder field",
-            DialogPurpose::ReachImagesFolder | DialogPurpose::ReachImagesFile => {
+            DialogPurpose::ImagesFolder(_) | DialogPurpose::ImagesFile(_) => {
                 "type or paste the path of the labelled images into their field"
             }
             DialogPurpose::ReachOut => "type or paste the folder into the output folder field",
@@ -169,12 +176,12 @@ impl Background {
                     .pick_folder()
                     .into_iter()
                     .collect(),
-                DialogPurpose::ReachImagesFolder => dialog
+                DialogPurpose::ImagesFolder(_) => dialog
                     .set_title("Labelled images: one folder per class, or labels.tsv")
                     .pick_folder()
                     .into_iter()
                     .collect(),
-                DialogPurpose::ReachImagesFile => dialog
+                DialogPurpose::ImagesFile(_) => dialog
                     .set_title("Labelled images: .safetensors with images and labels")
                     .add_filter("safetensors", &["safetensors"])
                     .pick_file()

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::BlindspotApp;
-use super::background::{DialogPurpose, Done};
+use super::background::{DialogPurpose, Done, ImagesFor};
 use super::export::ExportJob;
 use super::panels;
 use super::state::{Action, ExportKind, Tab};
@@ -171,8 +171,15 @@ impl BlindspotApp {
                         DialogPurpose::ExportDir => {
                             self.state.export.dir_text = path.display().to_string();
                         }
-                        DialogPurpose::ReachImagesFolder | DialogPurpose::ReachImagesFile => {
-                            self.state.reach.images_text = path.display().to_string();
+                        DialogPurpose::ImagesFolder(view) | DialogPurpose::ImagesFile(view) => {
+                            let text = path.display().to_string();
+                            match view {
+                                ImagesFor::Reach => self.state.reach.images_text = text,
+                                ImagesFor::Frequency => {
+                                    self.state.frequency.folder_text = text;
+                                    self.state.frequency.use_gallery = false;
+                                }
+                            }
                         }
                         DialogPurpose::ReachOut => {
                             self.state.reach.out_text = path.display().to_string();

@@ -7,13 +7,14 @@
 use egui::{RichText, Ui};
 
 use crate::analysis::frequency::margins::significant;
+use crate::app::background::ImagesFor;
 use crate::app::frequency_state::{Ended, FrequencyState};
 use crate::app::state::{Action, AppState, ExportKind};
 use crate::app::textures::Textures;
 
 use super::frequency_plot::{MODEL_COLOURS, MarginPlot, PointView};
 use super::model_choice::ModelChoice;
-use super::{JobButtons, export_bar, job_buttons, job_progress};
+use super::{JobButtons, export_bar, job_buttons, job_progress, labelled_images_buttons};
 
 pub const START: &str = "▶ Start margins";
 pub const CANCEL: &str = "■ Cancel margins";
@@ -118,6 +119,7 @@ impl FrequencyPanel {
             });
             state.frequency.extra[k] = choice.source.clone();
         }
+        let mut dialog = None;
         let f = &mut state.frequency;
         egui::Grid::new("frequency settings")
             .num_columns(2)
@@ -141,6 +143,7 @@ impl FrequencyPanel {
                     if field.changed() {
                         f.use_gallery = false;
                     }
+                    dialog = labelled_images_buttons(ui, ImagesFor::Frequency);
                 });
                 ui.end_row();
                 row(
@@ -182,6 +185,9 @@ impl FrequencyPanel {
                     |ui| ui.add(egui::DragValue::new(&mut f.batch).range(1..=1024)),
                 );
             });
+        if let Some(d) = dialog {
+            state.act(Action::Dialog(d));
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub mod widths;
 
 use egui::{Color32, RichText, Ui};
 
-use super::background::DialogPurpose;
+use super::background::{DialogPurpose, ImagesFor};
 use super::state::{Action, AppState, ExportKind};
 use super::textures::{Textures, color_image};
 
@@ -103,6 +103,26 @@ pub fn placeholder(ui: &mut Ui, side: f32, text: &str) {
         egui::FontId::proportional(12.0),
         ui.visuals().weak_text_color(),
     );
+}
+
+/// "Folder…" and "File…" for a labelled-images field: the dialog a click asks for.
+pub fn labelled_images_buttons(ui: &mut Ui, view: ImagesFor) -> Option<DialogPurpose> {
+    let mut dialog = None;
+    if ui
+        .button("Folder…")
+        .on_hover_text("Pick an image folder")
+        .clicked()
+    {
+        dialog = Some(DialogPurpose::ImagesFolder(view));
+    }
+    if ui
+        .button("File…")
+        .on_hover_text("Pick a .safetensors set")
+        .clicked()
+    {
+        dialog = Some(DialogPurpose::ImagesFile(view));
+    }
+    dialog
 }
 
 /// The export row of a view: folder, PNG scale, and one button per thing to export.

@@ -7,13 +7,13 @@ use egui::{RichText, Ui};
 
 use crate::analysis::metrics::lpips_applies;
 use crate::analysis::reach::HitCriterion;
-use crate::app::background::DialogPurpose;
+use crate::app::background::{DialogPurpose, ImagesFor};
 use crate::app::reach_state::{Ended, ReachState};
 use crate::app::state::{Action, AppState, ExportKind};
 use crate::app::worker::LpipsStatus;
 
 use super::reach_matrix::hit_matrix;
-use super::{JobButtons, export_bar, job_buttons, job_progress};
+use super::{JobButtons, export_bar, job_buttons, job_progress, labelled_images_buttons};
 
 pub const START: &str = "▶ Start reach";
 pub const CANCEL: &str = "■ Cancel reach";
@@ -73,20 +73,7 @@ fn settings(ui: &mut Ui, state: &mut AppState) {
                         .hint_text("ImageFolder, labels.tsv folder or .safetensors"),
                 )
                 .labelled_by(label.id);
-                if ui
-                    .button("Folder…")
-                    .on_hover_text("Pick an image folder")
-                    .clicked()
-                {
-                    dialog = Some(DialogPurpose::ReachImagesFolder);
-                }
-                if ui
-                    .button("File…")
-                    .on_hover_text("Pick a .safetensors set")
-                    .clicked()
-                {
-                    dialog = Some(DialogPurpose::ReachImagesFile);
-                }
+                dialog = dialog.or(labelled_images_buttons(ui, ImagesFor::Reach));
             });
             ui.end_row();
             row(
