@@ -190,16 +190,8 @@ fn a_map_fills_live_equals_compute_map_and_model_b_comes_beside_it() {
     );
 
     // The export writes both models' regions records.
-    let exports = dir.path().join("exports");
-    h.state_mut().state.export.dir_text = exports.display().to_string();
-    h.state_mut()
-        .state
-        .act(Action::Semantic(SemanticAction::Export));
-    wait(&mut h, "the export", |a| {
-        (!a.state.semantic.exported.is_empty() || !a.state.notices.is_empty()) && !a.state.is_busy()
-    });
+    export_view(&mut h, &dir.path().join("exports"));
     let state = &h.state().state;
-    assert!(state.notices.is_empty(), "{:?}", state.notices);
     assert_eq!(state.semantic.exported.len(), 2);
     for (slot, out) in state.semantic.exported.iter().enumerate() {
         let record: RegionsRecord =
@@ -211,6 +203,22 @@ fn a_map_fills_live_equals_compute_map_and_model_b_comes_beside_it() {
             assert_eq!((rec.a_z.as_slice(), rec.b_z.as_slice()), (a, b));
         }
     }
+}
+
+/// Exports the view into `exports` and waits for it to succeed. The button sits below the
+/// map, outside the test window's view; egui does not click what it does not show, so its
+/// action is sent as the button sends it.
+fn export_view(h: &mut App, exports: &Path) {
+    h.state_mut().state.export.dir_text = exports.display().to_string();
+    h.get_by_label(EXPORT);
+    h.state_mut()
+        .state
+        .act(Action::Semantic(SemanticAction::Export));
+    wait(h, "the export", |a| {
+        (!a.state.semantic.exported.is_empty() || !a.state.notices.is_empty()) && !a.state.is_busy()
+    });
+    let state = &h.state().state;
+    assert!(state.notices.is_empty(), "{:?}", state.notices);
 }
 
 /// The three regions grown directly from rot = 0, scale = 1 on the demo model, for `class`,
@@ -329,18 +337,8 @@ fn a_click_grows_regions_live_and_the_export_is_the_cli_record() {
 
     // Export: the record folder of `blindspot semantic regions`.
     let exports = dir.path().join("exports");
-    h.state_mut().state.export.dir_text = exports.display().to_string();
-    // The button sits below the map, outside the test window's view; egui does not click
-    // what it does not show, so its action is sent as the button sends it.
-    h.get_by_label(EXPORT);
-    h.state_mut()
-        .state
-        .act(Action::Semantic(SemanticAction::Export));
-    wait(&mut h, "the export", |a| {
-        (!a.state.semantic.exported.is_empty() || !a.state.notices.is_empty()) && !a.state.is_busy()
-    });
+    export_view(&mut h, &exports);
     let state = &h.state().state;
-    assert!(state.notices.is_empty(), "{:?}", state.notices);
     let folders = files_in(&exports);
     assert_eq!(folders.len(), 1, "{folders:?}");
     let out = exports.join(&folders[0]);

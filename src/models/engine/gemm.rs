@@ -59,16 +59,18 @@ fn threads_for(macs: usize) -> usize {
     }
 }
 
-/// A destination pointer shared by the blocks of one product, which write disjoint elements.
+/// A destination pointer shared by the blocks of one product, which write disjoint elements
+/// (here and in `packed.rs`).
 #[derive(Clone, Copy)]
-struct Dst(*mut f32);
-// SAFETY: each block of `matmul` writes only its own rows or columns of `dst`.
+pub(super) struct Dst(pub(super) *mut f32);
+// SAFETY: each block of `matmul` (and each job of `PackedMatrix::apply`) writes only its own
+// elements of the destination.
 unsafe impl Send for Dst {}
 unsafe impl Sync for Dst {}
 
 impl Dst {
     /// Through a method, so closures capture the `Send` wrapper, not the raw field.
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }

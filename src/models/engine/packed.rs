@@ -16,6 +16,8 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::gemm::Dst;
+
 /// Rows per panel: the AVX-512 kernels' 4 × 16 floats.
 const PANEL: usize = 64;
 /// Columns (token rows of `b`) per micro-kernel call.
@@ -229,20 +231,6 @@ impl PackedMatrix {
                 }
             }
         }
-    }
-}
-
-/// A destination pointer shared by jobs that write disjoint elements.
-#[derive(Clone, Copy)]
-struct Dst(*mut f32);
-// SAFETY: each job of `PackedMatrix::apply` writes only its own elements of `y`.
-unsafe impl Send for Dst {}
-unsafe impl Sync for Dst {}
-
-impl Dst {
-    /// Through a method, so closures capture the `Send` wrapper, not the raw field.
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 
