@@ -156,6 +156,8 @@ fn a_map_fills_live_equals_compute_map_and_model_b_comes_beside_it() {
     // class: the same boxes `grow_region` gives called directly.
     let model_b_name = b.model.clone();
     h.state_mut().state.semantic.config.iterations = 12;
+    // The picker moving on does not change what the shown map B was made with.
+    h.state_mut().state.semantic.model_b = None;
     h.get_by_label_contains("grow regions from that point on both models");
     click_at(&mut h, da.position(4.0, 4.0));
     assert!(h.state().state.is_busy(), "the click started the regions");

@@ -65,6 +65,7 @@ impl BlindspotApp {
             total * (1 + usize::from(model_b.is_some()))
         );
         self.state.semantic.setup = Some(setup);
+        self.state.semantic.mapped_b = model_b.clone();
         self.send_semantic(
             SemanticJob::Map,
             total,
@@ -86,7 +87,7 @@ impl BlindspotApp {
         let config = st.region_config(setup.params.len())?;
         let methods = st.method.methods();
         // Model B's regions grow too once its map is there, for the class that map shows.
-        let model_b = match (&st.model_b, &st.maps[1]) {
+        let model_b = match (&st.mapped_b, &st.maps[1]) {
             (Some(source), Some(map)) if map.is_complete() => {
                 Some((source.clone(), map.class.class))
             }
@@ -144,7 +145,7 @@ impl BlindspotApp {
         ]
         .join("_");
         let out = dir.join(free_stem(&dir, &stem, &[]));
-        let b = match (&st.model_b, &st.maps[1]) {
+        let b = match (&st.mapped_b, &st.maps[1]) {
             (Some(source), Some(m)) if m.is_complete() => Some(ModelBExport {
                 source: source.clone(),
                 map: m.map(),

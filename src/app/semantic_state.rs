@@ -153,6 +153,9 @@ pub struct SemanticState {
     pub method: MethodChoice,
     pub config: RegionConfig,
     pub model_b: Option<ModelSource>,
+    /// The model B the current maps were computed with (the picker may have moved since):
+    /// what regions grow on and what the export loads.
+    pub mapped_b: Option<ModelSource>,
     /// The loaded model's map (0) and model B's (1).
     pub maps: [Option<MapView>; 2],
     /// The regions grown on each map (model B's for model A's class).
@@ -188,6 +191,7 @@ impl Default for SemanticState {
             method: MethodChoice::All,
             config: RegionConfig::default(),
             model_b: None,
+            mapped_b: None,
             maps: [None, None],
             regions: [Vec::new(), Vec::new()],
             setup: None,
