@@ -1,9 +1,8 @@
 //! The Semantic view's worker jobs (ALGORITHMS.md §3): a Network Semantic Map of the loaded
 //! model (and of a model B on the same image, class and grid), regions grown from a clicked
 //! point (on model B too, for the same class), and the export of what the view shows as the
-//! CLI's record folders. Everything goes
-//! through the same analysis and record functions as `blindspot semantic map | regions`, so
-//! the numbers and the folders are the CLI's.
+//! CLI's record folders. Everything goes through the same analysis and record functions as
+//! `blindspot semantic map | regions`, so the numbers and the folders are the CLI's.
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -52,7 +51,7 @@ pub enum SemanticTask {
         model_b: Option<ModelSource>,
     },
     /// Regions grown from `start_u` (natural units), one per method, with the loaded model,
-    /// then with `model_b` for the class `class_b` (model A's map's) when given.
+    /// then with `model_b` for the class given beside it (model B's map's) when given.
     Regions {
         start_u: Vec<f64>,
         methods: Vec<RegionMethod>,

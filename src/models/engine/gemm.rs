@@ -50,8 +50,8 @@ const PARALLEL_MIN_MACS: usize = 1 << 23;
 /// micro-tile (the AVX-512 kernels are 64 x 6 and 16 x 6 tiles).
 const SPLIT_ALIGN: usize = 64;
 
-/// How many threads a product of `macs` multiply-adds runs on.
-fn threads_for(macs: usize) -> usize {
+/// How many threads a product of `macs` multiply-adds runs on (here and in `packed.rs`).
+pub(super) fn threads_for(macs: usize) -> usize {
     if macs < PARALLEL_MIN_MACS || super::parallel::is_serial() {
         1
     } else {

@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::gemm::Dst;
+use super::gemm::{Dst, threads_for};
 
 /// Rows per panel: the AVX-512 kernels' 4 × 16 floats.
 const PANEL: usize = 64;
@@ -28,8 +28,6 @@ const KC_MAX: usize = 512;
 /// Floats of packed panels one block of rows keeps in L2 while the columns stream past
 /// (1 MiB: half of this machine's 2 MiB L2 per core).
 const MC_FLOATS: usize = 1 << 18;
-/// Products below this many multiply-adds run on one thread (as in `gemm.rs`).
-const PARALLEL_MIN_MACS: usize = 1 << 23;
 
 /// An `m × k` matrix in 64-row panels: for each depth block `kb` (of `kc` rows of depth,
 /// the last one shorter), each panel holds `[depth][64]`, rows past `m` zero.
@@ -110,11 +108,7 @@ impl PackedMatrix {
         if n == 0 {
             return;
         }
-        let threads = if n * m * k < PARALLEL_MIN_MACS || super::parallel::is_serial() {
-            1
-        } else {
-            rayon::current_num_threads().max(1)
-        };
+        let threads = threads_for(n * m * k);
         if threads <= 1 {
             // SAFETY: the bounds were checked above and `y` is borrowed mutably.
             unsafe { self.block(0..n, 0..m, b, bias, y.as_mut_ptr(), accumulate) };
