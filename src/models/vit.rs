@@ -184,9 +184,7 @@ impl Block {
         };
         let x = p.add(x, h, engine::Activation::None);
         let h = p.layer_norm(x, &self.norm2)?;
-        let h = p.token_linear(h, &self.fc1, None)?;
-        let h = p.gelu(h);
-        let h = p.token_linear(h, &self.fc2, self.ls2.as_ref())?;
+        let h = p.mlp(h, &self.fc1, &self.fc2, self.ls2.as_ref())?;
         Ok(p.add(x, h, engine::Activation::None))
     }
 

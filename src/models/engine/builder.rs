@@ -6,7 +6,7 @@ use candle_core::{Result, bail};
 use super::Program;
 use super::kernels::{Activation, ConvWeights};
 use super::ops::{Op, Value};
-use super::tokens::TokenWeights;
+use super::token_linear::{Mlp, TokenLinear};
 use crate::models::layers::{Conv2d, ConvBn, LayerNorm, Linear};
 
 fn f32_data(t: &candle_core::Tensor) -> Result<Vec<f32>> {
@@ -172,34 +172,34 @@ impl ProgramBuilder {
         linear: &Linear,
         out_scale: Option<&candle_core::Tensor>,
     ) -> Result<Value> {
-        let (weight_t, bias) = linear.parts();
-        let (inp, out) = weight_t.dims2()?;
-        let mut weight_t = f32_data(weight_t)?;
-        let mut bias = bias.map(f32_data).transpose()?;
-        if let Some(scale) = out_scale {
-            let scale = f32_data(scale)?;
-            if scale.len() != out {
-                bail!("{} scales for a linear layer of {out} outputs", scale.len());
-            }
-            for row in weight_t.chunks_mut(out) {
-                row.iter_mut().zip(&scale).for_each(|(w, &s)| *w *= s);
-            }
-            if let Some(b) = bias.as_mut() {
-                b.iter_mut().zip(&scale).for_each(|(b, &s)| *b *= s);
-            }
-        }
-        Ok(self.push(Op::TokenLinear {
-            x: x.0,
-            weights: TokenWeights::new(weight_t, out, inp),
-            bias,
-            out,
-            inp,
-        }))
+        let linear = token_linear(linear, out_scale)?;
+        Ok(self.push(Op::TokenLinear { x: x.0, linear }))
     }
 
-    /// Exact (erf) GELU.
-    pub fn gelu(&mut self, x: Value) -> Value {
-        self.push(Op::Gelu { x: x.0 })
+    /// A transformer block's MLP on every token, `fc2(GELU(fc1(x)))` with exact (erf) GELU,
+    /// the outputs times `out_scale` when given (as `token_linear`).
+    pub fn mlp(
+        &mut self,
+        x: Value,
+        fc1: &Linear,
+        fc2: &Linear,
+        out_scale: Option<&candle_core::Tensor>,
+    ) -> Result<Value> {
+        let mlp = Mlp {
+            fc1: token_linear(fc1, None)?,
+            fc2: token_linear(fc2, out_scale)?,
+        };
+        if mlp.fc2.inp != mlp.hidden() {
+            bail!(
+                "an MLP of {} hidden units cannot feed a layer of {} inputs",
+                mlp.hidden(),
+                mlp.fc2.inp
+            );
+        }
+        Ok(self.push(Op::Mlp {
+            x: x.0,
+            mlp: Box::new(mlp),
+        }))
     }
 
     /// Multi-head self-attention over fused `qkv` tokens (before the output projection).
@@ -289,4 +289,25 @@ impl ProgramBuilder {
         }
         Ok(Program { ops: self.ops })
     }
+}
+
+/// A linear layer's weights for the token ops, its outputs times `out_scale` when given.
+fn token_linear(linear: &Linear, out_scale: Option<&candle_core::Tensor>) -> Result<TokenLinear> {
+    let (weight_t, bias) = linear.parts();
+    let (inp, out) = weight_t.dims2()?;
+    let mut weight_t = f32_data(weight_t)?;
+    let mut bias = bias.map(f32_data).transpose()?;
+    if let Some(scale) = out_scale {
+        let scale = f32_data(scale)?;
+        if scale.len() != out {
+            bail!("{} scales for a linear layer of {out} outputs", scale.len());
+        }
+        for row in weight_t.chunks_mut(out) {
+            row.iter_mut().zip(&scale).for_each(|(w, &s)| *w *= s);
+        }
+        if let Some(b) = bias.as_mut() {
+            b.iter_mut().zip(&scale).for_each(|(b, &s)| *b *= s);
+        }
+    }
+    Ok(TokenLinear::new(weight_t, bias, out, inp))
 }

@@ -8,9 +8,9 @@
 //!
 //! `exp` is Cephes' `expf` (range reduction to `[−ln2/2, ln2/2]`, degree-6 polynomial; within
 //! 2 ulp), clamped to `[−87, 88]` so the result is always a normal float: `exp(−87)` is
-//! 1.6e-38, nothing next to the softmax's own largest term, 1. `erf` is Abramowitz & Stegun
-//! 7.1.26 (absolute error ≤ 1.5e-7, 5.5e-7 evaluated in f32), the same approximation as
-//! PyTorch's own vectorised CPU `erf`, which its exact GELU uses.
+//! 1.6e-38, nothing next to the softmax's own largest term, 1. GELU's `erf` is Abramowitz &
+//! Stegun 7.1.26 (absolute error ≤ 1.5e-7, 5.5e-7 evaluated in f32), the same approximation
+//! as PyTorch's own vectorised CPU `erf`, which its exact GELU uses.
 
 /// 1.5·2²³: adding it to a float of magnitude < 2²² rounds it to an integer held in the low
 /// mantissa bits.
@@ -34,14 +34,50 @@ pub(crate) fn exp(x: f32) -> f32 {
     e * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// 1/√(2π), the standard normal density at 0.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+/// Exact (erf) GELU `x·Φ(x)` and its derivative `Φ(x) + x·φ(x)`, sharing one `exp`: the
+/// erf approximation of `Φ` multiplies `exp(−(x/√2)²) = exp(−x²/2)`, which is also
+/// `√(2π)·φ(x)`. A caller that drops the derivative pays two multiplies, not an `exp`.
 #[inline(always)]
-pub(crate) fn erf(x: f32) -> f32 {
-    let a = x.abs();
+pub(crate) fn gelu_and_derivative(x: f32) -> (f32, f32) {
+    let a = (x * FRAC_1_SQRT_2).abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let poly = ((((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_8) * t - 0.284_496_74) * t
         + 0.254_829_6)
         * t;
-    (1.0 - poly * exp(-a * a)).copysign(x)
+    let gauss = exp(-a * a);
+    let erf = (1.0 - poly * gauss).copysign(x);
+    let cdf = 0.5 * (1.0 + erf);
+    (x * cdf, cdf + x * INV_SQRT_2PI * gauss)
+}
+
+/// `y = GELU(y)` in place; with `derivative` (as long as `y`), also `GELU'` of the same
+/// inputs there (what the reverse pass multiplies by).
+#[inline(always)]
+pub(crate) fn gelu_in_place(y: &mut [f32], derivative: Option<&mut [f32]>) {
+    match derivative {
+        Some(d) => {
+            for (y, d) in y.iter_mut().zip(d) {
+                (*y, *d) = gelu_and_derivative(*y);
+            }
+        }
+        None => {
+            for y in y.iter_mut() {
+                *y = gelu_and_derivative(*y).0;
+            }
+        }
+    }
+}
+
+/// `y *= factor`, elementwise.
+#[inline(always)]
+pub(crate) fn scale_in_place(y: &mut [f32], factor: &[f32]) {
+    for (y, &f) in y.iter_mut().zip(factor) {
+        *y *= f;
+    }
 }
 
 /// Lanes of the partial sums below: enough independent accumulators for a 512-bit register.
@@ -139,18 +175,30 @@ mod tests {
     }
 
     #[test]
-    fn erf_within_abramowitz_stegun_bound() {
-        let mut worst = 0f64;
-        let mut x = -6.0f32;
-        while x <= 6.0 {
-            let want = libm::erf(x as f64);
-            worst = worst.max((erf(x) as f64 - want).abs());
+    fn gelu_and_its_derivative_match_f64() {
+        let (mut worst_y, mut worst_d) = (0f64, 0f64);
+        let mut x = -9.0f32;
+        while x <= 9.0 {
+            let xd = x as f64;
+            let cdf = 0.5 * (1.0 + libm::erf(xd / std::f64::consts::SQRT_2));
+            let pdf = (-0.5 * xd * xd).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            let (y, d) = gelu_and_derivative(x);
+            // The erf approximation's 1.5e-7 (5.5e-7 in f32), scaled by |x|/2 in GELU.
+            worst_y = worst_y.max((y as f64 - xd * cdf).abs() / xd.abs().max(1.0));
+            worst_d = worst_d.max((d as f64 - (cdf + xd * pdf)).abs());
             x += 0.00071;
         }
-        // The approximation's 1.5e-7, plus f32 round-off in evaluating it (5.5e-7 seen).
-        assert!(worst < 1e-6, "erf off by {worst}");
-        assert!(erf(0.0).abs() < 1e-7);
-        assert_eq!(erf(-30.0), -1.0);
+        assert!(worst_y < 1e-6, "GELU off by {worst_y}");
+        assert!(worst_d < 1e-6, "GELU' off by {worst_d}");
+        let (y0, d0) = gelu_and_derivative(0.0);
+        assert!(y0 == 0.0 && (d0 - 0.5).abs() < 1e-6, "{y0} {d0}");
+        assert_eq!(gelu_and_derivative(-30.0).0, 0.0);
+        assert_eq!(gelu_and_derivative(30.0), (30.0, 1.0));
+        let (mut y, mut d) = (vec![-1.0f32, 0.5, 2.0], vec![0f32; 3]);
+        gelu_in_place(&mut y, Some(&mut d));
+        for (i, x) in [-1.0f32, 0.5, 2.0].into_iter().enumerate() {
+            assert_eq!((y[i], d[i]), gelu_and_derivative(x));
+        }
     }
 
     #[test]

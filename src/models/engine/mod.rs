@@ -26,6 +26,7 @@ mod ops;
 mod packed;
 mod parallel;
 mod simd;
+mod token_linear;
 mod tokens;
 
 use candle_core::{Result, bail};
@@ -37,6 +38,7 @@ pub use self::kernels::Activation;
 use self::kernels::Dims;
 pub use self::ops::Value;
 use self::ops::{Op, Plan};
+use self::packed::Epilogue;
 
 /// Per-value buffers of one call; `None` once a value is released (or never computed).
 type Values = Vec<Option<Vec<f32>>>;
@@ -74,8 +76,9 @@ pub(crate) struct Workspace {
     col: Vec<f32>,
     /// Max-pool winners, per op.
     argmax: Vec<Vec<u32>>,
-    /// Attention probabilities `[B][H][N][N]`, per op.
-    probs: Vec<Vec<f32>>,
+    /// Per op, what its reverse pass reads besides values: attention's probabilities
+    /// `[B][H][M][N]`, an MLP's GELU derivative `[B][N][hidden]`.
+    saved: Vec<Vec<f32>>,
     /// One workspace per batch shard (`parallel`), kept like everything else.
     shards: Vec<Workspace>,
 }
@@ -86,7 +89,7 @@ impl Workspace {
         self.pool.bytes()
             + 4 * self.col.capacity()
             + self.argmax.iter().map(|a| 4 * a.capacity()).sum::<usize>()
-            + self.probs.iter().map(|p| 4 * p.capacity()).sum::<usize>()
+            + self.saved.iter().map(|p| 4 * p.capacity()).sum::<usize>()
             + self.shards.iter().map(Workspace::held_bytes).sum::<usize>()
     }
 }
@@ -105,8 +108,8 @@ impl Program {
         if ws.argmax.len() != self.ops.len() {
             ws.argmax = vec![Vec::new(); self.ops.len()];
         }
-        if ws.probs.len() != self.ops.len() {
-            ws.probs = vec![Vec::new(); self.ops.len()];
+        if ws.saved.len() != self.ops.len() {
+            ws.saved = vec![Vec::new(); self.ops.len()];
         }
         Ok(())
     }
@@ -210,7 +213,7 @@ impl Program {
             pool,
             col,
             argmax,
-            probs,
+            saved,
             ..
         } = ws;
         let Some(plan) = plan.as_ref() else {
@@ -307,28 +310,29 @@ impl Program {
                     beta,
                     eps,
                 } => tokens::layer_norm_forward(get(*x), yd.c, (gamma, beta, *eps), &mut y),
-                Op::TokenLinear {
-                    x,
-                    weights,
-                    bias,
-                    out,
-                    inp,
-                } => tokens::token_linear_forward(
-                    weights,
-                    bias.as_deref(),
-                    (*out, *inp, b * yd.h),
-                    get(*x),
-                    &mut y,
-                ),
-                Op::Gelu { x } => tokens::gelu_forward(get(*x), &mut y),
+                Op::TokenLinear { x, linear } => {
+                    linear.forward(b * yd.h, get(*x), &mut y, Epilogue::None);
+                }
+                Op::Mlp { x, mlp } => {
+                    let rows = b * yd.h;
+                    let mut hidden = pool.take(rows * mlp.hidden());
+                    let derivative = if record {
+                        saved[i].resize(rows * mlp.hidden(), 0.0);
+                        Some(saved[i].as_mut_slice())
+                    } else {
+                        None
+                    };
+                    mlp.forward(rows, get(*x), &mut hidden, derivative, &mut y);
+                    pool.give(hidden);
+                }
                 Op::Attention { qkv, heads, .. } => {
                     let shape = attention_shape(plan.dims[*qkv], yd, *heads);
-                    probs[i].resize(shape.probs_len(), 0.0);
+                    saved[i].resize(shape.probs_len(), 0.0);
                     let mut scratch = pool.take(shape.out_len());
                     tokens::attention_forward(
                         get(*qkv),
                         shape,
-                        &mut probs[i],
+                        &mut saved[i],
                         &mut scratch,
                         &mut y,
                     );
@@ -475,7 +479,7 @@ impl Program {
             pool,
             col,
             argmax,
-            probs,
+            saved,
             ..
         } = ws;
         let Some(plan) = plan.as_ref() else {
@@ -600,25 +604,24 @@ impl Program {
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }
-                Op::TokenLinear {
-                    x,
-                    weights,
-                    out,
-                    inp,
-                    ..
-                } => {
+                Op::TokenLinear { x, linear } => {
                     let (mut dx, acc) = take_grad(&mut grads[*x], pool, plan.dims[*x].len());
-                    let rows = b * yd.h;
-                    tokens::token_linear_vjp(weights, (*out, *inp, rows), &gy, &mut dx, acc);
+                    linear.vjp(b * yd.h, &gy, &mut dx, acc, Epilogue::None);
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }
-                Op::Gelu { x } => {
-                    let Some(xv) = values[*x].as_deref() else {
-                        bail!("op {i}: GELU input was not kept");
-                    };
-                    tokens::gelu_vjp(xv, &mut gy);
-                    accumulate_or_move(&mut grads[*x], gy, pool);
+                Op::Mlp { x, mlp } => {
+                    let rows = b * yd.h;
+                    let derivative = &saved[i];
+                    if derivative.len() != rows * mlp.hidden() {
+                        bail!("op {i}: the MLP's GELU derivative was not kept");
+                    }
+                    let (mut dx, acc) = take_grad(&mut grads[*x], pool, plan.dims[*x].len());
+                    let mut hidden = pool.take(rows * mlp.hidden());
+                    mlp.vjp(rows, &gy, derivative, &mut hidden, &mut dx, acc);
+                    grads[*x] = Some(dx);
+                    pool.give(hidden);
+                    pool.give(gy);
                 }
                 Op::Attention { qkv, heads, .. } => {
                     let Some(xv) = values[*qkv].as_deref() else {
@@ -631,7 +634,7 @@ impl Program {
                     let mut parts = pool.take(shape.qkv_len());
                     tokens::attention_vjp(
                         xv,
-                        &probs[i],
+                        &saved[i],
                         &gy,
                         shape,
                         &mut heads_scratch,

@@ -4,7 +4,8 @@ use candle_core::{Result, bail};
 
 use super::Program;
 use super::kernels::{Activation, ConvWeights, Dims};
-use super::tokens::{AttentionShape, TokenWeights};
+use super::token_linear::{Mlp, TokenLinear};
+use super::tokens::AttentionShape;
 
 /// A value of a program: the network input (after normalisation) or the output of an op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,13 +75,13 @@ pub(super) enum Op {
     /// A linear layer applied to every token.
     TokenLinear {
         x: usize,
-        weights: TokenWeights,
-        bias: Option<Vec<f32>>,
-        out: usize,
-        inp: usize,
+        linear: TokenLinear,
     },
-    Gelu {
+    /// A transformer block's MLP, `fc2(GELU(fc1(x)))` on every token, as one op: GELU runs
+    /// in the products' epilogues (`token_linear`).
+    Mlp {
         x: usize,
+        mlp: Box<Mlp>,
     },
     /// Multi-head self-attention over fused `qkv` tokens `[B][N][3D]`, before the output
     /// projection; with `queries`, only the first that many tokens attend and come out.
@@ -115,7 +116,7 @@ impl Op {
             | Self::Tokens { x, .. }
             | Self::LayerNorm { x, .. }
             | Self::TokenLinear { x, .. }
-            | Self::Gelu { x }
+            | Self::Mlp { x, .. }
             | Self::SelectTokens { x, .. }
             | Self::TokensToFeatures { x } => [Some(x), None],
             Self::Attention { qkv, .. } => [Some(qkv), None],
@@ -134,13 +135,10 @@ impl Op {
         }
     }
 
-    /// Whether the reverse pass reads this op's input (layer norm's statistics, GELU's
-    /// derivative and attention's Q, K and V are functions of it).
+    /// Whether the reverse pass reads this op's input (layer norm's statistics and
+    /// attention's Q, K and V are functions of it; the MLP keeps its GELU derivative itself).
     pub(super) fn input_needed_backward(&self) -> bool {
-        matches!(
-            self,
-            Self::LayerNorm { .. } | Self::Gelu { .. } | Self::Attention { .. }
-        )
+        matches!(self, Self::LayerNorm { .. } | Self::Attention { .. })
     }
 }
 
@@ -264,14 +262,24 @@ impl Program {
                     }
                     xd
                 }
-                Op::TokenLinear { x, out, inp, .. } => {
-                    let xd = dims[*x];
-                    if xd.c != *inp || xd.w != 1 {
+                Op::TokenLinear { x, linear } => {
+                    let (xd, inp, out) = (dims[*x], linear.inp, linear.out);
+                    if xd.c != inp || xd.w != 1 {
                         bail!("op {i}: token linear {inp} -> {out} over {xd:?}");
                     }
-                    Dims { c: *out, ..xd }
+                    Dims { c: out, ..xd }
                 }
-                Op::Gelu { x } => dims[*x],
+                Op::Mlp { x, mlp } => {
+                    let xd = dims[*x];
+                    let (inp, hidden, out) = (mlp.fc1.inp, mlp.hidden(), mlp.fc2.out);
+                    if xd.c != inp || xd.w != 1 || mlp.fc2.inp != hidden {
+                        bail!(
+                            "op {i}: MLP {inp} -> {hidden} -> {} -> {out} over {xd:?}",
+                            mlp.fc2.inp
+                        );
+                    }
+                    Dims { c: out, ..xd }
+                }
                 Op::Attention {
                     qkv,
                     heads,
@@ -343,7 +351,11 @@ impl Program {
                     2.0 * (yd.len() * per_output) as f64
                 }
                 Op::Linear { out, inp, .. } => 2.0 * (out * inp * b) as f64,
-                Op::TokenLinear { out, inp, .. } => 2.0 * (out * inp * b * yd.h) as f64,
+                Op::TokenLinear { linear, .. } => 2.0 * (linear.out * linear.inp * b * yd.h) as f64,
+                Op::Mlp { mlp, .. } => {
+                    let macs = mlp.hidden() * (mlp.fc1.inp + mlp.fc2.out);
+                    2.0 * (macs * b * yd.h) as f64
+                }
                 Op::Attention { qkv, heads, .. } => AttentionShape {
                     batch: b,
                     tokens: plan.dims[*qkv].h,

@@ -10,13 +10,106 @@
 //!
 //! Every product here is `y[j][i] (+)= bias[i] + Σ_p a[i][p] · b[j][p]` for `j < n`, with `a`
 //! the packed `m × k` matrix, `b` and `y` row-major with rows of `k` and `m` floats: a linear
-//! layer `y = x·Wᵀ + bias` over token rows, or its VJP `dx = gy·W`.
+//! layer `y = x·Wᵀ + bias` over token rows, or its VJP `dx = gy·W`. An `Epilogue` then
+//! finishes each tile while it is still in cache: a transformer MLP's GELU after `fc1`, and
+//! the GELU derivative its VJP multiplies by after `fc2`'s, never take a separate pass over
+//! the hidden activations (4× the width, so larger than L2 at any batch).
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::fast_math;
 use super::gemm::{Dst, threads_for};
+use super::kernels::sequential;
+use super::simd;
+
+/// What a product does to each tile of `y` once the tile is final (all depth added).
+pub(crate) enum Epilogue<'a> {
+    None,
+    /// `y = GELU(y)`; with `derivative` (laid out as `y`), also `GELU'` of the same inputs
+    /// there.
+    Gelu {
+        derivative: Option<&'a mut [f32]>,
+    },
+    /// `y *= factor`, elementwise (`factor` laid out as `y`).
+    Scale(&'a [f32]),
+}
+
+impl Epilogue<'_> {
+    /// The form the jobs of one product share: the derivative as a pointer, since each job
+    /// writes only the elements of its own tiles.
+    fn shared(&mut self, len: usize) -> TileEpilogue<'_> {
+        match self {
+            Self::None => TileEpilogue::None,
+            Self::Gelu { derivative } => TileEpilogue::Gelu(derivative.as_deref_mut().map(|d| {
+                assert!(
+                    d.len() >= len,
+                    "epilogue: derivative of {} < {len}",
+                    d.len()
+                );
+                Dst(d.as_mut_ptr())
+            })),
+            Self::Scale(factor) => {
+                assert!(
+                    factor.len() >= len,
+                    "epilogue: factor of {} < {len}",
+                    factor.len()
+                );
+                TileEpilogue::Scale(factor)
+            }
+        }
+    }
+
+    /// Finishes all of `y` at once, in parallel chunks (a product made some other way: the
+    /// `gemm` crate's path without AVX-512).
+    pub fn finish(mut self, y: &mut [f32]) {
+        const CHUNK: usize = 1 << 14;
+        let epilogue = self.shared(y.len());
+        let run = |(c, y): (usize, &mut [f32])| {
+            // SAFETY: each chunk is its own part of `y` (borrowed mutably) and of the
+            // derivative, whose length `shared` checked.
+            simd::dispatch(
+                #[inline(always)]
+                || unsafe { epilogue.finish(y, c * CHUNK) },
+            );
+        };
+        if sequential(y.len()) {
+            y.chunks_mut(CHUNK).enumerate().for_each(run);
+        } else {
+            y.par_chunks_mut(CHUNK).enumerate().for_each(run);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum TileEpilogue<'a> {
+    None,
+    Gelu(Option<Dst>),
+    Scale(&'a [f32]),
+}
+
+impl TileEpilogue<'_> {
+    /// Finishes `y`, whose first element is element `offset` of the whole product.
+    ///
+    /// # Safety
+    /// A derivative pointer must cover `offset + y.len()` floats, of which nothing else
+    /// touches `offset..offset + y.len()` meanwhile.
+    #[inline(always)]
+    unsafe fn finish(self, y: &mut [f32], offset: usize) {
+        match self {
+            Self::None => {}
+            Self::Gelu(derivative) => {
+                let derivative = derivative.map(|d| {
+                    // SAFETY: the caller's contract.
+                    unsafe { std::slice::from_raw_parts_mut(d.get().add(offset), y.len()) }
+                });
+                fast_math::gelu_in_place(y, derivative);
+            }
+            Self::Scale(factor) => fast_math::scale_in_place(y, &factor[offset..][..y.len()]),
+        }
+    }
+}
 
 /// Rows per panel: the AVX-512 kernels' 4 × 16 floats.
 const PANEL: usize = 64;
@@ -77,7 +170,8 @@ impl PackedMatrix {
     }
 
     /// `y[j][·] (+)= bias + a · b[j][·]` for the `n` rows of `b` (`n × k`) into `y`
-    /// (`n × m`); `accumulate` adds onto `y`, otherwise `y` is overwritten.
+    /// (`n × m`); `accumulate` adds onto `y`, otherwise `y` is overwritten. `epilogue` then
+    /// applies to each finished tile (to the sum, where accumulating).
     pub fn apply(
         &self,
         n: usize,
@@ -85,6 +179,7 @@ impl PackedMatrix {
         bias: Option<&[f32]>,
         y: &mut [f32],
         accumulate: bool,
+        mut epilogue: Epilogue<'_>,
     ) {
         let (m, k) = (self.m, self.k);
         assert!(
@@ -108,10 +203,12 @@ impl PackedMatrix {
         if n == 0 {
             return;
         }
+        let epilogue = epilogue.shared(n * m);
         let threads = threads_for(n * m * k);
         if threads <= 1 {
-            // SAFETY: the bounds were checked above and `y` is borrowed mutably.
-            unsafe { self.block(0..n, 0..m, b, bias, y.as_mut_ptr(), accumulate) };
+            // SAFETY: the bounds were checked above (the epilogue's by `shared`) and `y` is
+            // borrowed mutably.
+            unsafe { self.block(0..n, 0..m, b, bias, (y.as_mut_ptr(), epilogue), accumulate) };
             return;
         }
         let y_ptr = Dst(y.as_mut_ptr());
@@ -131,100 +228,116 @@ impl PackedMatrix {
         };
         jobs.into_par_iter().for_each(|(cols, rows)| {
             // SAFETY: the jobs write disjoint rows `cols` or disjoint elements `rows` of each
-            // row of `y`, whose bounds were checked above.
-            unsafe { self.block(cols, rows, b, bias, y_ptr.get(), accumulate) };
+            // row of `y` (and of the epilogue's derivative), whose bounds were checked above.
+            unsafe { self.block(cols, rows, b, bias, (y_ptr.get(), epilogue), accumulate) };
         });
     }
 
     /// Columns `cols` (rows of `b` and `y`) by matrix rows `rows` (a multiple of `PANEL` at
-    /// its start).
+    /// its start), then the epilogue on each finished tile.
     ///
     /// # Safety
     /// `y` must point to `n × m` floats covering `cols`, which nothing else writes meanwhile
-    /// in `rows`; `b` must hold `cols.end × k` floats.
+    /// in `rows` (nor in the epilogue's derivative, which must be as large); `b` must hold
+    /// `cols.end × k` floats.
     unsafe fn block(
         &self,
         cols: Range<usize>,
         rows: Range<usize>,
         b: &[f32],
         bias: Option<&[f32]>,
-        y: *mut f32,
+        (y, epilogue): (*mut f32, TileEpilogue<'_>),
         accumulate: bool,
     ) {
         let (m, k, kc) = (self.m, self.k, self.kc);
         let m_pad = m.next_multiple_of(PANEL);
         let kernels = kernels();
-        for p0 in (0..k).step_by(kc) {
-            let depth = kc.min(k - p0);
-            let first = p0 == 0;
-            // Rows in L2-sized groups of panels; every column streams past each group.
-            let group = (MC_FLOATS / (depth * PANEL)).max(1) * PANEL;
-            for g0 in rows.clone().step_by(group) {
-                let g1 = (g0 + group).min(rows.end);
-                for j0 in cols.clone().step_by(NR) {
-                    let nr = NR.min(cols.end - j0);
-                    for i0 in (g0..g1).step_by(PANEL) {
-                        let mr = PANEL.min(g1 - i0);
-                        // The bias goes in before the first depth block's kernel, while the
-                        // tile is in cache; the kernel then adds onto it.
-                        let seeded = first && bias.is_some();
-                        if let (true, Some(bias)) = (first, bias) {
-                            for j in j0..j0 + nr {
-                                // SAFETY: row `j < n` of `y`, elements `i0..i0 + mr < m`,
+        // Compiled for AVX-512 (the kernels need it anyway), so the bias copies and the
+        // epilogue's loops below are 512-bit vector code.
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                for p0 in (0..k).step_by(kc) {
+                    let depth = kc.min(k - p0);
+                    let (first, last) = (p0 == 0, p0 + depth == k);
+                    // Rows in L2-sized groups of panels; every column streams past each group.
+                    let group = (MC_FLOATS / (depth * PANEL)).max(1) * PANEL;
+                    for g0 in rows.clone().step_by(group) {
+                        let g1 = (g0 + group).min(rows.end);
+                        for j0 in cols.clone().step_by(NR) {
+                            let nr = NR.min(cols.end - j0);
+                            for i0 in (g0..g1).step_by(PANEL) {
+                                let mr = PANEL.min(g1 - i0);
+                                // SAFETY: row `j < n` of `y`, elements `i0..i0 + mr ≤ m`,
                                 // within bounds and written by this job only.
-                                let tile = unsafe {
+                                let tile_row = |j: usize| unsafe {
                                     std::slice::from_raw_parts_mut(y.add(j * m + i0), mr)
                                 };
-                                let bias = &bias[i0..i0 + mr];
-                                if accumulate {
-                                    tile.iter_mut().zip(bias).for_each(|(t, &b)| *t += b);
-                                } else if let (Ok(t), Ok(b)) = (
-                                    <&mut [f32; PANEL]>::try_from(&mut *tile),
-                                    <&[f32; PANEL]>::try_from(bias),
-                                ) {
-                                    // A fixed-size copy compiles to four vector moves; a
-                                    // slice copy this short was a `memmove` call per column
-                                    // (2.5% of DeiT-S at batch 8).
-                                    *t = *b;
-                                } else {
-                                    tile.copy_from_slice(bias);
+                                // The bias goes in before the first depth block's kernel,
+                                // while the tile is in cache; the kernel then adds onto it.
+                                let seeded = first && bias.is_some();
+                                if let (true, Some(bias)) = (first, bias) {
+                                    let bias = &bias[i0..i0 + mr];
+                                    for j in j0..j0 + nr {
+                                        let tile = tile_row(j);
+                                        if accumulate {
+                                            tile.iter_mut().zip(bias).for_each(|(t, &b)| *t += b);
+                                        } else if let (Ok(t), Ok(b)) = (
+                                            <&mut [f32; PANEL]>::try_from(&mut *tile),
+                                            <&[f32; PANEL]>::try_from(bias),
+                                        ) {
+                                            // A fixed-size copy compiles to four vector
+                                            // moves; a slice copy is a `memcpy` call.
+                                            *t = *b;
+                                        } else {
+                                            tile.copy_from_slice(bias);
+                                        }
+                                    }
+                                }
+                                let status = u8::from(accumulate || !first || seeded);
+                                let start = p0 * m_pad + (i0 / PANEL) * depth * PANEL;
+                                let lhs = self.data[start..start + depth * PANEL].as_ptr();
+                                let rhs = b[j0 * k + p0..].as_ptr();
+                                // SAFETY: AVX-512F is present (a `PackedMatrix` exists). The
+                                // kernel reads `depth` steps of the panel's `ceil(mr/16)·16 ≤
+                                // 64` rows (in `lhs`'s slice), `depth` floats of rows `j0..j0
+                                // + nr` of `b` (held, by the caller's contract), and writes the
+                                // `mr × nr` tile of `y`.
+                                unsafe {
+                                    kernels[mr.div_ceil(16) - 1][nr - 1](
+                                        mr,
+                                        nr,
+                                        depth,
+                                        y.add(j0 * m + i0),
+                                        lhs,
+                                        rhs,
+                                        m as isize,
+                                        1,
+                                        PANEL as isize,
+                                        1,
+                                        k as isize,
+                                        1.0,
+                                        1.0,
+                                        status,
+                                        false,
+                                        false,
+                                        false,
+                                        lhs,
+                                    );
+                                }
+                                if last {
+                                    for j in j0..j0 + nr {
+                                        // SAFETY: the tile's own elements, as above; the
+                                        // derivative by the caller's contract.
+                                        unsafe { epilogue.finish(tile_row(j), j * m + i0) };
+                                    }
                                 }
                             }
                         }
-                        let status = u8::from(accumulate || !first || seeded);
-                        let start = p0 * m_pad + (i0 / PANEL) * depth * PANEL;
-                        let lhs = self.data[start..start + depth * PANEL].as_ptr();
-                        let rhs = b[j0 * k + p0..].as_ptr();
-                        // SAFETY: AVX-512F is present (a `PackedMatrix` exists). The kernel
-                        // reads `depth` steps of the panel's `ceil(mr/16)·16 ≤ 64` rows (in
-                        // `lhs`'s slice), `depth` floats of rows `j0..j0 + nr` of `b` (held,
-                        // by the caller's contract), and writes the `mr × nr` tile of `y`.
-                        unsafe {
-                            kernels[mr.div_ceil(16) - 1][nr - 1](
-                                mr,
-                                nr,
-                                depth,
-                                y.add(j0 * m + i0),
-                                lhs,
-                                rhs,
-                                m as isize,
-                                1,
-                                PANEL as isize,
-                                1,
-                                k as isize,
-                                1.0,
-                                1.0,
-                                status,
-                                false,
-                                false,
-                                false,
-                                lhs,
-                            );
-                        }
                     }
                 }
-            }
-        }
+            },
+        );
     }
 }
 
@@ -290,7 +403,14 @@ mod tests {
             for (with_bias, accumulate) in [(false, false), (true, false), (true, true)] {
                 let start = seeded(n * m, 4);
                 let mut y = start.clone();
-                packed.apply(n, &b, with_bias.then_some(&bias[..]), &mut y, accumulate);
+                packed.apply(
+                    n,
+                    &b,
+                    with_bias.then_some(&bias[..]),
+                    &mut y,
+                    accumulate,
+                    Epilogue::None,
+                );
                 for j in 0..n {
                     for i in 0..m {
                         let base = if accumulate {
@@ -305,6 +425,37 @@ mod tests {
                             "{m}×{n}×{k} bias {with_bias} acc {accumulate}: y[{j}][{i}] {got} vs {want}"
                         );
                     }
+                }
+            }
+            // The epilogues: GELU with its derivative, then a scale by that derivative.
+            let mut y = vec![0f32; n * m];
+            let mut derivative = vec![0f32; n * m];
+            let gelu = Epilogue::Gelu {
+                derivative: Some(&mut derivative),
+            };
+            packed.apply(n, &b, Some(&bias), &mut y, false, gelu);
+            let mut scaled = vec![0f32; n * m];
+            packed.apply(
+                n,
+                &b,
+                None,
+                &mut scaled,
+                false,
+                Epilogue::Scale(&derivative),
+            );
+            for j in 0..n {
+                for i in 0..m {
+                    let (want_y, want_d) =
+                        fast_math::gelu_and_derivative(expect(j, i, true) as f32);
+                    let at = j * m + i;
+                    assert!(
+                        (y[at] - want_y).abs() < 1e-4,
+                        "GELU y[{j}][{i}] {} vs {want_y}",
+                        y[at]
+                    );
+                    assert!((derivative[at] - want_d).abs() < 1e-4, "GELU' [{j}][{i}]");
+                    let want = expect(j, i, false) * derivative[at] as f64;
+                    assert!((scaled[at] as f64 - want).abs() < 1e-4, "scaled [{j}][{i}]");
                 }
             }
         }

@@ -15,9 +15,8 @@
 use rayon::prelude::*;
 
 use super::fast_math;
-use super::gemm::{View, matmul, matmul_strided};
+use super::gemm::{View, matmul};
 use super::kernels::sequential;
-use super::packed::PackedMatrix;
 use super::simd;
 
 /// The shape of one attention op: `batch` images of `tokens` tokens (keys and values), the
@@ -211,150 +210,6 @@ pub(crate) fn layer_norm_vjp(
                 *dx = if accumulate { *dx + v } else { v };
             }
         });
-    });
-}
-
-/// A per-token linear layer's weights, in the layouts its two products read.
-#[derive(Debug)]
-pub(crate) enum TokenWeights {
-    /// Packed once for the AVX-512 kernels (`packed.rs`): `W` `[out × inp]` for the forward
-    /// product and `Wᵀ` `[inp × out]` for the VJP, so no call repacks them.
-    Packed {
-        forward: PackedMatrix,
-        backward: PackedMatrix,
-    },
-    /// For the `gemm` crate, without AVX-512: `weight_t` `[inp][out]` (PyTorch's weight
-    /// transposed) and `weight` `[out][inp]`.
-    Plain {
-        weight_t: Vec<f32>,
-        weight: Vec<f32>,
-    },
-}
-
-impl TokenWeights {
-    /// From `weight_t` `[inp][out]`.
-    pub fn new(weight_t: Vec<f32>, out: usize, inp: usize) -> Self {
-        let forward = PackedMatrix::new(out, inp, |o, i| weight_t[i * out + o]);
-        let backward = PackedMatrix::new(inp, out, |i, o| weight_t[i * out + o]);
-        if let (Some(forward), Some(backward)) = (forward, backward) {
-            return Self::Packed { forward, backward };
-        }
-        Self::plain(weight_t, out, inp)
-    }
-
-    /// The `gemm` crate's layouts (what `new` falls back to without AVX-512).
-    fn plain(weight_t: Vec<f32>, out: usize, inp: usize) -> Self {
-        let mut weight = vec![0f32; out * inp];
-        for (i, row) in weight_t.chunks(out).enumerate() {
-            for (o, &w) in row.iter().enumerate() {
-                weight[o * inp + i] = w;
-            }
-        }
-        Self::Plain { weight_t, weight }
-    }
-}
-
-/// `y[rows][out] = x[rows][inp] · W + b`.
-///
-/// Without AVX-512 this is `yᵀ = Wᵀ · xᵀ` through the `gemm` crate: every operand and the
-/// destination are then column-major, the crate's native orientation, and the long side of
-/// the product is the layer's width (a multiple of the 64-row micro-tile) rather than the
-/// 197 tokens. On DeiT-S at batch 1 that took an LST iteration from 104.5 to 97.7 ms (700.8
-/// to 683.3 at batch 8) against the row-major `x · W`, measured back to back. The packed
-/// path is the same product with the weights packed once.
-pub(crate) fn token_linear_forward(
-    weights: &TokenWeights,
-    bias: Option<&[f32]>,
-    (out, inp, rows): (usize, usize, usize),
-    x: &[f32],
-    y: &mut [f32],
-) {
-    let weight_t = match weights {
-        TokenWeights::Packed { forward, .. } => {
-            forward.apply(rows, x, bias, y, false);
-            return;
-        }
-        TokenWeights::Plain { weight_t, .. } => weight_t,
-    };
-    matmul_strided(
-        out,
-        rows,
-        inp,
-        y,
-        (1, out),
-        false,
-        View::transposed(weight_t, out),
-        View::transposed(x, inp),
-    );
-    if let Some(bias) = bias {
-        for_rows(y, out, |_, y| {
-            for (y, &b) in y.iter_mut().zip(bias) {
-                *y += b;
-            }
-        });
-    }
-}
-
-/// `dx[rows][inp] (+)= gy[rows][out] · Wᵀ`, as `dxᵀ = W · gyᵀ` (column-major, as above).
-pub(crate) fn token_linear_vjp(
-    weights: &TokenWeights,
-    (out, inp, rows): (usize, usize, usize),
-    gy: &[f32],
-    dx: &mut [f32],
-    accumulate: bool,
-) {
-    let weight = match weights {
-        TokenWeights::Packed { backward, .. } => {
-            backward.apply(rows, gy, None, dx, accumulate);
-            return;
-        }
-        TokenWeights::Plain { weight, .. } => weight,
-    };
-    matmul_strided(
-        inp,
-        rows,
-        out,
-        dx,
-        (1, inp),
-        accumulate,
-        View::transposed(weight, inp),
-        View::transposed(gy, out),
-    );
-}
-
-const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-/// 1/√(2π), the standard normal density at 0.
-const INV_SQRT_2PI: f32 = 0.398_942_3;
-
-/// Exact (erf) GELU, `x·Φ(x)`, as PyTorch's `nn.GELU()` and timm's default.
-pub(crate) fn gelu_forward(x: &[f32], y: &mut [f32]) {
-    for_rows(y, 1 << 12, |r, y| {
-        let x = &x[r << 12..][..y.len()];
-        simd::dispatch(
-            #[inline(always)]
-            || {
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = x * 0.5 * (1.0 + fast_math::erf(x * FRAC_1_SQRT_2));
-                }
-            },
-        );
-    });
-}
-
-/// `g *= GELU'(x) = Φ(x) + x·φ(x)`, in place.
-pub(crate) fn gelu_vjp(x: &[f32], g: &mut [f32]) {
-    for_rows(g, 1 << 12, |r, g| {
-        let x = &x[r << 12..][..g.len()];
-        simd::dispatch(
-            #[inline(always)]
-            || {
-                for (g, &x) in g.iter_mut().zip(x) {
-                    let cdf = 0.5 * (1.0 + fast_math::erf(x * FRAC_1_SQRT_2));
-                    let pdf = INV_SQRT_2PI * fast_math::exp(-0.5 * x * x);
-                    *g *= cdf + x * pdf;
-                }
-            },
-        );
     });
 }
 
@@ -574,39 +429,5 @@ pub(crate) fn tokens_to_features_vjp(
             let g = gy[f * b + bi];
             *dx = if accumulate { *dx + g } else { g };
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The packed path (AVX-512) and the `gemm` crate's path compute the same products, so
-    /// a machine without AVX-512 runs what this one checks.
-    #[test]
-    fn packed_and_plain_token_linear_agree() {
-        let (out, inp, rows) = (72, 40, 9);
-        let wave = |len: usize, f: f32| (0..len).map(|i| (i as f32 * f).sin()).collect::<Vec<_>>();
-        let weight_t = wave(inp * out, 0.37);
-        let bias = wave(out, 1.3);
-        let x = wave(rows * inp, 0.71);
-        let gy = wave(rows * out, 0.53);
-        let packed = TokenWeights::new(weight_t.clone(), out, inp);
-        let plain = TokenWeights::plain(weight_t, out, inp);
-        let run = |w: &TokenWeights| {
-            let mut y = vec![0f32; rows * out];
-            token_linear_forward(w, Some(&bias), (out, inp, rows), &x, &mut y);
-            let mut dx = vec![1f32; rows * inp];
-            token_linear_vjp(w, (out, inp, rows), &gy, &mut dx, true);
-            (y, dx)
-        };
-        let (a, b) = (run(&packed), run(&plain));
-        for (p, q) in a.0.iter().chain(&a.1).zip(b.0.iter().chain(&b.1)) {
-            assert!((p - q).abs() < 1e-4, "{p} vs {q}");
-        }
-        assert!(
-            a.0.iter().any(|v| v.abs() > 0.1),
-            "a product that is not trivially zero"
-        );
     }
 }
