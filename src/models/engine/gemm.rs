@@ -119,16 +119,6 @@ pub(crate) fn matmul_strided(
         col_stride: dst_col_stride,
     };
     dst_view.check(m, n);
-    if k == 0 {
-        if !accumulate {
-            for i in 0..m {
-                for j in 0..n {
-                    dst[i * dst_row_stride + j * dst_col_stride] = 0.0;
-                }
-            }
-        }
-        return;
-    }
     lhs.check(m, k);
     rhs.check(k, n);
     let dst = Dst(dst.as_mut_ptr());
@@ -136,27 +126,21 @@ pub(crate) fn matmul_strided(
     // product inside its slice, and a block is a sub-range of its rows or columns; `dst` was
     // borrowed mutably, so it aliases neither operand, and blocks write disjoint elements.
     let block = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| unsafe {
-        let d = dst.get();
-        gemm::gemm(
-            rows.len(),
-            cols.len(),
-            k,
-            d.add(rows.start * dst_row_stride + cols.start * dst_col_stride),
-            dst_col_stride as isize,
-            dst_row_stride as isize,
-            accumulate,
+        let d = dst
+            .get()
+            .add(rows.start * dst_row_stride + cols.start * dst_col_stride);
+        let views = (
             lhs.data.as_ptr().add(rows.start * lhs.row_stride),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
+            (lhs.row_stride, lhs.col_stride),
             rhs.data.as_ptr().add(cols.start * rhs.col_stride),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
+            (rhs.row_stride, rhs.col_stride),
+        );
+        gemm_raw(
+            (rows.len(), cols.len(), k),
+            d,
+            (dst_row_stride, dst_col_stride),
+            accumulate,
+            views,
         );
     };
     let threads = threads_for(m * n * k);
@@ -175,6 +159,92 @@ pub(crate) fn matmul_strided(
             block(part, 0..n);
         }
     });
+}
+
+/// `matmul_strided` on this thread into a raw destination: for callers whose threads write
+/// disjoint, interleaved parts of one buffer (attention's heads, each a column range of
+/// every token row), which no set of `&mut` slices can express.
+///
+/// # Safety
+/// `dst` must be valid for reads and writes at `i * row_stride + j * col_stride` for every
+/// `i < m`, `j < n`, and nothing else may access those elements during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn matmul_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_strides: (usize, usize),
+    accumulate: bool,
+    lhs: View<'_>,
+    rhs: View<'_>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    lhs.check(m, k);
+    rhs.check(k, n);
+    let views = (
+        lhs.data.as_ptr(),
+        (lhs.row_stride, lhs.col_stride),
+        rhs.data.as_ptr(),
+        (rhs.row_stride, rhs.col_stride),
+    );
+    // SAFETY: the operands' bounds were checked above; the destination is the caller's.
+    unsafe { gemm_raw((m, n, k), dst, dst_strides, accumulate, views) };
+}
+
+/// Operands as `(pointer, (row stride, column stride))`, left then right.
+type RawViews = (*const f32, (usize, usize), *const f32, (usize, usize));
+
+/// One single-threaded `gemm` call (`k == 0` included: the destination is zeroed unless
+/// accumulating).
+///
+/// # Safety
+/// Every pointer must be valid for the `m × k`, `k × n` and `m × n` elements its strides
+/// reach, and the destination must alias neither operand.
+unsafe fn gemm_raw(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    (dst_rs, dst_cs): (usize, usize),
+    accumulate: bool,
+    (lhs, (lhs_rs, lhs_cs), rhs, (rhs_rs, rhs_cs)): RawViews,
+) {
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    // SAFETY: within the destination, by the contract.
+                    unsafe { *dst.add(i * dst_rs + j * dst_cs) = 0.0 };
+                }
+            }
+        }
+        return;
+    }
+    // SAFETY: the contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            dst_cs as isize,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -328,15 +328,7 @@ impl Program {
                 Op::Attention { qkv, heads, .. } => {
                     let shape = attention_shape(plan.dims[*qkv], yd, *heads);
                     saved[i].resize(shape.probs_len(), 0.0);
-                    let mut scratch = pool.take(shape.out_len());
-                    tokens::attention_forward(
-                        get(*qkv),
-                        shape,
-                        &mut saved[i],
-                        &mut scratch,
-                        &mut y,
-                    );
-                    pool.give(scratch);
+                    tokens::attention_forward(get(*qkv), shape, &mut saved[i], &mut y);
                 }
                 Op::SelectTokens {
                     x,
@@ -629,21 +621,9 @@ impl Program {
                     };
                     let shape = attention_shape(plan.dims[*qkv], yd, *heads);
                     let (mut dx, acc) = take_grad(&mut grads[*qkv], pool, shape.qkv_len());
-                    let mut heads_scratch = pool.take(shape.out_len());
                     let mut scores = pool.take(shape.probs_len());
-                    let mut parts = pool.take(shape.qkv_len());
-                    tokens::attention_vjp(
-                        xv,
-                        &saved[i],
-                        &gy,
-                        shape,
-                        &mut heads_scratch,
-                        &mut scores,
-                        &mut parts,
-                        &mut dx,
-                        acc,
-                    );
-                    for buf in [heads_scratch, scores, parts, gy] {
+                    tokens::attention_vjp(xv, &saved[i], &gy, shape, &mut scores, &mut dx, acc);
+                    for buf in [scores, gy] {
                         pool.give(buf);
                     }
                     grads[*qkv] = Some(dx);

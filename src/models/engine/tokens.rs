@@ -8,14 +8,14 @@
 //!
 //! Attention runs one (image, head) pair at a time, in parallel over the pairs: `S = Q·Kᵀ`,
 //! its row softmax `P` (kept for the reverse pass), then `P·V`, each product a GEMM on strided
-//! views of the fused `qkv` rows, so no head is ever copied out. Heads write into a
-//! `[B][H][N][hd]` scratch whose per-pair blocks are contiguous (disjoint slices for the
-//! threads) and are then interleaved back into `[B][N][D]`.
+//! views of the fused `qkv` rows, so no head is ever copied out, and each writing its head's
+//! columns of the token rows in place (`gemm::matmul_into`: the pairs' columns interleave,
+//! which no set of `&mut` slices expresses).
 
 use rayon::prelude::*;
 
 use super::fast_math;
-use super::gemm::{View, matmul};
+use super::gemm::{Dst, View, matmul, matmul_into};
 use super::kernels::sequential;
 use super::simd;
 
@@ -62,29 +62,16 @@ impl AttentionShape {
     }
 }
 
-/// Runs `f(i, a_i, b_i)` over matching `a_len`- and `b_len`-long chunks of `a` and `b`, in
-/// parallel unless `work` (in floats touched) is small or this thread is a batch shard.
-fn for_pairs(
-    a: &mut [f32],
-    a_len: usize,
-    b: &mut [f32],
-    b_len: usize,
-    work: usize,
-    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
-) {
-    if a_len == 0 || b_len == 0 {
+/// Runs `f(i, chunk_i)` over the `len`-long chunks of `a`, in parallel unless `work` (in
+/// floats touched) is small or this thread is a batch shard.
+fn for_chunks(a: &mut [f32], len: usize, work: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if len == 0 {
         return;
     }
     if sequential(work) {
-        a.chunks_mut(a_len)
-            .zip(b.chunks_mut(b_len))
-            .enumerate()
-            .for_each(|(i, (a, b))| f(i, a, b));
+        a.chunks_mut(len).enumerate().for_each(|(i, a)| f(i, a));
     } else {
-        a.par_chunks_mut(a_len)
-            .zip(b.par_chunks_mut(b_len))
-            .enumerate()
-            .for_each(|(i, (a, b))| f(i, a, b));
+        a.par_chunks_mut(len).enumerate().for_each(|(i, a)| f(i, a));
     }
 }
 
@@ -239,32 +226,22 @@ fn head_views(qkv: &[f32], s: AttentionShape, pair: usize) -> [View<'_>; 3] {
     [0, 1, 2].map(|part| View::rows(&qkv[base + part * s.width..], row))
 }
 
-/// `[B][H][M][hd]` to `[B][M][D]` (`M` the queries).
-fn interleave_heads(s: AttentionShape, heads: &[f32], tokens: &mut [f32]) {
-    let (n, d, hd) = (s.queries, s.width, s.head_dim());
-    for_rows(tokens, d, |row, dst| {
-        let (bi, t) = (row / n, row % n);
-        for h in 0..s.heads {
-            let src = &heads[((bi * s.heads + h) * n + t) * hd..][..hd];
-            dst[h * hd..(h + 1) * hd].copy_from_slice(src);
-        }
-    });
-}
-
 /// Multi-head self-attention over fused `qkv` `[B][N][3D]` (timm's `attn.qkv` output, before
 /// `attn.proj`), into `y` `[B][M][D]` for the first `M` tokens as queries. `probs` `[B][H][M][N]`
-/// receives the softmax, which the VJP reads; `heads` is `[B][H][M][hd]` scratch.
-pub(crate) fn attention_forward(
-    qkv: &[f32],
-    s: AttentionShape,
-    probs: &mut [f32],
-    heads: &mut [f32],
-    y: &mut [f32],
-) {
-    let (n, m, hd) = (s.tokens, s.queries, s.head_dim());
+/// receives the softmax, which the VJP reads. Each (image, head) pair writes its `P·V`
+/// straight into its columns of `y`.
+pub(crate) fn attention_forward(qkv: &[f32], s: AttentionShape, probs: &mut [f32], y: &mut [f32]) {
+    let (n, m, d, hd) = (s.tokens, s.queries, s.width, s.head_dim());
+    assert!(
+        y.len() >= s.out_len(),
+        "attention output of {} < {}",
+        y.len(),
+        s.out_len()
+    );
     let scale = (hd as f32).powf(-0.5);
     let work = s.probs_len() * hd;
-    for_pairs(probs, m * n, heads, m * hd, work, |pair, p, o| {
+    let y = Dst(y.as_mut_ptr());
+    for_chunks(probs, m * n, work, |pair, p| {
         let [q, k, v] = head_views(qkv, s, pair);
         // Kᵀ is K's view with the strides swapped.
         let kt = View {
@@ -274,88 +251,78 @@ pub(crate) fn attention_forward(
         };
         matmul(m, n, hd, p, n, false, q, kt);
         softmax_rows(p, n, scale);
-        matmul(m, hd, n, o, hd, false, View::rows(p, n), v);
+        let (bi, h) = (pair / s.heads, pair % s.heads);
+        // SAFETY: pair (bi, h) writes columns h·hd..(h + 1)·hd of image bi's M rows of `y`
+        // (inside it, checked above), which no other pair touches.
+        unsafe {
+            let o = y.get().add(bi * m * d + h * hd);
+            matmul_into(m, hd, n, o, (d, 1), false, View::rows(p, n), v);
+        }
     });
-    interleave_heads(s, heads, y);
 }
 
 /// The VJP of `attention_forward` into `dqkv` `[B][N][3D]`. Per pair, with `dO` the pair's
 /// slice of `gy`: `dV = Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = scale · P ⊙ (dP − rowsum(dP ⊙ P))`,
 /// `dQ = dS·K`, `dK = dSᵀ·Q` (`Q` the `M` queries' rows; the other tokens' `dQ` is zero).
-/// `heads` is `[B][H][M][hd]` and `parts` `[B][H][3][N][hd]` scratch; `scores` `[B][H][M][N]`
-/// scratch.
+/// `dO` is read in place, a strided view of `gy`, and each pair writes its `dQ`, `dK`, `dV`
+/// straight into its columns of `dqkv`; `scores` is `[B][H][M][N]` scratch.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attention_vjp(
     qkv: &[f32],
     probs: &[f32],
     gy: &[f32],
     s: AttentionShape,
-    heads: &mut [f32],
     scores: &mut [f32],
-    parts: &mut [f32],
     dqkv: &mut [f32],
     accumulate: bool,
 ) {
     let (n, m, d, hd) = (s.tokens, s.queries, s.width, s.head_dim());
-    let scale = (hd as f32).powf(-0.5);
-    gather_heads(s, gy, heads);
-    let heads: &[f32] = heads;
-    let work = s.probs_len() * hd;
-    for_pairs(
-        scores,
-        m * n,
-        parts,
-        3 * n * hd,
-        work,
-        |pair, ds, dparts| {
-            let [q, k, v] = head_views(qkv, s, pair);
-            let p = &probs[pair * m * n..][..m * n];
-            let d_o = View::rows(&heads[pair * m * hd..][..m * hd], hd);
-            let (dq, rest) = dparts.split_at_mut(n * hd);
-            let (dk, dv) = rest.split_at_mut(n * hd);
-            matmul(n, hd, m, dv, hd, false, View::transposed(p, n), d_o);
-            let vt = View {
-                data: v.data,
-                row_stride: 1,
-                col_stride: v.row_stride,
-            };
-            matmul(m, n, hd, ds, n, false, d_o, vt);
-            for (ds, p) in ds.chunks_mut(n).zip(p.chunks(n)) {
-                let dot: f32 = ds.iter().zip(p).map(|(&a, &b)| a * b).sum();
-                for (ds, &p) in ds.iter_mut().zip(p) {
-                    *ds = scale * p * (*ds - dot);
-                }
-            }
-            let (dq, dq_unused) = dq.split_at_mut(m * hd);
-            matmul(m, hd, n, dq, hd, false, View::rows(ds, n), k);
-            dq_unused.fill(0.0);
-            matmul(n, hd, m, dk, hd, false, View::transposed(ds, n), q);
-        },
+    assert!(
+        dqkv.len() >= s.qkv_len(),
+        "attention gradient of {} < {}",
+        dqkv.len(),
+        s.qkv_len()
     );
-    // Scatter [B][H][3][N][hd] into [B][N][3D].
-    for_rows(dqkv, 3 * d, |row, dst| {
-        let (bi, t) = (row / n, row % n);
-        for h in 0..s.heads {
-            for part in 0..3 {
-                let src = &parts[(((bi * s.heads + h) * 3 + part) * n + t) * hd..][..hd];
-                let dst = &mut dst[part * d + h * hd..][..hd];
-                if accumulate {
-                    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
-                } else {
-                    dst.copy_from_slice(src);
+    let scale = (hd as f32).powf(-0.5);
+    let work = s.probs_len() * hd;
+    let dqkv = Dst(dqkv.as_mut_ptr());
+    for_chunks(scores, m * n, work, |pair, ds| {
+        let [q, k, v] = head_views(qkv, s, pair);
+        let p = &probs[pair * m * n..][..m * n];
+        let (bi, h) = (pair / s.heads, pair % s.heads);
+        let d_o = View::rows(&gy[bi * m * d + h * hd..], d);
+        let vt = View {
+            data: v.data,
+            row_stride: 1,
+            col_stride: v.row_stride,
+        };
+        matmul(m, n, hd, ds, n, false, d_o, vt);
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                for (ds, p) in ds.chunks_mut(n).zip(p.chunks(n)) {
+                    let dot = fast_math::dot(ds, p);
+                    for (ds, &p) in ds.iter_mut().zip(p) {
+                        *ds = scale * p * (*ds - dot);
+                    }
+                }
+            },
+        );
+        // SAFETY: pair (bi, h) writes columns part·D + h·hd.. (+ hd) of image bi's N rows of
+        // `dqkv` (inside it, checked above), which no other pair touches.
+        unsafe {
+            let rows = (3 * d, 1);
+            let base = dqkv.get().add(bi * n * 3 * d + h * hd);
+            let (dq, dk, dv) = (base, base.add(d), base.add(2 * d));
+            matmul_into(n, hd, m, dv, rows, accumulate, View::transposed(p, n), d_o);
+            matmul_into(m, hd, n, dq, rows, accumulate, View::rows(ds, n), k);
+            if !accumulate {
+                for t in m..n {
+                    std::slice::from_raw_parts_mut(dq.add(t * 3 * d), hd).fill(0.0);
                 }
             }
+            matmul_into(n, hd, m, dk, rows, accumulate, View::transposed(ds, n), q);
         }
-    });
-}
-
-/// `[B][M][D]` to `[B][H][M][hd]` (`M` the queries).
-fn gather_heads(s: AttentionShape, tokens: &[f32], heads: &mut [f32]) {
-    let (n, d, hd) = (s.queries, s.width, s.head_dim());
-    for_rows(heads, hd, |row, dst| {
-        let (pair, t) = (row / n, row % n);
-        let (bi, h) = (pair / s.heads, pair % s.heads);
-        dst.copy_from_slice(&tokens[(bi * n + t) * d + h * hd..][..hd]);
     });
 }
 
@@ -429,5 +396,43 @@ pub(crate) fn tokens_to_features_vjp(
             let g = gy[f * b + bi];
             *dx = if accumulate { *dx + g } else { g };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The VJP's accumulating form adds exactly what its overwriting form writes, including
+    /// the zero `dQ` of tokens that are not queries. (A ViT never accumulates into `qkv`'s
+    /// gradient, so the model tests do not reach this path.)
+    #[test]
+    fn attention_vjp_accumulates_what_it_would_write() {
+        let s = AttentionShape {
+            batch: 2,
+            tokens: 7,
+            queries: 3,
+            width: 8,
+            heads: 2,
+        };
+        let wave = |len: usize, f: f32| (0..len).map(|i| (i as f32 * f).sin()).collect::<Vec<_>>();
+        let qkv = wave(s.qkv_len(), 0.37);
+        let gy = wave(s.out_len(), 0.61);
+        let mut probs = vec![0f32; s.probs_len()];
+        let mut y = vec![0f32; s.out_len()];
+        attention_forward(&qkv, s, &mut probs, &mut y);
+        let mut scores = vec![0f32; s.probs_len()];
+        let mut written = vec![f32::NAN; s.qkv_len()];
+        attention_vjp(&qkv, &probs, &gy, s, &mut scores, &mut written, false);
+        let mut added = vec![1f32; s.qkv_len()];
+        attention_vjp(&qkv, &probs, &gy, s, &mut scores, &mut added, true);
+        for (i, (w, a)) in written.iter().zip(&added).enumerate() {
+            assert!((w + 1.0 - a).abs() < 1e-5, "element {i}: {w} + 1 vs {a}");
+        }
+        // dQ of the non-query tokens is zero; their dK and dV are not.
+        let row = 3 * s.width;
+        let token = &written[(s.tokens - 1) * row..s.tokens * row];
+        assert!(token[..s.width].iter().all(|&v| v == 0.0));
+        assert!(token[s.width..].iter().any(|&v| v.abs() > 1e-3));
     }
 }
