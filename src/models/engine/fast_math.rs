@@ -12,6 +12,15 @@
 //! Stegun 7.1.26 (absolute error ≤ 1.5e-7, 5.5e-7 evaluated in f32), the same approximation
 //! as PyTorch's own vectorised CPU `erf`, which its exact GELU uses.
 
+/// `a·b + c`, rounded once. Inside `simd::dispatch`, where the engine runs everything here,
+/// this is one FMA instruction: LLVM never contracts `a * b + c` by itself, which left every
+/// polynomial below a multiply and an add per term. (On a CPU with neither AVX2+FMA nor
+/// AVX-512 it is a libm call: correct, slow, and not a machine this engine is tuned for.)
+#[inline(always)]
+fn fma(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
+}
+
 /// 1.5·2²³: adding it to a float of magnitude < 2²² rounds it to an integer held in the low
 /// mantissa bits.
 const ROUND: f32 = 12_582_912.0;
@@ -21,14 +30,14 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.0, 88.0);
-    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let shifted = fma(x, std::f32::consts::LOG2_E, ROUND);
     let n = shifted - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let e = p * r * r + r + 1.0;
+    let r = fma(-n, LN2_LO, fma(-n, LN2_HI, x));
+    let mut p = fma(1.987_569_2e-4, r, 1.398_199_9e-3);
+    for c in [8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+        p = fma(p, r, c);
+    }
+    let e = fma(p, r * r, r) + 1.0;
     // n as an integer, from the same bits: |n| ≤ 127, so 2ⁿ is a normal float.
     let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
     e * f32::from_bits(n_bits.wrapping_add(127) << 23)
@@ -45,7 +54,7 @@ pub(crate) fn exp(x: f32) -> f32 {
 pub(crate) fn reciprocal_from_one(x: f32) -> f32 {
     let mut r = f32::from_bits(0x7EF3_11C7u32.wrapping_sub(x.to_bits()));
     for _ in 0..3 {
-        r *= 2.0 - x * r;
+        r *= fma(-x, r, 2.0);
     }
     r
 }
@@ -60,14 +69,16 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 #[inline(always)]
 pub(crate) fn gelu_and_derivative(x: f32) -> (f32, f32) {
     let a = (x * FRAC_1_SQRT_2).abs();
-    let t = reciprocal_from_one(1.0 + 0.327_591_1 * a);
-    let poly = ((((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_8) * t - 0.284_496_74) * t
-        + 0.254_829_6)
-        * t;
+    let t = reciprocal_from_one(fma(0.327_591_1, a, 1.0));
+    let mut poly = fma(1.061_405_4, t, -1.453_152_1);
+    for c in [1.421_413_8, -0.284_496_74, 0.254_829_6] {
+        poly = fma(poly, t, c);
+    }
+    poly *= t;
     let gauss = exp(-a * a);
-    let erf = (1.0 - poly * gauss).copysign(x);
-    let cdf = 0.5 * (1.0 + erf);
-    (x * cdf, cdf + x * INV_SQRT_2PI * gauss)
+    let erf = fma(-poly, gauss, 1.0).copysign(x);
+    let cdf = fma(0.5, erf, 0.5);
+    (x * cdf, fma(x * INV_SQRT_2PI, gauss, cdf))
 }
 
 /// `y = GELU(y)` in place; with `derivative` (as long as `y`), also `GELU'` of the same
