@@ -175,17 +175,15 @@ impl Block {
     /// out: they still attend to every token, and everything after attention is per token.
     fn compile(&self, p: &mut ProgramBuilder, x: Value, keep: Option<usize>) -> CResult<Value> {
         let h = p.layer_norm(x, &self.norm1)?;
-        let qkv = p.token_linear(h, &self.attn.qkv, None)?;
+        let qkv = p.token_linear(h, &self.attn.qkv, None, None)?;
         let h = p.attention(qkv, self.attn.num_heads, keep);
-        let h = p.token_linear(h, &self.attn.proj, self.ls1.as_ref())?;
         let x = match keep {
             Some(count) => p.select_tokens(x, 0, count, false),
             None => x,
         };
-        let x = p.add(x, h, engine::Activation::None);
+        let x = p.token_linear(h, &self.attn.proj, self.ls1.as_ref(), Some(x))?;
         let h = p.layer_norm(x, &self.norm2)?;
-        let h = p.mlp(h, &self.fc1, &self.fc2, self.ls2.as_ref())?;
-        Ok(p.add(x, h, engine::Activation::None))
+        p.mlp(h, (&self.fc1, &self.fc2), self.ls2.as_ref(), Some(x))
     }
 
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {

@@ -165,25 +165,31 @@ impl ProgramBuilder {
     }
 
     /// A linear layer on every token, its outputs times `out_scale` when given (LayerScale's
-    /// gamma, folded into the weights and bias here).
+    /// gamma, folded into the weights and bias here), plus `residual` when given (a residual
+    /// connection: `residual + out_scale·linear(x)`).
     pub fn token_linear(
         &mut self,
         x: Value,
         linear: &Linear,
         out_scale: Option<&candle_core::Tensor>,
+        residual: Option<Value>,
     ) -> Result<Value> {
         let linear = token_linear(linear, out_scale)?;
-        Ok(self.push(Op::TokenLinear { x: x.0, linear }))
+        Ok(self.push(Op::TokenLinear {
+            x: x.0,
+            linear,
+            residual: residual.map(|r| r.0),
+        }))
     }
 
     /// A transformer block's MLP on every token, `fc2(GELU(fc1(x)))` with exact (erf) GELU,
-    /// the outputs times `out_scale` when given (as `token_linear`).
+    /// its outputs times `out_scale` and plus `residual` when given (as `token_linear`).
     pub fn mlp(
         &mut self,
         x: Value,
-        fc1: &Linear,
-        fc2: &Linear,
+        (fc1, fc2): (&Linear, &Linear),
         out_scale: Option<&candle_core::Tensor>,
+        residual: Option<Value>,
     ) -> Result<Value> {
         let mlp = Mlp {
             fc1: token_linear(fc1, None)?,
@@ -199,6 +205,7 @@ impl ProgramBuilder {
         Ok(self.push(Op::Mlp {
             x: x.0,
             mlp: Box::new(mlp),
+            residual: residual.map(|r| r.0),
         }))
     }
 

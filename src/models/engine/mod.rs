@@ -310,10 +310,15 @@ impl Program {
                     beta,
                     eps,
                 } => tokens::layer_norm_forward(get(*x), yd.c, (gamma, beta, *eps), &mut y),
-                Op::TokenLinear { x, linear } => {
-                    linear.forward(b * yd.h, get(*x), &mut y, Epilogue::None);
+                Op::TokenLinear {
+                    x,
+                    linear,
+                    residual,
+                } => {
+                    let finish = residual.map_or(Epilogue::None, |r| Epilogue::Add(get(r)));
+                    linear.forward(b * yd.h, get(*x), &mut y, finish);
                 }
-                Op::Mlp { x, mlp } => {
+                Op::Mlp { x, mlp, residual } => {
                     let rows = b * yd.h;
                     let mut hidden = pool.take(rows * mlp.hidden());
                     let derivative = if record {
@@ -322,7 +327,8 @@ impl Program {
                     } else {
                         None
                     };
-                    mlp.forward(rows, get(*x), &mut hidden, derivative, &mut y);
+                    let finish = residual.map_or(Epilogue::None, |r| Epilogue::Add(get(r)));
+                    mlp.forward(rows, get(*x), &mut hidden, derivative, (&mut y, finish));
                     pool.give(hidden);
                 }
                 Op::Attention { qkv, heads, .. } => {
@@ -596,13 +602,17 @@ impl Program {
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }
-                Op::TokenLinear { x, linear } => {
+                Op::TokenLinear {
+                    x,
+                    linear,
+                    residual,
+                } => {
                     let (mut dx, acc) = take_grad(&mut grads[*x], pool, plan.dims[*x].len());
                     linear.vjp(b * yd.h, &gy, &mut dx, acc, Epilogue::None);
                     grads[*x] = Some(dx);
-                    pool.give(gy);
+                    pass_to_residual(&mut grads, *residual, gy, pool);
                 }
-                Op::Mlp { x, mlp } => {
+                Op::Mlp { x, mlp, residual } => {
                     let rows = b * yd.h;
                     let derivative = &saved[i];
                     if derivative.len() != rows * mlp.hidden() {
@@ -613,7 +623,7 @@ impl Program {
                     mlp.vjp(rows, &gy, derivative, &mut hidden, &mut dx, acc);
                     grads[*x] = Some(dx);
                     pool.give(hidden);
-                    pool.give(gy);
+                    pass_to_residual(&mut grads, *residual, gy, pool);
                 }
                 Op::Attention { qkv, heads, .. } => {
                     let Some(xv) = values[*qkv].as_deref() else {
@@ -729,6 +739,20 @@ fn attention_shape(xd: Dims, yd: Dims, heads: usize) -> tokens::AttentionShape {
         queries: yd.h,
         width: yd.c,
         heads,
+    }
+}
+
+/// The gradient of an op's output, handed on to the residual added to it (whose gradient it
+/// is too), or back to the pool when there is none.
+fn pass_to_residual(
+    grads: &mut Values,
+    residual: Option<usize>,
+    gy: Vec<f32>,
+    pool: &mut BufferPool,
+) {
+    match residual {
+        Some(r) => accumulate_or_move(&mut grads[r], gy, pool),
+        None => pool.give(gy),
     }
 }
 

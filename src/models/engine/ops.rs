@@ -72,16 +72,20 @@ pub(super) enum Op {
         beta: Vec<f32>,
         eps: f32,
     },
-    /// A linear layer applied to every token.
+    /// A linear layer applied to every token, plus the value `residual` where given (a
+    /// residual connection, added in the product's epilogue).
     TokenLinear {
         x: usize,
         linear: TokenLinear,
+        residual: Option<usize>,
     },
-    /// A transformer block's MLP, `fc2(GELU(fc1(x)))` on every token, as one op: GELU runs
-    /// in the products' epilogues (`token_linear`).
+    /// A transformer block's MLP, `fc2(GELU(fc1(x)))` on every token, plus `residual` where
+    /// given, as one op: GELU and the residual run in the products' epilogues
+    /// (`token_linear`).
     Mlp {
         x: usize,
         mlp: Box<Mlp>,
+        residual: Option<usize>,
     },
     /// Multi-head self-attention over fused `qkv` tokens `[B][N][3D]`, before the output
     /// projection; with `queries`, only the first that many tokens attend and come out.
@@ -115,11 +119,12 @@ impl Op {
             | Self::Linear { x, .. }
             | Self::Tokens { x, .. }
             | Self::LayerNorm { x, .. }
-            | Self::TokenLinear { x, .. }
-            | Self::Mlp { x, .. }
             | Self::SelectTokens { x, .. }
             | Self::TokensToFeatures { x } => [Some(x), None],
             Self::Attention { qkv, .. } => [Some(qkv), None],
+            Self::TokenLinear { x, residual, .. } | Self::Mlp { x, residual, .. } => {
+                [Some(x), residual]
+            }
             Self::Add { a, b, .. } => [Some(a), Some(b)],
         }
     }
@@ -262,14 +267,18 @@ impl Program {
                     }
                     xd
                 }
-                Op::TokenLinear { x, linear } => {
+                Op::TokenLinear {
+                    x,
+                    linear,
+                    residual,
+                } => {
                     let (xd, inp, out) = (dims[*x], linear.inp, linear.out);
                     if xd.c != inp || xd.w != 1 {
                         bail!("op {i}: token linear {inp} -> {out} over {xd:?}");
                     }
-                    Dims { c: out, ..xd }
+                    residual_dims(i, &dims, *residual, Dims { c: out, ..xd })?
                 }
-                Op::Mlp { x, mlp } => {
+                Op::Mlp { x, mlp, residual } => {
                     let xd = dims[*x];
                     let (inp, hidden, out) = (mlp.fc1.inp, mlp.hidden(), mlp.fc2.out);
                     if xd.c != inp || xd.w != 1 || mlp.fc2.inp != hidden {
@@ -278,7 +287,7 @@ impl Program {
                             mlp.fc2.inp
                         );
                     }
-                    Dims { c: out, ..xd }
+                    residual_dims(i, &dims, *residual, Dims { c: out, ..xd })?
                 }
                 Op::Attention {
                     qkv,
@@ -369,4 +378,14 @@ impl Program {
         }
         Ok(flops)
     }
+}
+
+/// `out`, after checking that a residual added to op `i`'s output `out` has its shape.
+fn residual_dims(i: usize, dims: &[Dims], residual: Option<usize>, out: Dims) -> Result<Dims> {
+    if let Some(r) = residual
+        && dims[r] != out
+    {
+        bail!("op {i}: adding a residual {:?} to {out:?}", dims[r]);
+    }
+    Ok(out)
 }

@@ -34,6 +34,8 @@ pub(crate) enum Epilogue<'a> {
     },
     /// `y *= factor`, elementwise (`factor` laid out as `y`).
     Scale(&'a [f32]),
+    /// `y += residual`, elementwise (a residual connection, laid out as `y`).
+    Add(&'a [f32]),
 }
 
 impl Epilogue<'_> {
@@ -57,6 +59,11 @@ impl Epilogue<'_> {
                     factor.len()
                 );
                 TileEpilogue::Scale(factor)
+            }
+            Self::Add(residual) => {
+                let n = residual.len();
+                assert!(n >= len, "epilogue: residual of {n} < {len}");
+                TileEpilogue::Add(residual)
             }
         }
     }
@@ -87,6 +94,7 @@ enum TileEpilogue<'a> {
     None,
     Gelu(Option<Dst>),
     Scale(&'a [f32]),
+    Add(&'a [f32]),
 }
 
 impl TileEpilogue<'_> {
@@ -107,6 +115,10 @@ impl TileEpilogue<'_> {
                 fast_math::gelu_in_place(y, derivative);
             }
             Self::Scale(factor) => fast_math::scale_in_place(y, &factor[offset..][..y.len()]),
+            Self::Add(residual) => {
+                let residual = &residual[offset..][..y.len()];
+                y.iter_mut().zip(residual).for_each(|(y, &r)| *y += r);
+            }
         }
     }
 }
@@ -427,7 +439,7 @@ mod tests {
                     }
                 }
             }
-            // The epilogues: GELU with its derivative, then a scale by that derivative.
+            // The epilogues: GELU with its derivative, then a scale by and a sum with it.
             let mut y = vec![0f32; n * m];
             let mut derivative = vec![0f32; n * m];
             let gelu = Epilogue::Gelu {
@@ -443,6 +455,9 @@ mod tests {
                 false,
                 Epilogue::Scale(&derivative),
             );
+            let mut added = vec![0f32; n * m];
+            let residual = Epilogue::Add(&derivative);
+            packed.apply(n, &b, None, &mut added, false, residual);
             for j in 0..n {
                 for i in 0..m {
                     let (want_y, want_d) =
@@ -456,6 +471,8 @@ mod tests {
                     assert!((derivative[at] - want_d).abs() < 1e-4, "GELU' [{j}][{i}]");
                     let want = expect(j, i, false) * derivative[at] as f64;
                     assert!((scaled[at] as f64 - want).abs() < 1e-4, "scaled [{j}][{i}]");
+                    let want = expect(j, i, false) + derivative[at] as f64;
+                    assert!((added[at] as f64 - want).abs() < 1e-4, "added [{j}][{i}]");
                 }
             }
         }

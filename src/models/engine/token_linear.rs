@@ -160,17 +160,18 @@ impl Mlp {
 
     /// `y[rows][out]` for `x[rows][inp]`, through `hidden` `[rows][hidden]` scratch. With
     /// `derivative` (as large as `hidden`), also GELU' at every hidden unit, which `vjp` reads.
+    /// `finish` applies to the output (a residual connection's `Epilogue::Add`).
     pub fn forward(
         &self,
         rows: usize,
         x: &[f32],
         hidden: &mut [f32],
         derivative: Option<&mut [f32]>,
-        y: &mut [f32],
+        (y, finish): (&mut [f32], Epilogue<'_>),
     ) {
         self.fc1
             .forward(rows, x, hidden, Epilogue::Gelu { derivative });
-        self.fc2.forward(rows, hidden, y, Epilogue::None);
+        self.fc2.forward(rows, hidden, y, finish);
     }
 
     /// `dx (+)= d y / d x` applied to `gy`, from the `derivative` a recording `forward` kept;
@@ -281,12 +282,20 @@ mod tests {
             let mut scratch = vec![0f32; rows * hidden];
             let mut derivative = vec![0f32; rows * hidden];
             let mut y = vec![0f32; rows * out];
-            mlp.forward(rows, &x, &mut scratch, Some(&mut derivative), &mut y);
+            let residual = wave(rows * out, 0.83);
+            let finish = Epilogue::Add(&residual);
+            mlp.forward(
+                rows,
+                &x,
+                &mut scratch,
+                Some(&mut derivative),
+                (&mut y, finish),
+            );
             let mut dx = vec![0.5f32; rows * inp];
             mlp.vjp(rows, &gy, &derivative, &mut scratch, &mut dx, true);
             for r in 0..rows {
                 for o in 0..out {
-                    let want = b2[o] as f64
+                    let want = (b2[o] + residual[r * out + o]) as f64
                         + (0..hidden)
                             .map(|h| gelu(pre[r * hidden + h]) * w2[h * out + o] as f64)
                             .sum::<f64>();
