@@ -77,7 +77,8 @@ pub(crate) struct Workspace {
     /// Max-pool winners, per op.
     argmax: Vec<Vec<u32>>,
     /// Per op, what its reverse pass reads besides values: attention's probabilities
-    /// `[B][H][M][N]`, an MLP's GELU derivative `[B][N][hidden]`.
+    /// `[B][H][M][N]`, an MLP's GELU derivative `[B][N][hidden]`, layer norm's per-token mean
+    /// and reciprocal standard deviation.
     saved: Vec<Vec<f32>>,
     /// One workspace per batch shard (`parallel`), kept like everything else.
     shards: Vec<Workspace>,
@@ -309,7 +310,16 @@ impl Program {
                     gamma,
                     beta,
                     eps,
-                } => tokens::layer_norm_forward(get(*x), yd.c, (gamma, beta, *eps), &mut y),
+                } => {
+                    let stats = if record {
+                        saved[i].resize(2 * (yd.len() / yd.c.max(1)), 0.0);
+                        Some(saved[i].as_mut_slice())
+                    } else {
+                        None
+                    };
+                    let params = (&gamma[..], &beta[..], *eps);
+                    tokens::layer_norm_forward(get(*x), yd.c, params, &mut y, stats);
+                }
                 Op::TokenLinear {
                     x,
                     linear,
@@ -593,12 +603,15 @@ impl Program {
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }
-                Op::LayerNorm { x, gamma, eps, .. } => {
-                    let Some(xv) = values[*x].as_deref() else {
+                Op::LayerNorm { x, gamma, .. } => {
+                    let (Some(xv), stats) = (values[*x].as_deref(), &saved[i]) else {
                         bail!("op {i}: layer norm input was not kept");
                     };
+                    if stats.len() != 2 * (yd.len() / yd.c.max(1)) {
+                        bail!("op {i}: layer norm statistics were not kept");
+                    }
                     let (mut dx, acc) = take_grad(&mut grads[*x], pool, yd.len());
-                    tokens::layer_norm_vjp(xv, &gy, yd.c, (gamma, *eps), &mut dx, acc);
+                    tokens::layer_norm_vjp((xv, stats), &gy, yd.c, gamma, &mut dx, acc);
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }

@@ -77,22 +77,47 @@ fn for_chunks(a: &mut [f32], len: usize, work: usize, f: impl Fn(usize, &mut [f3
 
 /// Runs `f(row_index, y_row)` over the `width`-long rows of `y`.
 fn for_rows(y: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    for_rows_with(y, width, &mut [], 0, |r, y, _| f(r, y));
+}
+
+/// Runs `f(row_index, y_row, z_row)` over the `width`-long rows of `y` and the matching
+/// `z_width`-long rows of `z` (none when `z_width` is 0). Each task's rows run inside one
+/// `simd::dispatch`, so `f` is inlined into code built for the widest vectors there are.
+fn for_rows_with(
+    y: &mut [f32],
+    width: usize,
+    z: &mut [f32],
+    z_width: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
+) {
     if width == 0 {
         return;
     }
+    let rows = |first: usize, y: &mut [f32], z: &mut [f32]| {
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                for (r, y) in y.chunks_mut(width).enumerate() {
+                    let start = (r * z_width).min(z.len());
+                    let z = &mut z[start..][..z_width];
+                    f(first + r, y, z);
+                }
+            },
+        );
+    };
     if sequential(y.len()) {
-        y.chunks_mut(width).enumerate().for_each(|(r, y)| f(r, y));
+        rows(0, y, z);
+        return;
+    }
+    // Whole rows per task, about PARALLEL_MIN floats each.
+    let per_task = (1usize << 15).div_ceil(width).max(1);
+    let blocks = y.par_chunks_mut(per_task * width).enumerate();
+    if z_width == 0 {
+        blocks.for_each(|(t, y)| rows(t * per_task, y, &mut []));
     } else {
-        // Whole rows per task, about PARALLEL_MIN floats each.
-        let rows_per_task = (1usize << 15).div_ceil(width).max(1);
-        y.par_chunks_mut(rows_per_task * width)
-            .enumerate()
-            .for_each(|(t, block)| {
-                block
-                    .chunks_mut(width)
-                    .enumerate()
-                    .for_each(|(r, y)| f(t * rows_per_task + r, y));
-            });
+        blocks
+            .zip(z.par_chunks_mut(per_task * z_width))
+            .for_each(|((t, y), z)| rows(t * per_task, y, z));
     }
 }
 
@@ -154,32 +179,38 @@ fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
-/// Layer norm over the last dimension of `[rows][width]`.
+/// Layer norm over the last dimension of `[rows][width]`. With `stats` (two floats per
+/// row), also each row's mean and reciprocal standard deviation there, which the VJP reads.
 pub(crate) fn layer_norm_forward(
     x: &[f32],
     width: usize,
     (gamma, beta, eps): (&[f32], &[f32], f32),
     y: &mut [f32],
+    stats: Option<&mut [f32]>,
 ) {
-    for_rows(y, width, |r, y| {
+    let normalize = |r: usize, y: &mut [f32], stats: &mut [f32]| {
         let x = &x[r * width..(r + 1) * width];
-        simd::dispatch(|| {
-            let (mean, rstd) = row_stats(x, eps);
-            for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
-                *y = (x - mean) * rstd * g + b;
-            }
-        });
-    });
+        let (mean, rstd) = row_stats(x, eps);
+        for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+            *y = (x - mean) * rstd * g + b;
+        }
+        if let [m, s] = stats {
+            (*m, *s) = (mean, rstd);
+        }
+    };
+    match stats {
+        Some(stats) => for_rows_with(y, width, stats, 2, normalize),
+        None => for_rows(y, width, |r, y| normalize(r, y, &mut [])),
+    }
 }
 
-/// The VJP of layer norm from its input `x`: with `x̂ = (x − μ)·r` and `g = gy·γ`,
-/// `dx = r·(g − mean(g) − x̂·mean(g·x̂))`. The statistics are recomputed from `x`, which
-/// costs one pass over a row instead of keeping two floats per token.
+/// The VJP of layer norm from its input `x` and the `stats` its forward pass kept: with
+/// `x̂ = (x − μ)·r` and `g = gy·γ`, `dx = r·(g − mean(g) − x̂·mean(g·x̂))`.
 pub(crate) fn layer_norm_vjp(
-    x: &[f32],
+    (x, stats): (&[f32], &[f32]),
     gy: &[f32],
     width: usize,
-    (gamma, eps): (&[f32], f32),
+    gamma: &[f32],
     dx: &mut [f32],
     accumulate: bool,
 ) {
@@ -187,16 +218,14 @@ pub(crate) fn layer_norm_vjp(
     for_rows(dx, width, |r, dx| {
         let span = r * width..(r + 1) * width;
         let (x, gy) = (&x[span.clone()], &gy[span]);
-        simd::dispatch(|| {
-            let (mean, rstd) = row_stats(x, eps);
-            let (sum_g, sum_gx) = fast_math::sums_of_products(gy, gamma, x, mean);
-            let (mean_g, mean_gx) = (sum_g / n, sum_gx * rstd / n);
-            for (((dx, &x), &gy), &w) in dx.iter_mut().zip(x).zip(gy).zip(gamma) {
-                let xhat = (x - mean) * rstd;
-                let v = rstd * (gy * w - mean_g - xhat * mean_gx);
-                *dx = if accumulate { *dx + v } else { v };
-            }
-        });
+        let (mean, rstd) = (stats[2 * r], stats[2 * r + 1]);
+        let (sum_g, sum_gx) = fast_math::sums_of_products(gy, gamma, x, mean);
+        let (mean_g, mean_gx) = (sum_g / n, sum_gx * rstd / n);
+        for (((dx, &x), &gy), &w) in dx.iter_mut().zip(x).zip(gy).zip(gamma) {
+            let xhat = (x - mean) * rstd;
+            let v = rstd * (gy * w - mean_g - xhat * mean_gx);
+            *dx = if accumulate { *dx + v } else { v };
+        }
     });
 }
 
