@@ -45,7 +45,7 @@ impl BufferPool {
                 data.resize(len, 0.0);
                 data
             }
-            None => vec![0.0; len],
+            None => super::huge_pages::zeroed(len),
         }
     }
 

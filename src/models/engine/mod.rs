@@ -21,6 +21,7 @@ mod builder;
 mod fast_math;
 mod flatten;
 mod gemm;
+mod huge_pages;
 mod kernels;
 mod ops;
 mod packed;
@@ -312,8 +313,7 @@ impl Program {
                     eps,
                 } => {
                     let stats = if record {
-                        saved[i].resize(2 * (yd.len() / yd.c.max(1)), 0.0);
-                        Some(saved[i].as_mut_slice())
+                        Some(saved_buffer(&mut saved[i], 2 * (yd.len() / yd.c.max(1))))
                     } else {
                         None
                     };
@@ -332,8 +332,7 @@ impl Program {
                     let rows = b * yd.h;
                     let mut hidden = pool.take(rows * mlp.hidden());
                     let derivative = if record {
-                        saved[i].resize(rows * mlp.hidden(), 0.0);
-                        Some(saved[i].as_mut_slice())
+                        Some(saved_buffer(&mut saved[i], rows * mlp.hidden()))
                     } else {
                         None
                     };
@@ -343,8 +342,8 @@ impl Program {
                 }
                 Op::Attention { qkv, heads, .. } => {
                     let shape = attention_shape(plan.dims[*qkv], yd, *heads);
-                    saved[i].resize(shape.probs_len(), 0.0);
-                    tokens::attention_forward(get(*qkv), shape, &mut saved[i], &mut y);
+                    let probs = saved_buffer(&mut saved[i], shape.probs_len());
+                    tokens::attention_forward(get(*qkv), shape, probs, &mut y);
                 }
                 Op::SelectTokens {
                     x,
@@ -733,6 +732,16 @@ fn check_pixels(pixels: &[f32], (b, c, h, w): (usize, usize, usize, usize)) -> R
         );
     }
     Ok(())
+}
+
+/// An op's kept buffer (`Workspace::saved`) resized to `len`, allocated afresh (on huge
+/// pages) when it must grow.
+fn saved_buffer(slot: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if slot.capacity() < len {
+        *slot = huge_pages::zeroed(len);
+    }
+    slot.resize(len, 0.0);
+    slot
 }
 
 /// The gradient buffer of a value: the one already there (to accumulate into), or a fresh

@@ -162,7 +162,7 @@ impl PackedMatrix {
         let blocks = k.div_ceil(KC_MAX);
         let kc = k.div_ceil(blocks);
         let m_pad = m.next_multiple_of(PANEL);
-        let mut data = vec![0f32; m_pad * k];
+        let mut data = super::huge_pages::zeroed(m_pad * k);
         for kb in 0..blocks {
             let (p0, depth) = (kb * kc, kc.min(k - kb * kc));
             for panel in 0..m_pad / PANEL {
