@@ -91,16 +91,7 @@ impl TokenLinear {
             }
             TokenWeights::Plain { weight_t, .. } => weight_t,
         };
-        matmul_strided(
-            out,
-            rows,
-            inp,
-            y,
-            (1, out),
-            false,
-            View::transposed(weight_t, out),
-            View::transposed(x, inp),
-        );
+        plain_product(weight_t, (out, inp, rows), x, y, false);
         if let Some(bias) = self.bias.as_deref() {
             let add = |y: &mut [f32]| y.iter_mut().zip(bias).for_each(|(y, &b)| *y += b);
             if sequential(y.len()) {
@@ -130,18 +121,22 @@ impl TokenLinear {
             }
             TokenWeights::Plain { weight, .. } => weight,
         };
-        matmul_strided(
-            inp,
-            rows,
-            out,
-            dx,
-            (1, inp),
-            accumulate,
-            View::transposed(weight, inp),
-            View::transposed(gy, out),
-        );
+        plain_product(weight, (inp, out, rows), gy, dx, accumulate);
         epilogue.finish(&mut dx[..rows * inp]);
     }
+}
+
+/// `dst[rows][m] (+)= src[rows][k] · a`, for `a` `[k][m]`, as `dstᵀ = aᵀ · srcᵀ` through the
+/// `gemm` crate (see `TokenLinear::forward` for why column-major).
+fn plain_product(
+    a: &[f32],
+    (m, k, rows): (usize, usize, usize),
+    src: &[f32],
+    dst: &mut [f32],
+    accumulate: bool,
+) {
+    let (a, src) = (View::transposed(a, m), View::transposed(src, k));
+    matmul_strided(m, rows, k, dst, (1, m), accumulate, a, src);
 }
 
 /// A transformer block's MLP, `fc2(GELU(fc1(x)))`, with exact (erf) GELU as PyTorch's
