@@ -81,6 +81,16 @@ impl BufferPool {
     }
 }
 
+/// An op's kept buffer (`Workspace::saved`) resized to `len`, allocated afresh (on huge
+/// pages) when it must grow.
+pub(crate) fn saved_buffer(slot: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if slot.capacity() < len {
+        *slot = super::huge_pages::zeroed(len);
+    }
+    slot.resize(len, 0.0);
+    slot
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

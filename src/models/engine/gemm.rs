@@ -247,6 +247,32 @@ unsafe fn gemm_raw(
     }
 }
 
+/// The fp32 GEMM rate the engine reaches on this machine, GFLOP/s: the best of a few
+/// `n x n x n` products on the compute pool. Benchmarks divide by it.
+pub fn peak_gemm_gflops(n: usize) -> f64 {
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let mut c = vec![0f32; n * n];
+    let best = super::super::threads::install(|| {
+        (0..5)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                matmul(
+                    n,
+                    n,
+                    n,
+                    &mut c,
+                    n,
+                    false,
+                    View::rows(&a, n),
+                    View::rows(&a, n),
+                );
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    });
+    2.0 * (n as f64).powi(3) / best / 1e9
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,8 +33,9 @@ mod tokens;
 use candle_core::{Result, bail};
 use rayon::prelude::*;
 
-use self::buffers::BufferPool;
+use self::buffers::{BufferPool, saved_buffer};
 pub use self::builder::ProgramBuilder;
+pub use self::gemm::peak_gemm_gflops;
 pub use self::kernels::Activation;
 use self::kernels::Dims;
 pub use self::ops::Value;
@@ -734,16 +735,6 @@ fn check_pixels(pixels: &[f32], (b, c, h, w): (usize, usize, usize, usize)) -> R
     Ok(())
 }
 
-/// An op's kept buffer (`Workspace::saved`) resized to `len`, allocated afresh (on huge
-/// pages) when it must grow.
-fn saved_buffer(slot: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    if slot.capacity() < len {
-        *slot = huge_pages::zeroed(len);
-    }
-    slot.resize(len, 0.0);
-    slot
-}
-
 /// The gradient buffer of a value: the one already there (to accumulate into), or a fresh
 /// one of `len` with unspecified contents (to overwrite).
 fn take_grad(slot: &mut Option<Vec<f32>>, pool: &mut BufferPool, len: usize) -> (Vec<f32>, bool) {
@@ -792,30 +783,4 @@ fn accumulate_or_move(slot: &mut Option<Vec<f32>>, g: Vec<f32>, pool: &mut Buffe
 /// Whether the engine can run a network whose weights look like `t`: f32 on the CPU.
 pub fn supports(t: &candle_core::Tensor) -> bool {
     t.dtype() == candle_core::DType::F32 && t.device().is_cpu()
-}
-
-/// The fp32 GEMM rate the engine reaches on this machine, GFLOP/s: the best of a few
-/// `n x n x n` products on the compute pool. Benchmarks divide by it.
-pub fn peak_gemm_gflops(n: usize) -> f64 {
-    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
-    let mut c = vec![0f32; n * n];
-    let best = super::threads::install(|| {
-        (0..5)
-            .map(|_| {
-                let start = std::time::Instant::now();
-                gemm::matmul(
-                    n,
-                    n,
-                    n,
-                    &mut c,
-                    n,
-                    false,
-                    gemm::View::rows(&a, n),
-                    gemm::View::rows(&a, n),
-                );
-                start.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
-    });
-    2.0 * (n as f64).powi(3) / best / 1e9
 }
