@@ -51,7 +51,7 @@ pub(crate) fn exp(x: f32) -> f32 {
 /// guess `2²⁵⁴/x` read off the exponent and mantissa bits is within 12.5%, and each Newton
 /// step `r·(2 − x·r)` squares the error: 12.5% → 1.6% → 2.4e-4 → 6e-8, six multiply-adds.
 #[inline(always)]
-pub(crate) fn reciprocal_from_one(x: f32) -> f32 {
+fn reciprocal_from_one(x: f32) -> f32 {
     let mut r = f32::from_bits(0x7EF3_11C7u32.wrapping_sub(x.to_bits()));
     for _ in 0..3 {
         r *= fma(-x, r, 2.0);
@@ -96,6 +96,14 @@ pub(crate) fn gelu_in_place(y: &mut [f32], derivative: Option<&mut [f32]>) {
                 *y = gelu_and_derivative(*y).0;
             }
         }
+    }
+}
+
+/// `y += addend`, elementwise.
+#[inline(always)]
+pub(crate) fn add_in_place(y: &mut [f32], addend: &[f32]) {
+    for (y, &a) in y.iter_mut().zip(addend) {
+        *y += a;
     }
 }
 

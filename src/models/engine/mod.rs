@@ -314,7 +314,7 @@ impl Program {
                     eps,
                 } => {
                     let stats = if record {
-                        Some(saved_buffer(&mut saved[i], 2 * (yd.len() / yd.c.max(1))))
+                        Some(saved_buffer(&mut saved[i], 2 * b * yd.h))
                     } else {
                         None
                     };
@@ -607,7 +607,7 @@ impl Program {
                     let (Some(xv), stats) = (values[*x].as_deref(), &saved[i]) else {
                         bail!("op {i}: layer norm input was not kept");
                     };
-                    if stats.len() != 2 * (yd.len() / yd.c.max(1)) {
+                    if stats.len() != 2 * b * yd.h {
                         bail!("op {i}: layer norm statistics were not kept");
                     }
                     let (mut dx, acc) = take_grad(&mut grads[*x], pool, yd.len());

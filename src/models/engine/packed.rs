@@ -115,10 +115,7 @@ impl TileEpilogue<'_> {
                 fast_math::gelu_in_place(y, derivative);
             }
             Self::Scale(factor) => fast_math::scale_in_place(y, &factor[offset..][..y.len()]),
-            Self::Add(residual) => {
-                let residual = &residual[offset..][..y.len()];
-                y.iter_mut().zip(residual).for_each(|(y, &r)| *y += r);
-            }
+            Self::Add(residual) => fast_math::add_in_place(y, &residual[offset..][..y.len()]),
         }
     }
 }
@@ -293,7 +290,7 @@ impl PackedMatrix {
                                     for j in j0..j0 + nr {
                                         let tile = tile_row(j);
                                         if accumulate {
-                                            tile.iter_mut().zip(bias).for_each(|(t, &b)| *t += b);
+                                            fast_math::add_in_place(tile, bias);
                                         } else if let (Ok(t), Ok(b)) = (
                                             <&mut [f32; PANEL]>::try_from(&mut *tile),
                                             <&[f32; PANEL]>::try_from(bias),
