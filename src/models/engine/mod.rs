@@ -16,6 +16,7 @@
 //! the gradient back as tensors. f64, CUDA and networks without a program keep the autograd
 //! path, which the tests compare this one against.
 
+mod attention;
 mod buffers;
 mod builder;
 mod fast_math;
@@ -344,7 +345,7 @@ impl Program {
                 Op::Attention { qkv, heads, .. } => {
                     let shape = attention_shape(plan.dims[*qkv], yd, *heads);
                     let probs = saved_buffer(&mut saved[i], shape.probs_len());
-                    tokens::attention_forward(get(*qkv), shape, probs, &mut y);
+                    attention::attention_forward(get(*qkv), shape, probs, &mut y);
                 }
                 Op::SelectTokens {
                     x,
@@ -645,7 +646,7 @@ impl Program {
                     let shape = attention_shape(plan.dims[*qkv], yd, *heads);
                     let (mut dx, acc) = take_grad(&mut grads[*qkv], pool, shape.qkv_len());
                     let mut scores = pool.take(shape.probs_len());
-                    tokens::attention_vjp(xv, &saved[i], &gy, shape, &mut scores, &mut dx, acc);
+                    attention::attention_vjp(xv, &saved[i], &gy, shape, &mut scores, &mut dx, acc);
                     for buf in [scores, gy] {
                         pool.give(buf);
                     }
@@ -745,8 +746,8 @@ fn take_grad(slot: &mut Option<Vec<f32>>, pool: &mut BufferPool, len: usize) -> 
 }
 
 /// The attention op's shape from its input's and output's dims.
-fn attention_shape(xd: Dims, yd: Dims, heads: usize) -> tokens::AttentionShape {
-    tokens::AttentionShape {
+fn attention_shape(xd: Dims, yd: Dims, heads: usize) -> attention::AttentionShape {
+    attention::AttentionShape {
         batch: yd.b,
         tokens: xd.h,
         queries: yd.h,

@@ -3,9 +3,9 @@
 use candle_core::{Result, bail};
 
 use super::Program;
+use super::attention::AttentionShape;
 use super::kernels::{Activation, ConvWeights, Dims};
 use super::token_linear::{Mlp, TokenLinear};
-use super::tokens::AttentionShape;
 
 /// A value of a program: the network input (after normalisation) or the output of an op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::fast_math;
-use super::gemm::{Dst, threads_for};
+use super::gemm::{Dst, View, threads_for};
 use super::kernels::sequential;
 use super::simd;
 
@@ -137,7 +137,7 @@ pub(crate) struct PackedMatrix {
     m: usize,
     k: usize,
     kc: usize,
-    data: Vec<f32>,
+    data: PanelBuffer,
 }
 
 impl std::fmt::Debug for PackedMatrix {
@@ -159,7 +159,8 @@ impl PackedMatrix {
         let blocks = k.div_ceil(KC_MAX);
         let kc = k.div_ceil(blocks);
         let m_pad = m.next_multiple_of(PANEL);
-        let mut data = super::huge_pages::zeroed(m_pad * k);
+        let mut buffer = PanelBuffer::zeroed(m_pad * k);
+        let data = buffer.as_mut_slice();
         for kb in 0..blocks {
             let (p0, depth) = (kb * kc, kc.min(k - kb * kc));
             for panel in 0..m_pad / PANEL {
@@ -175,7 +176,12 @@ impl PackedMatrix {
                 }
             }
         }
-        Some(Self { m, k, kc, data })
+        Some(Self {
+            m,
+            k,
+            kc,
+            data: buffer,
+        })
     }
 
     /// `y[j][·] (+)= bias + a · b[j][·]` for the `n` rows of `b` (`n × k`) into `y`
@@ -260,7 +266,6 @@ impl PackedMatrix {
     ) {
         let (m, k, kc) = (self.m, self.k, self.kc);
         let m_pad = m.next_multiple_of(PANEL);
-        let kernels = kernels();
         // Compiled for AVX-512 (the kernels need it anyway), so the bias copies and the
         // epilogue's loops below are 512-bit vector code.
         simd::dispatch(
@@ -303,35 +308,23 @@ impl PackedMatrix {
                                         }
                                     }
                                 }
-                                let status = u8::from(accumulate || !first || seeded);
+                                let onto = accumulate || !first || seeded;
                                 let start = p0 * m_pad + (i0 / PANEL) * depth * PANEL;
-                                let lhs = self.data[start..start + depth * PANEL].as_ptr();
+                                let lhs =
+                                    self.data.as_slice()[start..start + depth * PANEL].as_ptr();
                                 let rhs = b[j0 * k + p0..].as_ptr();
                                 // SAFETY: AVX-512F is present (a `PackedMatrix` exists). The
-                                // kernel reads `depth` steps of the panel's `ceil(mr/16)·16 ≤
-                                // 64` rows (in `lhs`'s slice), `depth` floats of rows `j0..j0
-                                // + nr` of `b` (held, by the caller's contract), and writes the
-                                // `mr × nr` tile of `y`.
+                                // panel holds `depth` steps of 64 rows (in `lhs`'s slice, 64-byte
+                                // aligned: a multiple of `PANEL` into a `PanelBuffer`), rows
+                                // `j0..j0 + nr` of `b` hold `depth` floats from `p0` (the
+                                // caller's contract), and the `mr × nr` tile of `y` is this job's.
                                 unsafe {
-                                    kernels[mr.div_ceil(16) - 1][nr - 1](
-                                        mr,
-                                        nr,
-                                        depth,
-                                        y.add(j0 * m + i0),
+                                    tile(
+                                        (mr, nr, depth),
+                                        (y.add(j0 * m + i0), m),
                                         lhs,
-                                        rhs,
-                                        m as isize,
-                                        1,
-                                        PANEL as isize,
-                                        1,
-                                        k as isize,
-                                        1.0,
-                                        1.0,
-                                        status,
-                                        false,
-                                        false,
-                                        false,
-                                        lhs,
+                                        (rhs, (1, k)),
+                                        onto,
                                     );
                                 }
                                 if last {
@@ -350,6 +343,233 @@ impl PackedMatrix {
     }
 }
 
+/// One micro-kernel call: `dst(i, j) (+)= Σ_p panel(i, p) · rhs(p, j)` for the `mr × nr`
+/// tile (`mr ≤ 64`, `nr ≤ NR`), `dst(i, j)` at `dst + i + j·dst_cs` and `rhs(p, j)` at
+/// `rhs + p·rs + j·cs`, the panel `[depth][64]` as `PackedMatrix` and `Panels` lay it out.
+///
+/// # Safety
+/// AVX-512F must be present; `panel` must be 64-byte aligned and hold `depth · 64` floats;
+/// `rhs` must be valid at every `(p, j)` of the tile, and `dst` for reads and writes at every
+/// `(i, j)`, which nothing else accesses meanwhile.
+#[inline(always)]
+unsafe fn tile(
+    (mr, nr, depth): (usize, usize, usize),
+    (dst, dst_cs): (*mut f32, usize),
+    panel: *const f32,
+    (rhs, (rs, cs)): (*const f32, (usize, usize)),
+    accumulate: bool,
+) {
+    // SAFETY: the contract. The kernel reads `ceil(mr/16)·16 ≤ 64` rows of each panel step,
+    // broadcasts `rhs` one element at a time (any strides), and stores only the `mr × nr`
+    // tile (status 1 adds onto it, 0 overwrites).
+    unsafe {
+        kernels()[mr.div_ceil(16) - 1][nr - 1](
+            mr,
+            nr,
+            depth,
+            dst,
+            panel,
+            rhs,
+            dst_cs as isize,
+            1,
+            PANEL as isize,
+            rs as isize,
+            cs as isize,
+            1.0,
+            1.0,
+            u8::from(accumulate),
+            false,
+            false,
+            false,
+            panel,
+        );
+    }
+}
+
+/// Zeroed floats starting on a 64-byte boundary: the micro-kernels load each panel's 16-float
+/// rows as whole `__m512` values, and a plain `Vec<f32>` is only 16-byte aligned.
+pub(crate) struct PanelBuffer {
+    storage: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl PanelBuffer {
+    pub fn zeroed(len: usize) -> Self {
+        let storage = super::huge_pages::zeroed(len + 15);
+        let start = storage.as_ptr().align_offset(64).min(15);
+        Self {
+            storage,
+            start,
+            len,
+        }
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        &self.storage[self.start..self.start + self.len]
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.storage[self.start..self.start + self.len]
+    }
+}
+
+/// A left operand packed per call, in `PANEL`-row panels of one depth block (panel `q` holds
+/// rows `q·64..` at each of `depth` steps): for products too small to block over depth, whose
+/// operands change on every call (attention's per-head products). A scratch buffer, reused
+/// by the next `pack`.
+pub(crate) struct Panels {
+    buffer: PanelBuffer,
+    m: usize,
+    depth: usize,
+}
+
+impl Panels {
+    /// Empty scratch; `None` where the CPU lacks AVX-512F (use `gemm.rs` there).
+    pub fn new() -> Option<Self> {
+        avx512_available().then(|| Self {
+            buffer: PanelBuffer::zeroed(0),
+            m: 0,
+            depth: 0,
+        })
+    }
+
+    /// Packs `a(i, p) = src[p·stride + i]` for `i < m`, `p < depth`: each step of depth is a
+    /// run of `m` floats (a head's columns of one token row), copied whole.
+    pub fn pack_rows(&mut self, (m, depth): (usize, usize), src: &[f32], stride: usize) {
+        let data = self.prepare((m, depth), src.len(), (1, stride));
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                for (q, panel) in data.chunks_exact_mut(depth * PANEL).enumerate() {
+                    let (first, rows) = (q * PANEL, PANEL.min(m - q * PANEL));
+                    for (p, step) in panel.chunks_exact_mut(PANEL).enumerate() {
+                        let run = &src[first + p * stride..][..rows];
+                        if let (Ok(step), Ok(run)) = (
+                            <&mut [f32; PANEL]>::try_from(&mut *step),
+                            <&[f32; PANEL]>::try_from(run),
+                        ) {
+                            // A fixed-size copy is four vector moves; a slice copy, a call.
+                            *step = *run;
+                        } else {
+                            step[..rows].copy_from_slice(run);
+                        }
+                    }
+                }
+            },
+        );
+    }
+
+    /// Packs `a(i, p) = src[i·stride + p]` for `i < m`, `p < depth`: a transpose of `m` rows
+    /// (a head's columns of token rows), 16 rows at a time so each step's writes are one
+    /// vector.
+    pub fn pack_transposed(&mut self, (m, depth): (usize, usize), src: &[f32], stride: usize) {
+        let data = self.prepare((m, depth), src.len(), (stride, 1));
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                for (q, panel) in data.chunks_exact_mut(depth * PANEL).enumerate() {
+                    let (first, rows) = (q * PANEL, PANEL.min(m - q * PANEL));
+                    for g in (0..rows).step_by(16) {
+                        let group = first + g..first + (g + 16).min(rows);
+                        for (p, step) in panel.chunks_exact_mut(PANEL).enumerate() {
+                            let out = &mut step[g..g + group.len()];
+                            for (v, r) in out.iter_mut().zip(group.clone()) {
+                                *v = src[r * stride + p];
+                            }
+                        }
+                    }
+                }
+            },
+        );
+    }
+
+    /// Sizes the scratch for an `m × depth` operand read from `src_len` floats at `(i, p)`
+    /// strides, zeroes the padding rows of its last panel, and returns the panels to fill.
+    fn prepare(
+        &mut self,
+        (m, depth): (usize, usize),
+        src_len: usize,
+        (i_stride, p_stride): (usize, usize),
+    ) -> &mut [f32] {
+        if m > 0 && depth > 0 {
+            let last = (m - 1) * i_stride + (depth - 1) * p_stride;
+            assert!(last < src_len, "panels: source of {src_len} < {}", last + 1);
+        }
+        let len = m.next_multiple_of(PANEL) * depth;
+        if self.buffer.len < len {
+            self.buffer = PanelBuffer::zeroed(len);
+        }
+        (self.m, self.depth) = (m, depth);
+        let data = &mut self.buffer.as_mut_slice()[..len];
+        // Rows past `m` are read by the kernels (they load whole vectors) but never stored:
+        // zeros keep them finite.
+        let rows = m % PANEL;
+        if rows != 0 {
+            let last = data.len() - depth * PANEL;
+            for step in data[last..].chunks_exact_mut(PANEL) {
+                step[rows..].fill(0.0);
+            }
+        }
+        data
+    }
+
+    /// `dst(i, j) (+)= Σ_p a(i, p) · rhs(p, j)` for `i < m`, `j < n`, the packed `a` by
+    /// `rhs` (`depth × n`, any strides): `dst(i, j)` at `dst + i + j·dst_cs`, so each column
+    /// is `m` contiguous floats (a row of a row-major result).
+    ///
+    /// # Safety
+    /// `dst` must be valid for reads and writes at every `(i, j)`, which nothing else
+    /// accesses during the call.
+    pub unsafe fn product(
+        &self,
+        n: usize,
+        rhs: View<'_>,
+        (dst, dst_cs): (*mut f32, usize),
+        accumulate: bool,
+    ) {
+        let (m, depth) = (self.m, self.depth);
+        if n == 0 || m == 0 {
+            return;
+        }
+        if depth > 0 {
+            let last = (depth - 1) * rhs.row_stride + (n - 1) * rhs.col_stride;
+            assert!(last < rhs.data.len(), "panels: right operand out of bounds");
+        }
+        if depth == 0 {
+            if !accumulate {
+                for j in 0..n {
+                    // SAFETY: column `j`'s `m` floats, the caller's.
+                    unsafe { std::slice::from_raw_parts_mut(dst.add(j * dst_cs), m).fill(0.0) };
+                }
+            }
+            return;
+        }
+        let data = &self.buffer.as_slice()[..m.next_multiple_of(PANEL) * depth];
+        for (q, panel) in data.chunks(depth * PANEL).enumerate() {
+            let (i0, mr) = (q * PANEL, PANEL.min(m - q * PANEL));
+            for j0 in (0..n).step_by(NR) {
+                let nr = NR.min(n - j0);
+                // SAFETY: `Panels` exist only with AVX-512F; the panel is a `PANEL`-multiple
+                // offset into the aligned buffer and holds `depth · 64` floats; `rhs` was
+                // bounds-checked above; `dst` is the caller's.
+                unsafe {
+                    tile(
+                        (mr, nr, depth),
+                        (dst.add(i0 + j0 * dst_cs), dst_cs),
+                        panel.as_ptr(),
+                        (
+                            rhs.data.as_ptr().add(j0 * rhs.col_stride),
+                            (rhs.row_stride, rhs.col_stride),
+                        ),
+                        accumulate,
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 fn avx512_available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
@@ -365,8 +585,8 @@ type Kernels = [[gemm_common::microkernel::MicroKernelFn<f32>; NR]; PANEL / 16];
 /// The crate's AVX-512 micro-kernels, `[rows / 16 − 1][columns − 1]`: each multiplies a
 /// panel (`lhs_cs` floats per depth step) by up to 6 columns read in place (`rhs_rs`,
 /// `rhs_cs`), writing `dst` (`dst_cs`, `dst_rs`) as `beta·acc` (status 0) or
-/// `dst + beta·acc` (status 1). They are only reached through a `PackedMatrix`, which
-/// exists only where the CPU has AVX-512F.
+/// `dst + beta·acc` (status 1). They are only reached through a `PackedMatrix` or `Panels`,
+/// which exist only where the CPU has AVX-512F.
 #[cfg(target_arch = "x86_64")]
 fn kernels() -> &'static Kernels {
     &gemm_f32::microkernel::avx512f::f32::UKR
