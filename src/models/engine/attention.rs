@@ -209,7 +209,8 @@ fn attention_forward_with(
             for q0 in (0..m).step_by(QUERY_BLOCK) {
                 let rows = QUERY_BLOCK.min(m - q0);
                 let scores = &mut p[q0 * n..(q0 + rows) * n];
-                // Column j of S·ᵀ-by-K is query q0 + j's row of scores: Q's rows read in place.
+                // Column j of Kᵀ times the block's queries (read in place) is query q0 + j's
+                // row of scores.
                 let queries = View::transposed(&q.data[q0 * q.row_stride..], q.row_stride);
                 unsafe {
                     kt.product(rows, queries, (scores.as_mut_ptr(), n), false);
@@ -284,7 +285,7 @@ fn attention_vjp_with(
             let Pair { q, k, v, out, qkv } = Pair::new(qkv, s, pair);
             let p = &probs[pair * m * n..][..m * n];
             let d_o = View::rows(&gy[out..], d);
-            let rows = (3 * d, 1);
+            let token_rows = (3 * d, 1);
             // SAFETY (all writes to `dqkv` below): pair (bi, h) writes columns part·D + h·hd..
             // (+ hd) of image bi's N rows of `dqkv` (inside it, checked above), which no other
             // pair touches.
@@ -302,9 +303,27 @@ fn attention_vjp_with(
                 matmul(m, n, hd, ds, n, false, d_o, vt);
                 softmax_vjp_rows(ds, p, n, scale);
                 unsafe {
-                    matmul_into(n, hd, m, dv, rows, accumulate, View::transposed(p, n), d_o);
-                    matmul_into(m, hd, n, dq, rows, accumulate, View::rows(ds, n), k);
-                    matmul_into(n, hd, m, dk, rows, accumulate, View::transposed(ds, n), q);
+                    matmul_into(
+                        n,
+                        hd,
+                        m,
+                        dv,
+                        token_rows,
+                        accumulate,
+                        View::transposed(p, n),
+                        d_o,
+                    );
+                    matmul_into(m, hd, n, dq, token_rows, accumulate, View::rows(ds, n), k);
+                    matmul_into(
+                        n,
+                        hd,
+                        m,
+                        dk,
+                        token_rows,
+                        accumulate,
+                        View::transposed(ds, n),
+                        q,
+                    );
                 }
                 return;
             };
