@@ -435,13 +435,22 @@ fn im2col(x: &[f32], xd: Dims, g: &Geometry, r0: usize, r1: usize, col: &mut [f3
             if g.stride == 1 {
                 let start = lo + kx - g.left;
                 dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
-            } else {
-                for (ox, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
-                    *d = src[ox * g.stride + kx - g.left];
+            } else if lo < hi {
+                // Every stride-th input from `start`: the first of each `stride`-chunk, a form
+                // that vectorises (indexing by ox·stride did not: the 7×7/2 stem's columns).
+                let start = lo * g.stride + kx - g.left;
+                let whole = ((xd.w - start) / g.stride).min(hi - lo);
+                let chunks = src[start..].chunks_exact(g.stride);
+                for (d, chunk) in dst[lo..lo + whole].iter_mut().zip(chunks) {
+                    *d = chunk[0];
+                }
+                for (i, d) in dst[lo + whole..hi].iter_mut().enumerate() {
+                    *d = src[start + (whole + i) * g.stride];
                 }
             }
         }
     };
+    let fill = |k: usize, d: &mut [f32]| simd::dispatch(|| fill(k, d));
     if sequential(col.len()) {
         col.chunks_mut(nc).enumerate().for_each(|(k, d)| fill(k, d));
     } else {
