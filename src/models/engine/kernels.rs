@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use super::depthwise::{depthwise_forward, depthwise_vjp};
 use super::gemm::{View, matmul};
 use super::simd;
 use crate::models::layers::Padding;
@@ -122,7 +123,11 @@ fn for_chunks(a: &mut [f32], b: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sync + 
 }
 
 /// Runs `f(channel, slice)` over the `per_channel`-long channel slices of `data`.
-fn for_channels(data: &mut [f32], per_channel: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+pub(super) fn for_channels(
+    data: &mut [f32],
+    per_channel: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
     if per_channel == 0 {
         return;
     }
@@ -212,14 +217,14 @@ pub(crate) struct ConvWeights {
 
 /// Where a convolution's window lands for one input size.
 #[derive(Clone, Copy, Debug)]
-struct Geometry {
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    top: usize,
-    left: usize,
-    ho: usize,
-    wo: usize,
+pub(super) struct Geometry {
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub top: usize,
+    pub left: usize,
+    pub ho: usize,
+    pub wo: usize,
 }
 
 impl ConvWeights {
@@ -360,7 +365,7 @@ impl ConvWeights {
 
 /// The output columns `lo..hi` whose input column `ox·s + kx − left` lies inside `0..w`.
 #[inline]
-fn valid_columns(g: &Geometry, kx: usize, w: usize) -> (usize, usize) {
+pub(super) fn valid_columns(g: &Geometry, kx: usize, w: usize) -> (usize, usize) {
     let s = g.stride;
     // ox·s + kx ≥ left  and  ox·s + kx < left + w
     let lo = g.left.saturating_sub(kx).div_ceil(s);
@@ -370,7 +375,7 @@ fn valid_columns(g: &Geometry, kx: usize, w: usize) -> (usize, usize) {
 
 /// The input row of output row `oy` and kernel row `ky`, when it is not padding.
 #[inline]
-fn input_row(g: &Geometry, oy: usize, ky: usize, h: usize) -> Option<usize> {
+pub(super) fn input_row(g: &Geometry, oy: usize, ky: usize, h: usize) -> Option<usize> {
     (oy * g.stride + ky).checked_sub(g.top).filter(|&iy| iy < h)
 }
 
@@ -484,79 +489,6 @@ fn col2im(col: &[f32], g: &Geometry, r0: usize, r1: usize, dx: &mut [f32], xd: D
                 } else {
                     for (ox, &s) in src.iter().enumerate().take(hi).skip(lo) {
                         dst[ox * g.stride + kx - g.left] += s;
-                    }
-                }
-            }
-        }
-    });
-}
-
-/// One k x k filter per channel, accumulated row by row so the output row stays in L1.
-fn depthwise_forward(w: &[f32], x: &[f32], xd: Dims, y: &mut [f32], yd: Dims, g: &Geometry) {
-    let taps = g.kh * g.kw;
-    for_channels(y, yd.per_channel(), |c, yc| {
-        let wc = &w[c * taps..(c + 1) * taps];
-        for b in 0..xd.b {
-            let xp = &x[(c * xd.b + b) * xd.plane()..][..xd.plane()];
-            let yp = &mut yc[b * yd.plane()..(b + 1) * yd.plane()];
-            for oy in 0..g.ho {
-                let dst = &mut yp[oy * g.wo..(oy + 1) * g.wo];
-                dst.fill(0.0);
-                for ky in 0..g.kh {
-                    let Some(iy) = input_row(g, oy, ky, xd.h) else {
-                        continue;
-                    };
-                    let src = &xp[iy * xd.w..(iy + 1) * xd.w];
-                    for kx in 0..g.kw {
-                        let wv = wc[ky * g.kw + kx];
-                        let (lo, hi) = valid_columns(g, kx, xd.w);
-                        if g.stride == 1 {
-                            let start = lo + kx - g.left;
-                            for (d, &s) in dst[lo..hi].iter_mut().zip(&src[start..]) {
-                                *d += wv * s;
-                            }
-                        } else {
-                            for (ox, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
-                                *d += wv * src[ox * g.stride + kx - g.left];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    });
-}
-
-/// The adjoint of `depthwise_forward`, accumulated into `dx`.
-fn depthwise_vjp(w: &[f32], dy: &[f32], yd: Dims, dx: &mut [f32], xd: Dims, g: &Geometry) {
-    let taps = g.kh * g.kw;
-    for_channels(dx, xd.per_channel(), |c, dxc| {
-        let wc = &w[c * taps..(c + 1) * taps];
-        for b in 0..xd.b {
-            let dyp = &dy[(c * yd.b + b) * yd.plane()..][..yd.plane()];
-            let dxp = &mut dxc[b * xd.plane()..(b + 1) * xd.plane()];
-            for oy in 0..g.ho {
-                let src = &dyp[oy * g.wo..(oy + 1) * g.wo];
-                for ky in 0..g.kh {
-                    let Some(iy) = input_row(g, oy, ky, xd.h) else {
-                        continue;
-                    };
-                    let dst = &mut dxp[iy * xd.w..(iy + 1) * xd.w];
-                    for kx in 0..g.kw {
-                        let wv = wc[ky * g.kw + kx];
-                        let (lo, hi) = valid_columns(g, kx, xd.w);
-                        if g.stride == 1 {
-                            let start = lo + kx - g.left;
-                            for (d, &s) in
-                                dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi])
-                            {
-                                *d += wv * s;
-                            }
-                        } else {
-                            for (ox, &s) in src.iter().enumerate().take(hi).skip(lo) {
-                                dst[ox * g.stride + kx - g.left] += wv * s;
-                            }
-                        }
                     }
                 }
             }

@@ -19,6 +19,7 @@
 mod attention;
 mod buffers;
 mod builder;
+mod depthwise;
 mod fast_math;
 mod flatten;
 mod gemm;
