@@ -1,85 +1,125 @@
 //! Depthwise convolutions (one k×k filter per channel, as in EfficientNet's MBConv blocks),
 //! forward and input VJP, as direct per-channel loops: a GEMM would have a depth of `k²`.
 //!
-//! Each output row stays in L1 and takes one pass per kernel tap: `y_row += w · x_row`
-//! shifted. Strided layers first split each input plane (forward) or gradient plane (VJP)
-//! into its `stride` column phases (`phase[r][iy][t]` is column `t·stride + r` of row `iy`),
-//! so that every tap reads or writes a contiguous run, and every loop runs under
-//! `simd::dispatch`. Written as gathers and scatters by `ox·stride` and compiled for SSE2,
-//! these two functions were 55% of an EfficientNet-Lite0 iteration at batch 8.
+//! Each plane is first laid out so that every kernel tap is one multiply-add over one
+//! contiguous run: zero-padded, split by the stride into `stride²` phase planes (phase
+//! `(ry, rx)` holds padded rows `ry, ry + s, …` and columns `rx, rx + s, …`), and the output
+//! computed `wp` columns wide, the phase planes' width, instead of `wo` (the few extra columns
+//! are dropped when the output is copied out). Tap `(ky, kx)` then reads phase `(ky mod s,
+//! kx mod s)` from a constant offset for the whole plane. EfficientNet's rows are 7 to 112
+//! floats: looping taps row by row spent as much on each row's bounds as on its arithmetic,
+//! and gathers by `ox·stride` did not vectorise; together they were 55% of an
+//! EfficientNet-Lite0 iteration at batch 8.
 
-use super::kernels::{Dims, Geometry, for_channels, input_row, valid_columns};
+use super::kernels::{Dims, Geometry, for_channels};
 use super::simd;
 
-/// A plane's columns split by phase: `phase(r)` is `[h][width]`, its row `iy` holding columns
-/// `r, r + stride, …` of input row `iy`.
-struct Phases {
-    data: Vec<f32>,
+/// One plane in padded phases, and the `ho × wp` output (or output gradient) beside it.
+struct PlaneLayout {
+    phases: Vec<f32>,
+    out: Vec<f32>,
     stride: usize,
-    h: usize,
-    width: usize,
+    /// Rows and columns of each phase plane.
+    hp: usize,
+    wp: usize,
+    /// Floats per phase plane: `hp · wp` and the slack that the last row's extra output
+    /// columns read past it.
+    phase_len: usize,
 }
 
-impl Phases {
-    fn new(xd: Dims, stride: usize) -> Self {
-        let width = xd.w.div_ceil(stride);
+impl PlaneLayout {
+    fn new(g: &Geometry) -> Self {
+        let s = g.stride;
+        // Every padded row and column some output reads.
+        let (hpad, wpad) = ((g.ho - 1) * s + g.kh, (g.wo - 1) * s + g.kw);
+        let (hp, wp) = (hpad.div_ceil(s), wpad.div_ceil(s));
+        let phase_len = hp * wp + g.kw;
         Self {
-            data: vec![0.0; stride * xd.h * width],
-            stride,
-            h: xd.h,
-            width,
+            phases: vec![0.0; s * s * phase_len],
+            out: vec![0.0; g.ho * wp],
+            stride: s,
+            hp,
+            wp,
+            phase_len,
         }
     }
 
-    /// Where column `first` of row `iy` sits: its phase's row, from that column on.
-    fn run_start(&self, iy: usize, first: usize) -> usize {
-        ((first % self.stride) * self.h + iy) * self.width + first / self.stride
+    /// The run tap `(ky, kx)` reads (forward) or adds onto (VJP), `ho · wp` floats.
+    fn tap(&self, g: &Geometry, (ky, kx): (usize, usize)) -> std::ops::Range<usize> {
+        let s = self.stride;
+        let start = ((ky % s) * s + kx % s) * self.phase_len + (ky / s) * self.wp + kx / s;
+        start..start + g.ho * self.wp
     }
 
-    /// Splits a plane `[h][w]` into the phases.
-    fn split(&mut self, plane: &[f32], w: usize) {
-        let (h, width) = (self.h, self.width);
+    /// For input row `iy` and column phase `rx`: the first input column in that phase, where
+    /// it goes in `phases`, and how many of the row's columns go there (those some output
+    /// reads). `None` when there are none.
+    fn row_phase(
+        &self,
+        g: &Geometry,
+        w: usize,
+        iy: usize,
+        rx: usize,
+    ) -> Option<(usize, usize, usize)> {
+        let s = self.stride;
+        let (py, ix0) = (iy + g.top, (rx + s - g.left % s) % s);
+        let q0 = (ix0 + g.left) / s;
+        if ix0 >= w || py / s >= self.hp || q0 >= self.wp {
+            return None;
+        }
+        let n = (w - ix0).div_ceil(s).min(self.wp - q0);
+        let plane = (py % s) * s + rx;
+        Some((ix0, plane * self.phase_len + (py / s) * self.wp + q0, n))
+    }
+
+    /// Lays out input plane `[h][w]` (padding zero).
+    fn fill_phases(&mut self, plane: &[f32], g: &Geometry, w: usize) {
+        self.phases.fill(0.0);
         for (iy, row) in plane.chunks_exact(w).enumerate() {
-            for r in 0..self.stride.min(w) {
-                let dst = &mut self.data[(r * h + iy) * width..][..width];
-                // The first float of each stride-chunk vectorises; indexing by t·stride did not.
-                let chunks = row[r..].chunks_exact(self.stride);
-                let whole = chunks.len();
-                for (d, chunk) in dst.iter_mut().zip(chunks) {
-                    *d = chunk[0];
-                }
-                if let Some(&last) = row.get(r + whole * self.stride) {
-                    dst[whole] = last;
+            for rx in 0..self.stride {
+                if let Some((ix0, at, n)) = self.row_phase(g, w, iy, rx) {
+                    every_nth(&mut self.phases[at..at + n], &row[ix0..], self.stride);
                 }
             }
         }
     }
 
-    /// Adds the phases back onto the plane's columns they came from.
-    fn add_to(&self, plane: &mut [f32], w: usize) {
-        let (h, width) = (self.h, self.width);
+    /// Adds the phases' unpadded positions back onto the plane they came from.
+    fn add_phases_to(&self, plane: &mut [f32], g: &Geometry, w: usize) {
         for (iy, row) in plane.chunks_exact_mut(w).enumerate() {
-            for r in 0..self.stride.min(w) {
-                let src = &self.data[(r * h + iy) * width..][..width];
-                for (t, d) in row[r..].iter_mut().step_by(self.stride).enumerate() {
-                    *d += src[t];
+            for rx in 0..self.stride {
+                if let Some((ix0, at, n)) = self.row_phase(g, w, iy, rx) {
+                    add_every_nth(&mut row[ix0..], &self.phases[at..at + n], self.stride);
                 }
             }
         }
     }
 }
 
-/// Per kernel column `kx`: the outputs `lo..hi` whose tap lands inside the row, and the input
-/// column the first of them reads. The same for every row, channel and image, and worth
-/// hoisting: rows are 7 to 112 floats, and the two divisions per tap cost as much as a short
-/// row's arithmetic.
-fn column_runs(g: &Geometry, w: usize) -> Vec<(usize, usize, usize)> {
-    (0..g.kw)
-        .map(|kx| {
-            let (lo, hi) = valid_columns(g, kx, w);
-            (lo, hi, (lo * g.stride + kx).saturating_sub(g.left))
-        })
-        .collect()
+/// `dst[t] = src[t·n]`: a copy for `n` = 1, otherwise the first float of each `n`-chunk (a
+/// form that vectorises; indexing by `t·n` did not).
+#[inline(always)]
+fn every_nth(dst: &mut [f32], src: &[f32], n: usize) {
+    if n == 1 {
+        dst.copy_from_slice(&src[..dst.len()]);
+        return;
+    }
+    let chunks = src.chunks_exact(n);
+    let whole = chunks.len().min(dst.len());
+    for (d, chunk) in dst.iter_mut().zip(chunks) {
+        *d = chunk[0];
+    }
+    if let (Some(d), Some(&v)) = (dst.get_mut(whole), src.get(whole * n)) {
+        *d = v;
+    }
+}
+
+/// `dst[t·n] += src[t]`, the adjoint of `every_nth`.
+#[inline(always)]
+fn add_every_nth(dst: &mut [f32], src: &[f32], n: usize) {
+    for (d, &v) in dst.iter_mut().step_by(n).zip(src) {
+        *d += v;
+    }
 }
 
 /// `y = depthwise(w, x)`, `w` `[C][kh·kw]`, `x` and `y` `[C][B][H][W]`.
@@ -92,46 +132,26 @@ pub(super) fn depthwise_forward(
     g: &Geometry,
 ) {
     let taps = g.kh * g.kw;
-    let columns = column_runs(g, xd.w);
     for_channels(y, yd.per_channel(), |c, yc| {
         let wc = &w[c * taps..(c + 1) * taps];
-        let mut phases = (g.stride > 1).then(|| Phases::new(xd, g.stride));
+        let mut layout = PlaneLayout::new(g);
         simd::dispatch(
             #[inline(always)]
             || {
                 for b in 0..xd.b {
                     let xp = &x[(c * xd.b + b) * xd.plane()..][..xd.plane()];
+                    layout.fill_phases(xp, g, xd.w);
+                    layout.out.fill(0.0);
+                    for (tap, &wv) in wc.iter().enumerate() {
+                        let run = layout.tap(g, (tap / g.kw, tap % g.kw));
+                        for (d, &v) in layout.out.iter_mut().zip(&layout.phases[run]) {
+                            *d += wv * v;
+                        }
+                    }
                     let yp = &mut yc[b * yd.plane()..(b + 1) * yd.plane()];
-                    // Stride 1 reads the plane itself; a stride reads its phases.
-                    let (source, runs) = match phases.as_mut() {
-                        Some(p) => {
-                            p.split(xp, xd.w);
-                            (&p.data[..], Some(&*p))
-                        }
-                        None => (xp, None),
-                    };
-                    for oy in 0..g.ho {
-                        let dst = &mut yp[oy * g.wo..(oy + 1) * g.wo];
-                        dst.fill(0.0);
-                        for ky in 0..g.kh {
-                            let Some(iy) = input_row(g, oy, ky, xd.h) else {
-                                continue;
-                            };
-                            let weights = &wc[ky * g.kw..(ky + 1) * g.kw];
-                            for (&wv, &(lo, hi, first)) in weights.iter().zip(&columns) {
-                                if lo == hi {
-                                    continue;
-                                }
-                                let start = match runs {
-                                    Some(p) => p.run_start(iy, first),
-                                    None => iy * xd.w + first,
-                                };
-                                let src = &source[start..start + (hi - lo)];
-                                for (d, &s) in dst[lo..hi].iter_mut().zip(src) {
-                                    *d += wv * s;
-                                }
-                            }
-                        }
+                    let rows = layout.out.chunks(layout.wp);
+                    for (dst, src) in yp.chunks_exact_mut(g.wo).zip(rows) {
+                        dst.copy_from_slice(&src[..g.wo]);
                     }
                 }
             },
@@ -149,48 +169,29 @@ pub(super) fn depthwise_vjp(
     g: &Geometry,
 ) {
     let taps = g.kh * g.kw;
-    let columns = column_runs(g, xd.w);
     for_channels(dx, xd.per_channel(), |c, dxc| {
         let wc = &w[c * taps..(c + 1) * taps];
-        let mut phases = (g.stride > 1).then(|| Phases::new(xd, g.stride));
+        let mut layout = PlaneLayout::new(g);
         simd::dispatch(
             #[inline(always)]
             || {
                 for b in 0..xd.b {
+                    // The output gradient `wp` wide, its extra columns zero: they add nothing.
                     let dyp = &dy[(c * yd.b + b) * yd.plane()..][..yd.plane()];
-                    let dxp = &mut dxc[b * xd.plane()..(b + 1) * xd.plane()];
-                    // Stride 1 adds onto the plane itself; a stride, onto zeroed phases that
-                    // are then added back onto the plane.
-                    if let Some(p) = phases.as_mut() {
-                        p.data.fill(0.0);
+                    let rows = layout.out.chunks_exact_mut(layout.wp);
+                    for (dst, src) in rows.zip(dyp.chunks_exact(g.wo)) {
+                        dst[..g.wo].copy_from_slice(src);
+                        dst[g.wo..].fill(0.0);
                     }
-                    for oy in 0..g.ho {
-                        let src = &dyp[oy * g.wo..(oy + 1) * g.wo];
-                        for ky in 0..g.kh {
-                            let Some(iy) = input_row(g, oy, ky, xd.h) else {
-                                continue;
-                            };
-                            let weights = &wc[ky * g.kw..(ky + 1) * g.kw];
-                            for (&wv, &(lo, hi, first)) in weights.iter().zip(&columns) {
-                                if lo == hi {
-                                    continue;
-                                }
-                                let dst = match phases.as_mut() {
-                                    Some(p) => {
-                                        let start = p.run_start(iy, first);
-                                        &mut p.data[start..start + (hi - lo)]
-                                    }
-                                    None => &mut dxp[iy * xd.w + first..][..hi - lo],
-                                };
-                                for (d, &s) in dst.iter_mut().zip(&src[lo..hi]) {
-                                    *d += wv * s;
-                                }
-                            }
+                    layout.phases.fill(0.0);
+                    for (tap, &wv) in wc.iter().enumerate() {
+                        let run = layout.tap(g, (tap / g.kw, tap % g.kw));
+                        for (d, &v) in layout.phases[run].iter_mut().zip(&layout.out) {
+                            *d += wv * v;
                         }
                     }
-                    if let Some(p) = phases.as_ref() {
-                        p.add_to(dxp, xd.w);
-                    }
+                    let dxp = &mut dxc[b * xd.plane()..(b + 1) * xd.plane()];
+                    layout.add_phases_to(dxp, g, xd.w);
                 }
             },
         );

@@ -923,6 +923,25 @@ mod tests {
         check(&conv(6, 6, 3, 1, Padding::TfSame, true), d(6, 2, 9, 8));
         check(&conv(6, 6, 5, 2, Padding::TfSame, true), d(6, 3, 12, 11));
         check(&conv(4, 4, 5, 1, Padding::TfSame, true), d(4, 1, 4, 4));
+        // Depthwise on plane layouts: strided with symmetric padding on odd sizes, a 5×5 on a
+        // plane smaller than its padded window, stride 3, and no padding.
+        check(
+            &conv(3, 3, 3, 2, Padding::Symmetric(1), true),
+            d(3, 2, 7, 9),
+        );
+        check(
+            &conv(3, 3, 5, 1, Padding::Symmetric(2), true),
+            d(3, 2, 3, 3),
+        );
+        check(
+            &conv(2, 2, 3, 3, Padding::Symmetric(1), true),
+            d(2, 2, 10, 8),
+        );
+        check(
+            &conv(2, 2, 3, 2, Padding::Symmetric(0), true),
+            d(2, 1, 8, 9),
+        );
+        check(&conv(4, 4, 3, 2, Padding::TfSame, true), d(4, 2, 14, 14));
     }
 
     #[test]
