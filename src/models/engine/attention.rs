@@ -97,6 +97,11 @@ impl<'a> Pair<'a> {
     }
 }
 
+/// Panics, naming the buffer, where a caller sized one too small (a bug, not an input error).
+fn check_len(what: &str, len: usize, need: usize) {
+    assert!(len >= need, "attention {what} of {len} < {need}");
+}
+
 /// Runs `f(scratch, pair, chunk)` over the `len`-long chunks of `a`, one per (image, head)
 /// pair, in parallel unless `work` (in multiply-adds) is small or this thread is a batch
 /// shard; `scratch` comes from `init`, once per task.
@@ -171,18 +176,8 @@ fn attention_forward_with(
     panels: fn() -> Option<Panels>,
 ) {
     let (n, m, d, hd) = (s.tokens, s.queries, s.width, s.head_dim());
-    assert!(
-        qkv.len() >= s.qkv_len(),
-        "attention input of {} < {}",
-        qkv.len(),
-        s.qkv_len()
-    );
-    assert!(
-        y.len() >= s.out_len(),
-        "attention output of {} < {}",
-        y.len(),
-        s.out_len()
-    );
+    check_len("input", qkv.len(), s.qkv_len());
+    check_len("output", y.len(), s.out_len());
     let scale = s.scale();
     let y = Dst(y.as_mut_ptr());
     let init = || (panels(), panels());
@@ -249,30 +244,10 @@ fn attention_vjp_with(
     panels: fn() -> Option<Panels>,
 ) {
     let (n, m, d, hd) = (s.tokens, s.queries, s.width, s.head_dim());
-    assert!(
-        qkv.len() >= s.qkv_len(),
-        "attention input of {} < {}",
-        qkv.len(),
-        s.qkv_len()
-    );
-    assert!(
-        probs.len() >= s.probs_len(),
-        "attention softmax of {} < {}",
-        probs.len(),
-        s.probs_len()
-    );
-    assert!(
-        gy.len() >= s.out_len(),
-        "attention output gradient of {} < {}",
-        gy.len(),
-        s.out_len()
-    );
-    let qkv_len = s.qkv_len();
-    assert!(
-        dqkv.len() >= qkv_len,
-        "attention gradient of {} < {qkv_len}",
-        dqkv.len()
-    );
+    check_len("input", qkv.len(), s.qkv_len());
+    check_len("softmax", probs.len(), s.probs_len());
+    check_len("output gradient", gy.len(), s.out_len());
+    check_len("gradient", dqkv.len(), s.qkv_len());
     let scale = s.scale();
     let dqkv = Dst(dqkv.as_mut_ptr());
     let init = || (panels(), panels());

@@ -122,6 +122,31 @@ fn add_every_nth(dst: &mut [f32], src: &[f32], n: usize) {
     }
 }
 
+/// Runs `f(layout, filter, c, b, plane)` for every channel `c` and image `b` of `planes`
+/// (`[C][B][plane]`, the forward's output or the VJP's input gradient), with `filter` channel
+/// `c`'s taps and one `PlaneLayout` per channel, under `simd::dispatch`.
+fn for_planes(
+    w: &[f32],
+    planes: &mut [f32],
+    (batch, plane): (usize, usize),
+    g: &Geometry,
+    f: impl Fn(&mut PlaneLayout, &[f32], (usize, usize), &mut [f32]) + Sync + Send,
+) {
+    let taps = g.kh * g.kw;
+    for_channels(planes, batch * plane, |c, channel| {
+        let filter = &w[c * taps..(c + 1) * taps];
+        let mut layout = PlaneLayout::new(g);
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                for (b, plane) in channel.chunks_exact_mut(plane).enumerate() {
+                    f(&mut layout, filter, (c, b), plane);
+                }
+            },
+        );
+    });
+}
+
 /// `y = depthwise(w, x)`, `w` `[C][kh·kw]`, `x` and `y` `[C][B][H][W]`.
 pub(super) fn depthwise_forward(
     w: &[f32],
@@ -131,31 +156,21 @@ pub(super) fn depthwise_forward(
     yd: Dims,
     g: &Geometry,
 ) {
-    let taps = g.kh * g.kw;
-    for_channels(y, yd.per_channel(), |c, yc| {
-        let wc = &w[c * taps..(c + 1) * taps];
-        let mut layout = PlaneLayout::new(g);
-        simd::dispatch(
-            #[inline(always)]
-            || {
-                for b in 0..xd.b {
-                    let xp = &x[(c * xd.b + b) * xd.plane()..][..xd.plane()];
-                    layout.fill_phases(xp, g, xd.w);
-                    layout.out.fill(0.0);
-                    for (tap, &wv) in wc.iter().enumerate() {
-                        let run = layout.tap(g, (tap / g.kw, tap % g.kw));
-                        for (d, &v) in layout.out.iter_mut().zip(&layout.phases[run]) {
-                            *d += wv * v;
-                        }
-                    }
-                    let yp = &mut yc[b * yd.plane()..(b + 1) * yd.plane()];
-                    let rows = layout.out.chunks(layout.wp);
-                    for (dst, src) in yp.chunks_exact_mut(g.wo).zip(rows) {
-                        dst.copy_from_slice(&src[..g.wo]);
-                    }
-                }
-            },
-        );
+    let shape = (yd.b, yd.plane());
+    for_planes(w, y, shape, g, |layout, filter, (c, b), yp| {
+        let xp = &x[(c * xd.b + b) * xd.plane()..][..xd.plane()];
+        layout.fill_phases(xp, g, xd.w);
+        layout.out.fill(0.0);
+        for (tap, &wv) in filter.iter().enumerate() {
+            let run = layout.tap(g, (tap / g.kw, tap % g.kw));
+            for (d, &v) in layout.out.iter_mut().zip(&layout.phases[run]) {
+                *d += wv * v;
+            }
+        }
+        let rows = layout.out.chunks(layout.wp);
+        for (dst, src) in yp.chunks_exact_mut(g.wo).zip(rows) {
+            dst.copy_from_slice(&src[..g.wo]);
+        }
     });
 }
 
@@ -168,32 +183,22 @@ pub(super) fn depthwise_vjp(
     xd: Dims,
     g: &Geometry,
 ) {
-    let taps = g.kh * g.kw;
-    for_channels(dx, xd.per_channel(), |c, dxc| {
-        let wc = &w[c * taps..(c + 1) * taps];
-        let mut layout = PlaneLayout::new(g);
-        simd::dispatch(
-            #[inline(always)]
-            || {
-                for b in 0..xd.b {
-                    // The output gradient `wp` wide, its extra columns zero: they add nothing.
-                    let dyp = &dy[(c * yd.b + b) * yd.plane()..][..yd.plane()];
-                    let rows = layout.out.chunks_exact_mut(layout.wp);
-                    for (dst, src) in rows.zip(dyp.chunks_exact(g.wo)) {
-                        dst[..g.wo].copy_from_slice(src);
-                        dst[g.wo..].fill(0.0);
-                    }
-                    layout.phases.fill(0.0);
-                    for (tap, &wv) in wc.iter().enumerate() {
-                        let run = layout.tap(g, (tap / g.kw, tap % g.kw));
-                        for (d, &v) in layout.phases[run].iter_mut().zip(&layout.out) {
-                            *d += wv * v;
-                        }
-                    }
-                    let dxp = &mut dxc[b * xd.plane()..(b + 1) * xd.plane()];
-                    layout.add_phases_to(dxp, g, xd.w);
-                }
-            },
-        );
+    let shape = (xd.b, xd.plane());
+    for_planes(w, dx, shape, g, |layout, filter, (c, b), dxp| {
+        // The output gradient `wp` wide, its extra columns zero: they add nothing.
+        let dyp = &dy[(c * yd.b + b) * yd.plane()..][..yd.plane()];
+        let rows = layout.out.chunks_exact_mut(layout.wp);
+        for (dst, src) in rows.zip(dyp.chunks_exact(g.wo)) {
+            dst[..g.wo].copy_from_slice(src);
+            dst[g.wo..].fill(0.0);
+        }
+        layout.phases.fill(0.0);
+        for (tap, &wv) in filter.iter().enumerate() {
+            let run = layout.tap(g, (tap / g.kw, tap % g.kw));
+            for (d, &v) in layout.phases[run].iter_mut().zip(&layout.out) {
+                *d += wv * v;
+            }
+        }
+        layout.add_phases_to(dxp, g, xd.w);
     });
 }

@@ -898,50 +898,30 @@ mod tests {
 
     #[test]
     fn convolutions_match_candle_and_their_vjps_are_adjoint() {
+        use Padding::{Symmetric, TfSame};
         let d = |c, b, h, w| Dims { c, b, h, w };
-        check(
-            &conv(8, 3, 3, 1, Padding::Symmetric(1), false),
-            d(3, 2, 9, 7),
-        );
-        check(
-            &conv(6, 4, 3, 2, Padding::Symmetric(1), false),
-            d(4, 3, 8, 9),
-        );
-        check(
-            &conv(5, 3, 7, 2, Padding::Symmetric(3), false),
-            d(3, 2, 15, 16),
-        );
-        check(
-            &conv(7, 5, 1, 1, Padding::Symmetric(0), false),
-            d(5, 2, 6, 5),
-        );
-        check(
-            &conv(7, 5, 1, 2, Padding::Symmetric(0), false),
-            d(5, 2, 7, 6),
-        );
-        check(&conv(4, 3, 3, 2, Padding::TfSame, false), d(3, 2, 10, 11));
-        check(&conv(6, 6, 3, 1, Padding::TfSame, true), d(6, 2, 9, 8));
-        check(&conv(6, 6, 5, 2, Padding::TfSame, true), d(6, 3, 12, 11));
-        check(&conv(4, 4, 5, 1, Padding::TfSame, true), d(4, 1, 4, 4));
-        // Depthwise on plane layouts: strided with symmetric padding on odd sizes, a 5×5 on a
-        // plane smaller than its padded window, stride 3, and no padding.
-        check(
-            &conv(3, 3, 3, 2, Padding::Symmetric(1), true),
-            d(3, 2, 7, 9),
-        );
-        check(
-            &conv(3, 3, 5, 1, Padding::Symmetric(2), true),
-            d(3, 2, 3, 3),
-        );
-        check(
-            &conv(2, 2, 3, 3, Padding::Symmetric(1), true),
-            d(2, 2, 10, 8),
-        );
-        check(
-            &conv(2, 2, 3, 2, Padding::Symmetric(0), true),
-            d(2, 1, 8, 9),
-        );
-        check(&conv(4, 4, 3, 2, Padding::TfSame, true), d(4, 2, 14, 14));
+        // (out, in, k, stride, padding, depthwise), input dims. The last five are depthwise
+        // on plane layouts: strided with symmetric padding on odd sizes, a 5×5 on a plane
+        // smaller than its padded window, stride 3, no padding, and EfficientNet's 3×3/2.
+        let cases = [
+            ((8, 3, 3, 1, Symmetric(1), false), d(3, 2, 9, 7)),
+            ((6, 4, 3, 2, Symmetric(1), false), d(4, 3, 8, 9)),
+            ((5, 3, 7, 2, Symmetric(3), false), d(3, 2, 15, 16)),
+            ((7, 5, 1, 1, Symmetric(0), false), d(5, 2, 6, 5)),
+            ((7, 5, 1, 2, Symmetric(0), false), d(5, 2, 7, 6)),
+            ((4, 3, 3, 2, TfSame, false), d(3, 2, 10, 11)),
+            ((6, 6, 3, 1, TfSame, true), d(6, 2, 9, 8)),
+            ((6, 6, 5, 2, TfSame, true), d(6, 3, 12, 11)),
+            ((4, 4, 5, 1, TfSame, true), d(4, 1, 4, 4)),
+            ((3, 3, 3, 2, Symmetric(1), true), d(3, 2, 7, 9)),
+            ((3, 3, 5, 1, Symmetric(2), true), d(3, 2, 3, 3)),
+            ((2, 2, 3, 3, Symmetric(1), true), d(2, 2, 10, 8)),
+            ((2, 2, 3, 2, Symmetric(0), true), d(2, 1, 8, 9)),
+            ((4, 4, 3, 2, TfSame, true), d(4, 2, 14, 14)),
+        ];
+        for ((out_c, in_c, k, stride, padding, depthwise), dims) in cases {
+            check(&conv(out_c, in_c, k, stride, padding, depthwise), dims);
+        }
     }
 
     #[test]
