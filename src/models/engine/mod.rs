@@ -28,6 +28,7 @@ mod kernels;
 mod ops;
 mod packed;
 mod parallel;
+mod pooling;
 mod simd;
 mod token_linear;
 mod tokens;
@@ -273,7 +274,7 @@ impl Program {
                     } else {
                         None
                     };
-                    kernels::max_pool_forward(
+                    pooling::max_pool_forward(
                         get(*x),
                         plan.dims[*x],
                         (*kernel, *stride, *pad),
@@ -285,7 +286,7 @@ impl Program {
                     kernels::option_a_forward(get(*x), plan.dims[*x], *pad, &mut y);
                 }
                 Op::GlobalAvgPool { x } => {
-                    kernels::global_avg_pool_forward(get(*x), plan.dims[*x], &mut y);
+                    pooling::global_avg_pool_forward(get(*x), plan.dims[*x], &mut y);
                 }
                 Op::Flatten { x } => flatten::flatten_forward(get(*x), plan.dims[*x], &mut y),
                 Op::Linear {
@@ -558,7 +559,7 @@ impl Program {
                     let mut dx = grads[*x]
                         .take()
                         .unwrap_or_else(|| pool.take_zeroed(xd.len()));
-                    kernels::max_pool_vjp(&gy, yd, &argmax[i], &mut dx, xd);
+                    pooling::max_pool_vjp(&gy, yd, &argmax[i], &mut dx, xd);
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }
@@ -574,7 +575,7 @@ impl Program {
                 Op::GlobalAvgPool { x } => {
                     let xd = plan.dims[*x];
                     let (mut dx, acc) = take_grad(&mut grads[*x], pool, xd.len());
-                    kernels::global_avg_pool_vjp(&gy, xd, &mut dx, acc);
+                    pooling::global_avg_pool_vjp(&gy, xd, &mut dx, acc);
                     grads[*x] = Some(dx);
                     pool.give(gy);
                 }
