@@ -11,7 +11,7 @@
 //! and gathers by `ox·stride` did not vectorise; together they were 55% of an
 //! EfficientNet-Lite0 iteration at batch 8.
 
-use super::kernels::{Dims, Geometry, for_channels};
+use super::kernels::{Dims, Geometry, every_nth, for_channels};
 use super::simd;
 
 /// One plane in padded phases, and the `ho × wp` output (or output gradient) beside it.
@@ -93,24 +93,6 @@ impl PlaneLayout {
                 }
             }
         }
-    }
-}
-
-/// `dst[t] = src[t·n]`: a copy for `n` = 1, otherwise the first float of each `n`-chunk (a
-/// form that vectorises; indexing by `t·n` did not).
-#[inline(always)]
-fn every_nth(dst: &mut [f32], src: &[f32], n: usize) {
-    if n == 1 {
-        dst.copy_from_slice(&src[..dst.len()]);
-        return;
-    }
-    let chunks = src.chunks_exact(n);
-    let whole = chunks.len().min(dst.len());
-    for (d, chunk) in dst.iter_mut().zip(chunks) {
-        *d = chunk[0];
-    }
-    if let (Some(d), Some(&v)) = (dst.get_mut(whole), src.get(whole * n)) {
-        *d = v;
     }
 }
 

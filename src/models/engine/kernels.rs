@@ -373,6 +373,24 @@ pub(super) fn valid_columns(g: &Geometry, kx: usize, w: usize) -> (usize, usize)
     (lo.min(hi), hi)
 }
 
+/// `dst[t] = src[t·n]`: a copy for `n` = 1, otherwise the first float of each `n`-chunk (a
+/// form that vectorises; indexing by `t·n` did not).
+#[inline(always)]
+pub(super) fn every_nth(dst: &mut [f32], src: &[f32], n: usize) {
+    if n == 1 {
+        dst.copy_from_slice(&src[..dst.len()]);
+        return;
+    }
+    let chunks = src.chunks_exact(n);
+    let whole = chunks.len().min(dst.len());
+    for (d, chunk) in dst.iter_mut().zip(chunks) {
+        *d = chunk[0];
+    }
+    if let (Some(d), Some(&v)) = (dst.get_mut(whole), src.get(whole * n)) {
+        *d = v;
+    }
+}
+
 /// The input row of output row `oy` and kernel row `ky`, when it is not padding.
 #[inline]
 pub(super) fn input_row(g: &Geometry, oy: usize, ky: usize, h: usize) -> Option<usize> {
@@ -441,17 +459,9 @@ fn im2col(x: &[f32], xd: Dims, g: &Geometry, r0: usize, r1: usize, col: &mut [f3
                 let start = lo + kx - g.left;
                 dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
             } else if lo < hi {
-                // Every stride-th input from `start`: the first of each `stride`-chunk, a form
-                // that vectorises (indexing by ox·stride did not: the 7×7/2 stem's columns).
+                // Every stride-th input from `start` (the 7×7/2 stem's columns).
                 let start = lo * g.stride + kx - g.left;
-                let whole = ((xd.w - start) / g.stride).min(hi - lo);
-                let chunks = src[start..].chunks_exact(g.stride);
-                for (d, chunk) in dst[lo..lo + whole].iter_mut().zip(chunks) {
-                    *d = chunk[0];
-                }
-                for (i, d) in dst[lo + whole..hi].iter_mut().enumerate() {
-                    *d = src[start + (whole + i) * g.stride];
-                }
+                every_nth(&mut dst[lo..hi], &src[start..], g.stride);
             }
         }
     };

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::kernels::{Dims, for_channels, sequential};
+use super::kernels::{Dims, every_nth, for_channels, sequential};
 use super::simd;
 
 /// k x k max pooling with symmetric padding that never wins (PyTorch pads with −inf).
@@ -98,21 +98,9 @@ fn max_pool_plane<const RECORD: bool>(
                 };
                 for iy in ys..ye {
                     let src = &xp[iy * xd.w..(iy + 1) * xd.w];
-                    if let (2, (even, odd)) = (stride, phases.split_at_mut(phase_len)) {
-                        // The common case (every ResNet stem), in a form that vectorises.
-                        let pairs = even.iter_mut().zip(odd.iter_mut());
-                        for ((e, o), pair) in pairs.zip(src.chunks_exact(2)) {
-                            (*e, *o) = (pair[0], pair[1]);
-                        }
-                        if xd.w % 2 == 1 {
-                            even[xd.w / 2] = src[xd.w - 1];
-                        }
-                    } else {
-                        for (t, chunk) in src.chunks(stride).enumerate() {
-                            for (r, &v) in chunk.iter().enumerate() {
-                                phases[r * phase_len + t] = v;
-                            }
-                        }
+                    for r in 0..stride.min(xd.w) {
+                        let count = (xd.w - r).div_ceil(stride);
+                        every_nth(&mut phases[r * phase_len..][..count], &src[r..], stride);
                     }
                     for kx in 0..k {
                         // Outputs whose window column ox·s + kx − pad lies inside the row.
